@@ -1,0 +1,5 @@
+"""The SQLite catalog: models, ingest, search, arXiv sync, site generation and the CLI."""
+
+from catalog.errors import DigestError
+
+__all__ = ["DigestError"]

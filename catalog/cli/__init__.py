@@ -1,0 +1,72 @@
+"""The `digest` command line: a thin layer over the catalog library.
+
+Each command group lives in its own module and registers itself on `app`; every
+command parses options and calls one tested library function. Errors the user can
+act on are one line on stderr (exit 1 for runtime failures, 2 for usage);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from catalog.cli import arxiv_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd
+from catalog.cli.common import State, fail
+from catalog.errors import DigestError
+
+
+class DigestApp(typer.Typer):
+    """Typer app whose entry point turns our errors into one line and an exit code."""
+
+    def __call__(self, *args, **kwargs):
+        debug = "--debug" in sys.argv[1:]
+        try:
+            return super().__call__(*args, **kwargs)
+        except DigestError as exc:
+            if debug:
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+app = DigestApp(
+    name="digest",
+    help=(
+        "paper-digest: ML paper digests from Telegram channels and blogs in one searchable catalog, "
+        "with arXiv metadata and runnable PyTorch reproductions.\n\n"
+        "Start with `digest demo`, then `digest search attention`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    db: Path = typer.Option(
+        Path("digest.db"), "--db", envvar="DIGEST_DB", help="Catalog database file (created when missing).",
+        show_default=True,
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    ctx.obj = State(db_path=db, debug=debug)
+
+
+for _module in (ingest_cmd, query_cmd, arxiv_cmd, runs_cmd, site_cmd):
+    _module.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,3 @@
+from catalog.cli import app
+
+app(prog_name="digest")

@@ -1,0 +1,134 @@
+"""The contract between the runner and one reproduction.
+
+A reproduction package exposes ``CARD: Card`` in its ``__init__`` and a function
+``run(config: dict, ctx: RunContext) -> dict`` in ``experiment.py`` that returns the
+metrics it measured. The runner builds the context (device, output folder, seed,
+checkpointing); the experiment never decides those itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A number the paper reports, with where it reports it."""
+
+    metric: str  # our metric key this compares to, e.g. "nll_nats"
+    value: float
+    unit: str = ""
+    source: str = ""  # "Table 2, MNIST row" — where in the paper
+    note: str = ""
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a reproduction is: the paper, its claims, what we measure, the presets."""
+
+    name: str  # CLI name, e.g. "drophead"
+    paper_id: str  # arXiv id, e.g. "2004.13342"
+    title: str
+    authors: str
+    summary: str  # what the paper proposes, in our words
+    measures: str  # what this reproduction measures
+    claims: tuple[Claim, ...] = ()
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # "smoke" | "cpu" | "gpu" -> config
+    datasets: tuple[str, ...] = ()  # folder names under the data dir this uses
+    notes: str = ""  # honest caveats: what differs from the paper
+
+    def config(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        if preset not in self.presets:
+            raise KeyError(f"{self.name} has no preset {preset!r} (has: {', '.join(self.presets)})")
+        cfg = dict(self.presets[preset])
+        cfg.update(overrides or {})
+        return cfg
+
+
+class RunContext:
+    """Everything an experiment may use from the runner.
+
+    Works standalone (tests build one over a temp folder); the runner subclasses or
+    fills it with the real device, distributed state and progress display.
+    """
+
+    def __init__(self, out_dir: Path, *, device: Any = "cpu", data_dir: Path | None = None, seed: int = 0,
+                 preset: str = "smoke", rank: int = 0, world_size: int = 1, amp: bool = False,
+                 resume: bool = False, progress_factory: Callable[..., Any] | None = None):
+        import torch
+
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(device)
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.seed = seed
+        self.preset = preset
+        self.rank = rank
+        self.world_size = world_size
+        self.amp = amp
+        self.resume = resume
+        self.notes: dict[str, Any] = {}  # goes into run.json ("data": "synthetic", ...)
+        self._progress_factory = progress_factory
+        self._metrics_path = self.out_dir / "metrics.jsonl"
+        self._t0 = time.time()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a fact about this run (which data, which split) in run.json."""
+        self.notes[key] = value
+
+    def log(self, step: int, **metrics: Any) -> None:
+        """Append one line to metrics.jsonl (main process only)."""
+        if not self.is_main:
+            return
+        row = {"step": step, "time_s": round(time.time() - self._t0, 3), **metrics}
+        with self._metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+
+    @contextlib.contextmanager
+    def progress(self, total: int, desc: str = "") -> Iterator[Callable[[int], None]]:
+        """``with ctx.progress(n, "train") as advance: ... advance(1)``."""
+        if self._progress_factory is None or not self.is_main:
+            yield lambda n=1: None
+            return
+        with self._progress_factory(total, desc) as advance:
+            yield advance
+
+    def autocast(self):
+        """bf16 autocast on CUDA when AMP is on; a no-op elsewhere."""
+        import torch
+
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically write a checkpoint (write then rename), main process only."""
+        import torch
+
+        if not self.is_main:
+            return
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint when resuming, else None."""
+        import torch
+
+        if not (self.resume and self.checkpoint_path.exists()):
+            return None
+        return torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)

@@ -1,0 +1,72 @@
+"""Plain records handed from the scrapers to the catalog.
+
+Frozen dataclasses with tuples, so a record is hashable, comparable and safe to pass
+around; the catalog never needs to know which format a record came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+LinkKind = Literal["arxiv", "github", "code", "blog", "other"]
+DatePrecision = Literal["second", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """Where posts come from: a Telegram channel, a blog, a mirror site."""
+
+    kind: str  # "telegram" | "blog" | "mirror" | "archive" ...
+    handle: str  # stable key within its kind: channel username or blog host
+    title: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    kind: LinkKind = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """One post, normalised. `raw` is exactly what was read; `text` is clean."""
+
+    source: SourceRecord
+    external_id: str  # Telegram message id, or a stable hash for id-less dumps
+    published_at: datetime | None  # aware UTC
+    text: str
+    raw: str = ""
+    url: str = ""
+    title: str = ""
+    date_precision: DatePrecision = "second"
+    hashtags: tuple[str, ...] = ()
+    arxiv_ids: tuple[str, ...] = ()  # normalised, version-less
+    arxiv_versions: tuple[tuple[str, int], ...] = ()  # (id, version) where the text named one
+    links: tuple[Link, ...] = ()
+    language: str | None = None
+    edited_at: datetime | None = None
+    views: int | None = None
+    forwarded_from: str | None = None
+    extra: tuple[tuple[str, str], ...] = field(default=())  # format-specific fields (author, readers…)
+
+    def content_hash(self) -> str:
+        """Hash of what a reader sees; an edit changes it, a re-read does not.
+
+        View counts are left out on purpose: they change on every fetch and are not an edit.
+        """
+        h = hashlib.sha256()
+        for part in (self.title, self.text, self.url, "\x1f".join(self.hashtags), "\x1f".join(self.arxiv_ids),
+                     "\x1f".join(f"{l.kind}:{l.url}" for l in self.links), self.forwarded_from or ""):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        return h.hexdigest()
+
+
+def stable_id(*parts: str) -> str:
+    """A short, stable id for posts whose format carries none (text dumps, blogs)."""
+    h = hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return h[:16]
