@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from catalog.errors import DigestError
 from catalog.models import to_naive_utc, utcnow
-from catalog.searchtext import document_text
+from catalog.search import linked_paper_texts, search_row
 from scrapers import formats
 from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord
@@ -130,16 +130,6 @@ class _Upserter:
             self.paper_ids.update(self._ids("SELECT arxiv_id, id FROM paper WHERE arxiv_id IN", missing))
         return self.paper_ids
 
-    def paper_texts(self, post_ids: list[int]) -> dict[int, str]:
-        """Title and abstract of the known papers each post links, for its search text."""
-        texts: dict[int, list[str]] = {}
-        rows = self._ids(
-            "SELECT pp.post_id, p.title, p.abstract FROM post_paper pp JOIN paper p ON p.id = pp.paper_id"
-            " WHERE p.title IS NOT NULL AND pp.post_id IN", post_ids)
-        for post_id, title, abstract in rows:
-            texts.setdefault(post_id, []).append(f"{title}\n{abstract or ''}")
-        return {k: "\n".join(v) for k, v in texts.items()}
-
     def write(self, batch: list[PostRecord]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
         latest: dict[tuple[int, str], PostRecord] = {}
@@ -231,10 +221,9 @@ class _Upserter:
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
 
     def _write_search(self, posts: list[tuple[int, PostRecord]], *, insert: bool) -> None:
-        extra = self.paper_texts([pid for pid, rec in posts if rec.arxiv_ids]) if any(
-            rec.arxiv_ids for _, rec in posts) else {}
-        rows = [(document_text(rec.title), document_text(rec.text + ("\n" + extra[pid] if pid in extra else "")), pid)
-                for pid, rec in posts]
+        linked = [pid for pid, rec in posts if rec.arxiv_ids]
+        extra = linked_paper_texts(self.conn, linked) if linked else {}
+        rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
         if insert:
             self._many("INSERT INTO post_search(title, body, post_id) VALUES (?, ?, ?)", rows)
         else:

@@ -94,6 +94,15 @@ def _spans(message: dict[str, Any]) -> list[dict[str, Any]]:
     return spans
 
 
+def headline(text: str, limit: int = 100) -> str:
+    """The first line of a post, cut at a word boundary when long."""
+    first = text.split("\n", 1)[0].strip()
+    if len(first) <= limit:
+        return first
+    cut = first[:limit].rsplit(" ", 1)[0] if " " in first[:limit] else first[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
 def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
     if not isinstance(message, dict):
         raise ParseError(f"message is {type(message).__name__}, expected an object")
@@ -121,7 +130,7 @@ def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
         edited_at=_parse_time(message.get("edited_unixtime"), message.get("edited")),
         text=text,
         raw=json.dumps(message, ensure_ascii=False, sort_keys=True),
-        title=text.split("\n", 1)[0][:200],
+        title=headline(text),
         hashtags=tuple(h for h in hashtags if h),
         arxiv_ids=arxiv_ids,
         arxiv_versions=versions,
