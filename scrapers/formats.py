@@ -1,8 +1,9 @@
 """The registry of input formats: detection from content, and reading a path.
 
-Each format module exposes ``NAME``, ``sniff(head: bytes) -> bool`` and
-``parse_file(path) -> Iterator[PostRecord]``. Detection looks at the content (the
-first 64 KiB), not only at the file name.
+Each format module exposes ``NAME``, ``DESCRIPTION``, ``sniff(head: bytes) -> bool``
+and ``parse_file(path) -> Iterator[PostRecord]``. Detection looks at the content
+(the first 64 KiB), never at the file name alone: the first format whose `sniff`
+accepts the head wins, so the specific formats come before the loose text ones.
 """
 
 from __future__ import annotations
@@ -11,18 +12,25 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
-from scrapers import telegram_json
+from scrapers import (archive_text, blog_listing, hashtag_dump, mirror_page, telegram_html, telegram_json,
+                      tme_preview)
 from scrapers.errors import ParseError
 from scrapers.records import PostRecord
 
 SNIFF_BYTES = 64 * 1024
 
 # Order matters: the first format whose sniff() accepts the content wins.
-FORMATS: list[ModuleType] = [telegram_json]
+FORMATS: list[ModuleType] = [telegram_json, telegram_html, tme_preview, blog_listing, mirror_page, archive_text,
+                             hashtag_dump]
 
 
 def names() -> list[str]:
     return [f.NAME for f in FORMATS]
+
+
+def describe() -> list[tuple[str, str]]:
+    """(name, one-line description) of every format, in detection order."""
+    return [(f.NAME, getattr(f, "DESCRIPTION", "")) for f in FORMATS]
 
 
 def by_name(name: str) -> ModuleType:
@@ -34,8 +42,13 @@ def by_name(name: str) -> ModuleType:
 
 def detect(path: str | Path) -> ModuleType:
     path = Path(path)
-    with path.open("rb") as f:
-        head = f.read(SNIFF_BYTES)
+    try:
+        with path.open("rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    if not head.strip():
+        raise ParseError("empty file", source=str(path))
     for fmt in FORMATS:
         if fmt.sniff(head):
             return fmt

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from scrapers.errors import ParseError
+from scrapers.jsonstream import JsonStream
 from scrapers.normalize import clean_text, detect_language, extract_arxiv, extract_hashtags, extract_links
 from scrapers.records import PostRecord, SourceRecord
 
@@ -26,17 +27,56 @@ def sniff(head: bytes) -> bool:
 
 
 def parse_file(path: str | Path) -> Iterator[PostRecord]:
+    """Stream the export: one message decoded at a time, so memory does not grow with the file.
+
+    The chat's ``name``/``id`` come before ``messages`` in every export we know; if a
+    file has them after, the messages are held until they arrive (correct, not flat).
+    """
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes())
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"not UTF-8 JSON: {exc.reason}", source=str(path), position=f"byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"invalid JSON: {exc.msg}", source=str(path),
-                         position=f"line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ParseError("JSON nested too deeply", source=str(path)) from None
-    yield from parse_export(data, source_name=str(path))
+        f = path.open("rb")
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    with f:
+        stream = JsonStream(f, source=str(path))
+        header: dict[str, Any] = {}
+        pending: list[Any] = []
+        source: SourceRecord | None = None
+        index = 0
+        for kind, key, value in stream.events("messages"):
+            if kind == "key":
+                header[key] = value
+                continue
+            if source is None and "id" not in header and "name" not in header:
+                pending.append(value)
+                continue
+            if source is None:
+                source = _source(header, str(path))
+                yield from _records(pending, source, str(path), 0)
+                index, pending = len(pending), []
+            yield from _records((value,), source, str(path), index)
+            index += 1
+        if source is None:
+            if not pending and not isinstance(header.get("messages"), list):
+                raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=str(path))
+            yield from _records(pending, _source(header, str(path)), str(path), 0)
+
+
+def _source(header: dict[str, Any], source_name: str) -> SourceRecord:
+    try:
+        return source_of(header)
+    except ParseError as exc:
+        raise ParseError(exc.message, source=source_name) from None
+
+
+def _records(messages: Any, source: SourceRecord, source_name: str, start: int) -> Iterator[PostRecord]:
+    for index, message in enumerate(messages, start):
+        try:
+            record = parse_message(message, source)
+        except ParseError as exc:
+            raise ParseError(exc.message, source=source_name, position=f"message #{index}") from None
+        if record is not None:
+            yield record
 
 
 def parse_export(data: Any, *, source_name: str = "<export>") -> Iterator[PostRecord]:
