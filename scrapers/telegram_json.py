@@ -18,6 +18,7 @@ from scrapers.normalize import clean_text, detect_language, extract_arxiv, extra
 from scrapers.records import PostRecord, SourceRecord
 
 NAME = "telegram-json"
+DESCRIPTION = "Telegram Desktop JSON export (result.json), streamed message by message"
 
 
 def sniff(head: bytes) -> bool:

@@ -18,6 +18,29 @@ def _summary(stats: IngestStats) -> str:
             f"{stats.tags} tags, {stats.arxiv_ids} arXiv ids")
 
 
+def _print_formats(as_json: bool) -> None:
+    from scrapers.formats import describe
+
+    rows = describe()
+    if as_json:
+        print_json([{"name": n, "description": d} for n, d in rows])
+        return
+    width = max(len(n) for n, _ in rows)
+    for name, desc in rows:
+        stdout.print(f"{name:<{width}}  {desc}", markup=False, highlight=False)
+
+
+def _ingest_urls(ctx: typer.Context, urls: list[str], max_pages: int, since: str | None, full: bool) -> IngestStats:
+    from catalog.ingest_url import ingest_url
+    from catalog.search import parse_date
+
+    engine = state(ctx).engine()
+    total = IngestStats()
+    for url in urls:
+        total.merge(ingest_url(engine, url, max_pages=max_pages, since=parse_date(since), full=full))
+    return total
+
+
 def run_ingest(ctx: typer.Context, paths: list[str], fmt: str | None, quiet: bool) -> IngestStats:
     engine = state(ctx).engine()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -35,8 +58,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         ctx: typer.Context,
-        paths: List[str] = typer.Argument(..., help="Files or folders to read (folders are read recursively)."),
+        paths: Optional[List[str]] = typer.Argument(
+            None, help="Files or folders to read (folders are read recursively), or https://t.me/s/<channel> URLs."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Force a reader instead of detecting the format."),
+        list_formats: bool = typer.Option(False, "--formats", help="List the input formats (detection order) and exit."),
+        max_pages: int = typer.Option(10, "--max-pages", min=1, help="URLs: fetch at most this many pages (about 20 posts each)."),
+        since: Optional[str] = typer.Option(None, "--since", help="URLs: stop at posts older than this date (YYYY-MM-DD)."),
+        full: bool = typer.Option(False, "--full", help="URLs: do not stop at the newest post already stored."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Read posts from files or folders into the catalog.
@@ -44,8 +72,28 @@ def register(app: typer.Typer) -> None:
         Each file is one transaction: a bad file is reported in one line and leaves
         the catalog as it was; files before it stay ingested. Re-running on the same
         input changes nothing; edited posts are updated in place.
+
+        The format is detected from each file's content (`--formats` lists them;
+        `--format NAME` forces one). A `https://t.me/s/<channel>` URL is fetched
+        politely (one request a second, retries with backoff), newest page first,
+        up to `--max-pages`, stopping at `--since` and at the newest post already
+        stored (unless `--full`); the whole fetch is one transaction.
         """
-        stats = run_ingest(ctx, paths, fmt, quiet=as_json)
+        from catalog.errors import UsageError
+        from scrapers.fetch import is_url
+
+        if list_formats:
+            _print_formats(as_json)
+            return
+        if not paths:
+            raise UsageError("give files, folders or https://t.me/s/<channel> URLs to ingest (or --formats)")
+        urls = [p for p in paths if is_url(p)]
+        files = [p for p in paths if not is_url(p)]
+        if urls and fmt and fmt != "tme-preview":
+            raise UsageError(f"--format {fmt} does not apply to URLs (they are read as tme-preview pages)")
+        stats = run_ingest(ctx, files, fmt, quiet=as_json) if files else IngestStats()
+        if urls:
+            stats.merge(_ingest_urls(ctx, urls, max_pages, since, full))
         if as_json:
             print_json(stats.as_dict())
         else:
