@@ -42,13 +42,9 @@ _RUN = re.compile(f"[{re.escape(_LEAD2 + _LEAD3 + _LEAD4)}][{_C}]{{0,3}}")
 _LOST_EMOJI = re.compile(f"π[{_C}]{{0,3}}\\s?")
 _LEADING_SYMBOLS = re.compile(r"^(?:β[" + _C + r"]?){2,}\s*", re.M)  # "ββTitle": two lost symbols/emoji
 
-_APOSTROPHE = re.compile(r"(?<=[A-Za-z])β(?=(?:s|t|d|m|ll|re|ve)\b)")
-_DASH = re.compile(r"(?<=\s)β(?=\s)")
-_BULLET = re.compile(r"^β(?=\s)", re.M)
 _ELLIPSIS = re.compile("β¦")
 _TILDE = re.compile(r"βΌ(?=\s?\d)")
-_OPEN_QUOTE = re.compile(r"(?:(?<=[\s(\[])|^)β(?=[\w@#])", re.M)
-_CLOSE_QUOTE = re.compile(r"(?<=[\w.,!?%)])β(?=[\s,.;:!?)\]]|$)", re.M)
+_CONTRACTION = re.compile(r"(?:s|t|d|m|ll|re|ve)\b")
 
 _MARKS = re.compile(r"[A-Za-z]β(?:s|t|ll|re|ve)\b|\sβ\s|^ββ|Β·|π[" + _C + r"]", re.M)
 
@@ -73,6 +69,41 @@ def _exact(m: re.Match[str]) -> str:
         return run
 
 
+def _bare_beta(line: str) -> str:
+    """Read each lone ``β`` (a character whose bytes were all lost) from its neighbours.
+
+    Quotes are paired left to right on the line, so ``authorsβ router`` (no open
+    quote) is an apostrophe while ``βInceptionβ,`` is a quoted word.
+    """
+    out: list[str] = []
+    open_quotes = 0
+    n = len(line)
+    for i, ch in enumerate(line):
+        if ch != "β":
+            out.append(ch)
+            continue
+        before = line[i - 1] if i else ""
+        after = line[i + 1] if i + 1 < n else ""
+        if before.isalpha() and _CONTRACTION.match(line, i + 1):
+            out.append("’")
+        elif not before and after in " \t":
+            out.append("•")
+        elif before in " \t" and after in " \t" and before and after:
+            out.append("—")
+        elif (not before or before in " \t([") and (after.isalnum() or after in "@#"):
+            out.append("“")
+            open_quotes += 1
+        elif (before.isalnum() or before in ".,!?%)") and (not after or after in " \t,.;:!?)]"):
+            if open_quotes:
+                out.append("”")
+                open_quotes -= 1
+            else:
+                out.append("’" if before in "sS" else "”")
+        else:
+            out.append(ch)  # not certain: leave it
+    return "".join(out)
+
+
 def repair_lossy(text: str) -> str:
     """Step 2 only: the table for the lossy variant (see module doc)."""
     text = _LEADING_SYMBOLS.sub("", text)
@@ -80,12 +111,7 @@ def repair_lossy(text: str) -> str:
     text = _ELLIPSIS.sub("…", text)
     text = _TILDE.sub("∼", text)
     text = _RUN.sub(_exact, text)
-    text = _APOSTROPHE.sub("’", text)
-    text = _DASH.sub("—", text)
-    text = _BULLET.sub("•", text)
-    text = _OPEN_QUOTE.sub("“", text)
-    text = _CLOSE_QUOTE.sub("”", text)
-    return text
+    return "\n".join(_bare_beta(line) if "β" in line else line for line in text.split("\n"))
 
 
 def repair(text: str) -> str:
