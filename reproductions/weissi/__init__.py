@@ -14,7 +14,7 @@ _COMMON = {
     "arch": "mlp", "hidden": 256, "depth": 2, "norm": "none",
     "optimizer": "sgd", "momentum": 0.9, "batch_size": 128, "cosine": True,
     "arms": ["none", "l2", "weissi"],
-    "l2_lambda": 5e-4, "weissi_lambda_e": 0.05, "weissi_lambda_n": 0.0,
+    "l2_lambda": 2e-3, "weissi_lambda_e": 0.1, "weissi_lambda_n": 0.0,
     "fgsm_eps": 0.1, "pgd_eps": 0.1,
 }
 
@@ -41,7 +41,7 @@ CARD = Card(
     presets={
         "smoke": {**_COMMON, "hidden": 64, "epochs": 4, "seeds": 2, "train_limit": 2000, "test_limit": 500,
                   "pgd_steps": 5, "lr": 0.1, "allow_synthetic": True},
-        "cpu": {**_COMMON, "epochs": 15, "seeds": 3, "pgd_steps": 20, "lr": 0.05},
+        "cpu": {**_COMMON, "epochs": 20, "seeds": 5, "pgd_steps": 20, "lr": 0.05},
         "gpu": {**_COMMON, "arch": "cnn", "hidden": 512, "channels": 32, "epochs": 30, "seeds": 5,
                 "pgd_steps": 40, "lr": 0.05},
     },
@@ -53,8 +53,12 @@ CARD = Card(
         "Zheng Zhijie's paper notes, 0809zheng.github.io 2020-09-22), which give exactly this form with "
         "unspecified lambda_1, lambda_2. We could not read arXiv 2008.02965 itself, so the paper's exact "
         "norm choice, any per-layer weighting, its lambda values and its reported numbers are NOT "
-        "confirmed; lambda_e=0.05 was chosen so that lambda_e/||W||^2 at initialisation (||W||^2~85 for the "
-        "hidden layers) is close to the L2 arm's 5e-4; lambda_n=0 by default (config weissi_lambda_n). "
+        "confirmed. Lambdas (MLP): each chosen, before the final run, from a one-seed sweep trained on 7000 of "
+        "the 8000 training images and scored on the other 1000 (never on the test split), as the strongest "
+        "grid value costing at most 0.6 points of validation accuracy against no penalty: "
+        "L2 in {5e-4, 2e-3, 5e-3} -> 2e-3 (val 95.0/94.7/94.2 vs 95.0 none); lambda_e in {0.02, 0.1, 0.5} -> 0.1 "
+        "(val 95.0/94.4/86.9); lambda_n=1e-3 on top cost 0.8 points, so lambda_n=0 (config weissi_lambda_n). "
+        "The gpu preset's CNN reuses these lambdas untuned. "
         "The decoupled variant (weissi_decoupled: W <- W - lr*lambda_e*W/||W||^2 after each step) is "
         "our extension, not taken from the paper. Data: ../shared/data lacks the MNIST training images, "
         "so the loader splits t10k into 8000 train / 2000 test (recorded in run.json). "
