@@ -51,6 +51,22 @@ def test_scale_shift_keeps_outputs_and_weissi_but_moves_l2(c, layer):
     assert abs(l2_1 - l2_0) > 1e-3 * l2_0
 
 
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_scale_shift_through_conv_and_maxpool(layer):
+    torch.manual_seed(5)
+    model = build_model(ModelConfig(arch="cnn", hidden=16, channels=4)).double().eval()
+    x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        out0, w0 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
+        l2_0 = l2_penalty(weight_matrices(model)).item()
+        shift_scale_(model, layer, 0.2)
+        out1, w1 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
+        l2_1 = l2_penalty(weight_matrices(model)).item()
+    assert torch.allclose(out0, out1, atol=1e-10)
+    assert w1 == pytest.approx(w0, rel=1e-9)
+    assert l2_1 != pytest.approx(l2_0, rel=1e-3)
+
+
 def test_shift_breaks_invariance_of_nothing_but_l2_in_float32():
     """Same check at training precision: WEISSI moves only by rounding, L2 by a lot."""
     model = _mlp()
@@ -226,7 +242,7 @@ def test_smoke_run_writes_metrics_and_plots(tmp_path, monkeypatch):
         monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))  # smoke falls back to synthetic
         data_dir = None
     ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
-    metrics = run(CARD.config("smoke"), ctx)
+    metrics = run(CARD.config("smoke", {"seeds": [0, 1]}), ctx)  # the runner passes an explicit list
     assert set(metrics) == {"none", "l2", "weissi"}
     for arm in metrics.values():
         for key in ("accuracy", "fgsm_accuracy", "pgd_accuracy"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ class ExperimentConfig:
     cosine: bool = True  # cosine-decay the learning rate to 0 over the run
     # arms
     arms: tuple[str, ...] = ("none", "l2", "weissi")
-    seeds: int = 3
+    seeds: int | list[int] = 3  # a count (seeds ctx.seed..ctx.seed+n-1) or the runner's explicit list
     l2_lambda: float = 5e-4
     weissi_lambda_e: float = 0.05
     weissi_lambda_n: float = 0.0
@@ -67,7 +67,6 @@ class ExperimentConfig:
     pgd_eps: float = 0.1
     pgd_steps: int = 20
     eval_batch: int = 500
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
@@ -79,6 +78,11 @@ class ExperimentConfig:
         if "arms" in d:
             d["arms"] = tuple(d["arms"])
         return cls(**d)
+
+    def seed_list(self, first: int) -> list[int]:
+        if isinstance(self.seeds, int):
+            return list(range(first, first + self.seeds))
+        return [int(s) for s in self.seeds]
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, hidden=self.hidden, depth=self.depth, channels=self.channels,
@@ -302,10 +306,12 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in cfg.arms}
     t0 = time.time()
     step0 = 0
-    with ctx.progress(len(cfg.arms) * cfg.seeds, "weissi runs") as advance:
-        for s in range(cfg.seeds):
+    seeds = cfg.seed_list(ctx.seed)
+    ctx.note("seeds", seeds)
+    with ctx.progress(len(cfg.arms) * len(seeds), "weissi runs") as advance:
+        for seed in seeds:
             for arm in cfg.arms:
-                r = train_one(cfg, arm, ctx.seed + s, data, ctx, step0)
+                r = train_one(cfg, arm, seed, data, ctx, step0)
                 step0 += r["steps"]
                 runs[arm].append(r)
                 advance(1)
