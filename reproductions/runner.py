@@ -274,8 +274,8 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
 
 # ---------------------------------------------------------------- the run folder
 
-def _new_run_dir(out: Path, name: str, started: Any) -> Path:
-    base = out / name / record.folder_stamp(started)
+def _new_run_dir(out: Path, name: str, stamp: str) -> Path:
+    base = out / name / stamp
     run_dir, n = base, 1
     while run_dir.exists():
         run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
@@ -316,7 +316,7 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
     config, runner_opts = resolve_config(card, preset, request.overrides)
     seeds = plan_seeds(config, request.seed, request.seeds)
     started = record.utc_now()
-    run_dir = _new_run_dir(Path(request.out), card.name, started)
+    run_dir = Path(request.out) / card.name / record.folder_stamp(started)  # created once the device is known
     rec = {
         "name": card.name, "paper_id": card.paper_id, "title": card.title, "authors": card.authors,
         "preset": preset, "config": config, "runner": {**runner_opts, "nproc": request.nproc},
@@ -338,8 +338,10 @@ def run(request: RunRequest, *, entries: dict[str, Entry] | None = None, echo: E
     entry = get(request.name, entries)
     if request.nproc < 1:
         raise RunnerUsageError(f"--nproc must be at least 1, got {request.nproc}")
+    run_dir, rec, resuming = _start_record(entry, request, echo)  # usage errors surface before torch loads
     choice = devices.choose_device(request.device)
-    run_dir, rec, resuming = _start_record(entry, request, echo)
+    if not resuming:
+        run_dir = _new_run_dir(Path(request.out), entry.card.name, run_dir.name)
     echo(f"{entry.card.name}: preset {rec['preset']}, seeds {rec['seeds']}, device {choice.device} ({choice.reason})")
     echo(f"run folder: {run_dir}")
     rec.update(status="running", device=devices.describe(choice))
