@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -326,7 +326,3 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         plot_norms(runs, ctx.out_dir / "weight_norms.png")
         plot_table(metrics, cfg, ctx.out_dir / "table.png")
     return metrics
-
-
-def config_dict(cfg: ExperimentConfig) -> dict[str, Any]:
-    return asdict(cfg)
