@@ -31,15 +31,17 @@ CARD = Card(
     summary="Least squares by SGD.", measures="final training MSE",
     claims=(Claim(metric="final_loss", value=0.001, unit="MSE", source="Table 1", higher_is_better=False),),
     presets={
-        "smoke": {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
-        "cpu": {"steps": 40, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
-        "gpu": {"steps": 400, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
+        "smoke": {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
+        "cpu": {"steps": 40, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
+        "gpu": {"steps": 400, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
     },
 )
 '''
 
 TOY_EXPERIMENT = '''
+import os
 import random
+import signal
 
 import numpy as np
 import torch
@@ -68,6 +70,8 @@ def run(config, ctx):
         for step in range(state["step"], config["steps"]):
             if step == config["interrupt_at"] and not ctx.resume:
                 raise KeyboardInterrupt
+            if step == config["sigterm_at"] and not ctx.resume:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting the job would
             if config["fail"] and step == 3:
                 raise ValueError("the toy failed on purpose")
             with ctx.autocast():
@@ -211,7 +215,7 @@ def test_run_folder_holds_record_metrics_and_plot(toy, tmp_path):
     for key in ("name", "paper_id", "preset", "config", "seed", "seeds", "device", "versions", "git",
                 "started_at", "finished_at", "duration_s", "status", "metrics", "notes", "claims", "data"):
         assert key in rec, key
-    assert rec["config"] == {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False}
+    assert rec["config"] == {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False}
     assert rec["device"]["type"] == "cpu" and rec["device"]["reason"] == "requested"
     assert rec["versions"]["torch"] == torch.__version__
     assert rec["notes"]["data"].startswith("synthetic")
@@ -310,6 +314,12 @@ def test_interrupt_checkpoints_then_resume_matches_uninterrupted_run(toy, tmp_pa
 
     with pytest.raises(RunnerUsageError, match="nothing to resume"):
         runner.run(RunRequest(name=toy, out=tmp_path / "b", resume=True, device="cpu", progress=False), echo=quiet)
+
+
+def test_sigterm_is_an_interrupt_with_checkpoint(toy, tmp_path):
+    result = runner.run(request(toy, tmp_path, overrides={"sigterm_at": 4}), echo=quiet)
+    assert result.status == "interrupted" and result.record["checkpoint_saved"] is True
+    assert torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["step"] == 4
 
 
 def test_cli_interrupt_exits_130(toy, tmp_path, capsys):
