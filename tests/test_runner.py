@@ -348,3 +348,48 @@ def test_two_process_gloo_run_matches_single_process(toy, tmp_path, monkeypatch)
     assert rec["metrics"]["weights"] == pytest.approx(single.metrics["weights"], abs=1e-5)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(12))
+
+
+# ---------------------------------------------------------------- helpers experiments use
+
+def test_sampler_and_shard_split_data_across_ranks(tmp_path):
+    from reproductions.api import RunContext
+
+    data = list(range(10))
+    seen = []
+    for rank in (0, 1):
+        ctx = RunContext(tmp_path, rank=rank, world_size=2, seed=5)
+        part = list(ctx.sampler(data, shuffle=True))
+        assert len(part) == 5
+        seen += part
+        assert list(ctx.shard(5)) == list(range(rank, 5, 2))
+        assert not ctx.is_main or rank == 0
+    assert sorted(seen) == data  # every example exactly once per epoch
+    single = RunContext(tmp_path, seed=5)
+    assert list(single.sampler(data, shuffle=True)) == list(RunContext(tmp_path, seed=5).sampler(data))
+    assert sorted(single.sampler(data)) == data and list(single.shard(3)) == [0, 1, 2]
+    assert single.mean_over_ranks(torch.tensor(2.5)) == 2.5
+
+
+def test_nested_metrics_average_per_key_and_claims_find_dotted_keys():
+    from reproductions.api import Claim
+    from reproductions.record import aggregate_seeds, compare_claims, headline
+
+    per_seed = {"0": {"dropout": {"accuracy": 0.80}, "steps": 10, "ok": True},
+                "1": {"dropout": {"accuracy": 0.84}, "steps": 10, "ok": True}}
+    mean, std = aggregate_seeds(per_seed)
+    assert mean["dropout"]["accuracy"] == pytest.approx(0.82) and mean["steps"] == 10 and mean["ok"] is True
+    assert std["dropout"]["accuracy"] == pytest.approx(0.0282843, rel=1e-5) and std["steps"] == 0
+    rows = compare_claims([Claim(metric="dropout.accuracy", value=0.9), Claim(metric="bleu", value=27.0)], mean)
+    assert rows[0]["ours"] == pytest.approx(0.82) and rows[0]["difference"] == pytest.approx(-0.08)
+    assert rows[1]["ours"] is None and rows[1]["difference"] is None
+    assert headline({"arm": {"mean": 0.5, "std": 0.1}, "note": "x", "n": 3}) == {"arm": 0.5, "n": 3.0}
+
+
+def test_resume_from_a_folder_that_is_not_a_run_is_refused(toy, tmp_path):
+    with pytest.raises(RunnerUsageError, match="no run.json"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=tmp_path, device="cpu", progress=False), echo=quiet)
+    done = runner.run(request(toy, tmp_path), echo=quiet)
+    with pytest.raises(RunnerUsageError, match="drop --set"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, overrides={"lr": 1.0},
+                              device="cpu", progress=False), echo=quiet)
