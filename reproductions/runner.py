@@ -268,7 +268,9 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
         out.status, out.error, out.error_kind = "failed", str(exc), "dataset"
     except Exception as exc:  # the experiment's bug or bad config: recorded, reported in one line
         out.status, out.error, out.error_kind = "failed", f"{type(exc).__name__}: {exc}", "exception"
-    if out.status == "completed" or out.metrics_by_seed:
+    if experiment_takes_seeds(config):  # its own per-seed numbers are inside its metrics
+        out.metrics, out.metrics_by_seed = out.metrics_by_seed.get(str(calls[0]), {}), {}
+    elif out.status == "completed" or out.metrics_by_seed:
         out.metrics, out.metrics_std = record.aggregate_seeds(out.metrics_by_seed)
     return out
 
@@ -304,6 +306,8 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
             raise RunnerUsageError("--resume continues a run with its stored config and seeds; drop --set/--seeds")
         run_dir = _find_resumable(request)
         rec = record.read_json(run_dir / record.RUN_FILE)
+        if rec.get("status") == record.FINISHED:
+            raise RunnerUsageError(f"{run_dir} already completed; start a new run instead")
         if rec.get("name") != card.name:
             raise RunnerUsageError(f"{run_dir} is a run of {rec.get('name')!r}, not {card.name!r}")
         if request.preset and request.preset != rec.get("preset"):

@@ -90,6 +90,26 @@ def run(config, ctx):
 '''
 
 
+SEEDED_TOY = '''
+"""A reproduction that loops over its seeds itself (as one comparing arms over seeds does)."""
+import torch
+
+from reproductions.api import Card
+
+CARD = Card(name="toy-seeds", paper_id="0000.00002", title="Seeds inside", authors="Test", summary="",
+            measures="a draw per seed", presets={"smoke": {"seeds": 2}, "cpu": {"seeds": 3}, "gpu": {"seeds": 5}})
+
+
+def run(config, ctx):
+    draws = {}
+    for seed in config["seeds"]:
+        torch.manual_seed(seed)
+        draws[str(seed)] = torch.rand(()).item()
+        ctx.log(seed, draw=draws[str(seed)])
+    return {"seeds_seen": list(config["seeds"]), "draw": {"mean": sum(draws.values()) / len(draws), "per_seed": draws}}
+'''
+
+
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
     """Register the toy reproduction through $DIGEST_REPRODUCTIONS; return its name."""
@@ -97,10 +117,12 @@ def toy(tmp_path, monkeypatch):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text(textwrap.dedent(TOY_INIT))
     (pkg / "experiment.py").write_text(textwrap.dedent(TOY_EXPERIMENT))
+    (pkg.parent / "toy_seeds_repro").mkdir()
+    (pkg.parent / "toy_seeds_repro" / "__init__.py").write_text(SEEDED_TOY)
     monkeypatch.syspath_prepend(str(pkg.parent))
-    monkeypatch.setenv(registry.EXTRA_ENV, "toy_linear_repro")
+    monkeypatch.setenv(registry.EXTRA_ENV, "toy_linear_repro, toy_seeds_repro")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pkg.parent), str(REPO)]))
-    for mod in ("toy_linear_repro", "toy_linear_repro.experiment"):
+    for mod in ("toy_linear_repro", "toy_linear_repro.experiment", "toy_seeds_repro"):
         sys.modules.pop(mod, None)
     return "toy-linear"
 
@@ -258,6 +280,16 @@ def test_several_seeds_give_mean_std_and_per_seed_metrics(toy, tmp_path):
     assert {r["seed"] for r in rows} == {3, 4, 5}
 
 
+def test_experiment_that_loops_seeds_itself_is_called_once_with_the_list(toy, tmp_path):
+    result = runner.run(request("toy-seeds", tmp_path, seed=4, seeds=3), echo=quiet)
+    assert result.status == "completed"
+    assert result.record["config"]["seeds"] == [4, 5, 6] == result.metrics["seeds_seen"]
+    assert result.record["metrics_by_seed"] == {} and set(result.metrics["draw"]["per_seed"]) == {"4", "5", "6"}
+    assert runner.summary_lines(result)[1].startswith("  draw = ")  # the {"mean": ...} dict is a headline
+    preset_count = runner.run(request("toy-seeds", tmp_path, seed=0), echo=quiet)
+    assert preset_count.metrics["seeds_seen"] == [0, 1]
+
+
 def test_experiment_with_seeds_key_gets_the_list(toy, tmp_path):
     config = {"seeds": 3, "lr": 0.1}
     assert runner.plan_seeds(config, 10, None) == [10, 11, 12] and config["seeds"] == [10, 11, 12]
@@ -390,6 +422,9 @@ def test_resume_from_a_folder_that_is_not_a_run_is_refused(toy, tmp_path):
     with pytest.raises(RunnerUsageError, match="no run.json"):
         runner.run(RunRequest(name=toy, out=tmp_path, resume_from=tmp_path, device="cpu", progress=False), echo=quiet)
     done = runner.run(request(toy, tmp_path), echo=quiet)
+    with pytest.raises(RunnerUsageError, match="already completed"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, device="cpu", progress=False),
+                   echo=quiet)
     with pytest.raises(RunnerUsageError, match="drop --set"):
         runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, overrides={"lr": 1.0},
                               device="cpu", progress=False), echo=quiet)
