@@ -481,7 +481,8 @@ def summary_lines(result: RunResult) -> list[str]:
     """What a CLI prints after a run: status, headline metrics, the paper beside ours."""
     rec = result.record
     lines = [f"{rec['name']} {rec['preset']}: {result.status} in {rec.get('duration_s') or 0:.1f}s -> {result.run_dir}"]
-    for key, value in record.headline(result.metrics, limit=8).items():
+    prefer = [c["metric"] for c in rec.get("claims", [])]
+    for key, value in record.headline(result.metrics, limit=8, prefer=prefer).items():
         std = record.lookup(rec.get("metrics_std") or {}, key)
         lines.append(f"  {key} = {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
     for claim in rec.get("claims", []):

@@ -416,6 +416,10 @@ def test_nested_metrics_average_per_key_and_claims_find_dotted_keys():
     assert rows[0]["ours"] == pytest.approx(0.82) and rows[0]["difference"] == pytest.approx(-0.08)
     assert rows[1]["ours"] is None and rows[1]["difference"] is None
     assert headline({"arm": {"mean": 0.5, "std": 0.1}, "note": "x", "n": 3}) == {"arm": 0.5, "n": 3.0}
+    nested = {"none": {"accuracy": {"mean": 0.79, "per_seed": [0.78, 0.80]}, "pgd": 0.2},
+              "weissi": {"accuracy": {"mean": 0.81}, "pgd": 0.3}, "ok": True}
+    assert headline(nested, limit=3) == {"none.accuracy": 0.79, "none.pgd": 0.2, "weissi.accuracy": 0.81}
+    assert list(headline(nested, limit=2, prefer=["weissi.pgd"])) == ["weissi.pgd", "none.accuracy"]
 
 
 def test_resume_from_a_folder_that_is_not_a_run_is_refused(toy, tmp_path):
