@@ -484,6 +484,8 @@ def summary_lines(result: RunResult) -> list[str]:
     prefer = [c["metric"] for c in rec.get("claims", [])]
     for key, value in record.headline(result.metrics, limit=8, prefer=prefer).items():
         std = record.lookup(rec.get("metrics_std") or {}, key)
+        if std is None:  # an experiment that loops its seeds reports {"mean", "std"} itself
+            std = record.lookup(result.metrics, key + ".std")
         lines.append(f"  {key} = {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
     for claim in rec.get("claims", []):
         ours = "not measured" if claim["ours"] is None else f"{claim['ours']:.6g}"
