@@ -185,10 +185,11 @@ class RunRow:
         return d
 
 
-def headline_metrics(metrics: dict[str, Any], limit: int = 4) -> dict[str, float]:
+def headline_metrics(metrics: dict[str, Any], claims: list[dict[str, Any]] = (), limit: int = 4) -> dict[str, float]:
+    """The numbers a listing shows: the metrics the paper's claims name first, then the first others."""
     from reproductions.record import headline
 
-    return headline(metrics, limit=limit)
+    return headline(metrics, limit=limit, prefer=[c.get("metric") for c in claims if c.get("metric")])
 
 
 def list_runs(session: Session, name: str | None = None) -> list[RunRow]:
@@ -199,6 +200,7 @@ def list_runs(session: Session, name: str | None = None) -> list[RunRow]:
     rows = []
     for run, slug in session.execute(query):
         metrics = (run.metrics or {}).get("metrics") or {}
+        claims = (run.metrics or {}).get("claims") or []
         rows.append(RunRow(run.id, slug, run.preset, run.status, run.device, run.started_at, run.duration_s,
-                           headline_metrics(metrics), (run.metrics or {}).get("claims") or [], run.run_dir))
+                           headline_metrics(metrics, claims), claims, run.run_dir))
     return rows

@@ -111,5 +111,18 @@ def describe(choice: DeviceChoice) -> dict[str, Any]:
     elif choice.type == "mps":
         info.update(name=f"Apple MPS ({platform.machine()})")
     else:
-        info.update(name=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+        info.update(name=_cpu_name(), threads=torch.get_num_threads())
     return info
+
+
+def _cpu_name() -> str:
+    """The CPU model ("AMD EPYC 7B13") where the OS tells it, else the architecture."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

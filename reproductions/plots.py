@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-SKIP = {"step", "time_s"}
+SKIP = {"step", "time_s", "epoch"}  # counters, not measurements
 MAX_PANELS = 12
 MAX_LINES = 24
 

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 RUN_FILE = "run.json"
 FINISHED = "completed"
@@ -151,15 +151,30 @@ def compare_claims(claims: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
-def headline(metrics: dict[str, Any], limit: int = 4) -> dict[str, float]:
-    """The first few top-level numeric metrics (means for ``{"mean": ...}`` dicts), for listings."""
+def leaves(metrics: dict[str, Any], prefix: str = "", depth: int = 3) -> Iterator[tuple[str, float]]:
+    """(dotted key, number) for every numeric leaf; a ``{"mean": ...}`` dict is one leaf (its mean)."""
+    for key, value in metrics.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and "mean" in value:
+            value = value["mean"]
+        if isinstance(value, dict) and depth > 1:
+            yield from leaves(value, path + ".", depth - 1)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield path, float(value)
+
+
+def headline(metrics: dict[str, Any], limit: int = 4, prefer: Iterable[str] = ()) -> dict[str, float]:
+    """A few numbers that summarise a run: the `prefer` keys (the paper's claims) first, then the
+    numeric leaves in the order the experiment returned them."""
     out: dict[str, float] = {}
-    for key in metrics:
+    for key in prefer:
         value = lookup(metrics, key)
         if value is not None:
             out[key] = value
-        if len(out) == limit:
+    for key, value in leaves(metrics):
+        if len(out) >= limit:
             break
+        out.setdefault(key, value)
     return out
 
 

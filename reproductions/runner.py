@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -267,7 +268,9 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
         out.status, out.error, out.error_kind = "failed", str(exc), "dataset"
     except Exception as exc:  # the experiment's bug or bad config: recorded, reported in one line
         out.status, out.error, out.error_kind = "failed", f"{type(exc).__name__}: {exc}", "exception"
-    if out.status == "completed" or out.metrics_by_seed:
+    if experiment_takes_seeds(config):  # its own per-seed numbers are inside its metrics
+        out.metrics, out.metrics_by_seed = out.metrics_by_seed.get(str(calls[0]), {}), {}
+    elif out.status == "completed" or out.metrics_by_seed:
         out.metrics, out.metrics_std = record.aggregate_seeds(out.metrics_by_seed)
     return out
 
@@ -303,6 +306,8 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
             raise RunnerUsageError("--resume continues a run with its stored config and seeds; drop --set/--seeds")
         run_dir = _find_resumable(request)
         rec = record.read_json(run_dir / record.RUN_FILE)
+        if rec.get("status") == record.FINISHED:
+            raise RunnerUsageError(f"{run_dir} already completed; start a new run instead")
         if rec.get("name") != card.name:
             raise RunnerUsageError(f"{run_dir} is a run of {rec.get('name')!r}, not {card.name!r}")
         if request.preset and request.preset != rec.get("preset"):
@@ -356,12 +361,33 @@ def run(request: RunRequest, *, entries: dict[str, Entry] | None = None, echo: E
         record.write_json(run_dir / record.RUN_FILE, rec)
 
     factory = rich_progress if request.progress else None
-    if request.nproc > 1:
-        outcome = _execute_distributed(request, run_dir, resuming, echo)
-    else:
-        outcome = execute(entry, rec, run_dir, choice, resume=resuming, progress_factory=factory,
-                          on_seed_done=checkpoint_record)
+    with _sigterm_as_interrupt():
+        if request.nproc > 1:
+            outcome = _execute_distributed(request, run_dir, resuming, echo)
+        else:
+            outcome = execute(entry, rec, run_dir, choice, resume=resuming, progress_factory=factory,
+                              on_seed_done=checkpoint_record)
     return _finish(entry.card, run_dir, rec, outcome, previous + time.monotonic() - t0, echo)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler's preemption, `kill`) like Ctrl-C: checkpoint, status interrupted."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(card: Card, run_dir: Path, rec: dict[str, Any], outcome: Outcome, duration: float,
@@ -371,6 +397,8 @@ def _finish(card: Card, run_dir: Path, rec: dict[str, Any], outcome: Outcome, du
                metrics_by_seed=outcome.metrics_by_seed, notes=outcome.notes,
                claims=record.compare_claims(card.claims, outcome.metrics),
                finished_at=record.iso(record.utc_now()), duration_s=round(duration, 3))
+    rec["data"]["description"] = outcome.notes.get("data") or (
+        f"{', '.join(card.datasets)} from {rec['data']['dir']}" if card.datasets else "no dataset")
     if outcome.status == "interrupted":
         rec["checkpoint_saved"] = outcome.checkpoint_saved or (run_dir / "checkpoint.pt").exists()
     try:
@@ -405,22 +433,26 @@ def _execute_distributed(request: RunRequest, run_dir: Path, resuming: bool, ech
     env.setdefault("OMP_NUM_THREADS", "1")
     echo(f"launching {request.nproc} processes: torchrun --standalone --nproc_per_node={request.nproc}")
     proc = subprocess.Popen(cmd, env=env)
+    interrupted = False
     try:
         code = proc.wait()
-    except KeyboardInterrupt:  # the workers got the same Ctrl-C; let them checkpoint and report
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too; SIGTERM would not: pass it on
+        interrupted = True
+        proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(timeout=60)
+            code = proc.wait(timeout=60)  # time for rank 0 to checkpoint and report
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
             code = proc.wait()
-        if not result_path.is_file():
-            return Outcome(status="interrupted")
-    if result_path.is_file():
-        data = record.read_json(result_path)
-        result_path.unlink()
+    data = record.read_json(result_path) if result_path.is_file() else None
+    result_path.unlink(missing_ok=True)
+    if data is not None and (data["status"] != "interrupted" or interrupted or code == 0):
         return Outcome(**data)
-    return Outcome(status="failed", error=f"torchrun exited with code {code} before rank 0 reported",
-                   error_kind="exception")
+    if interrupted:
+        return Outcome(status="interrupted")
+    # Rank 0 was stopped (or died) because another worker failed: that is a failure, not an interrupt.
+    return Outcome(status="failed", error=f"a worker failed: torchrun exited with code {code} (see its log above)",
+                   error_kind="exception", notes=(data or {}).get("notes") or {})
 
 
 def worker_main(run_dir: Path, device: str, resume: bool, progress: bool) -> int:
@@ -431,8 +463,9 @@ def worker_main(run_dir: Path, device: str, resume: bool, progress: bool) -> int
     choice = devices.choose_device(device, local_rank=local_rank)
     distributed.init_process_group(choice.type)
     try:
-        outcome = execute(entry, rec, run_dir, choice, rank=rank, world_size=world_size, resume=resume,
-                          progress_factory=rich_progress if progress else None)
+        with _sigterm_as_interrupt():  # torchrun stops workers with SIGTERM: checkpoint first
+            outcome = execute(entry, rec, run_dir, choice, rank=rank, world_size=world_size, resume=resume,
+                              progress_factory=rich_progress if progress else None)
         if rank == 0:
             outcome.notes.setdefault("distributed", f"{world_size} processes, backend "
                                                      f"{'nccl' if choice.type == 'cuda' else 'gloo'}")
@@ -448,8 +481,11 @@ def summary_lines(result: RunResult) -> list[str]:
     """What a CLI prints after a run: status, headline metrics, the paper beside ours."""
     rec = result.record
     lines = [f"{rec['name']} {rec['preset']}: {result.status} in {rec.get('duration_s') or 0:.1f}s -> {result.run_dir}"]
-    for key, value in record.headline(result.metrics, limit=8).items():
+    prefer = [c["metric"] for c in rec.get("claims", [])]
+    for key, value in record.headline(result.metrics, limit=8, prefer=prefer).items():
         std = record.lookup(rec.get("metrics_std") or {}, key)
+        if std is None:  # an experiment that loops its seeds reports {"mean", "std"} itself
+            std = record.lookup(result.metrics, key + ".std")
         lines.append(f"  {key} = {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
     for claim in rec.get("claims", []):
         ours = "not measured" if claim["ours"] is None else f"{claim['ours']:.6g}"

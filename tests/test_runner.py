@@ -31,15 +31,17 @@ CARD = Card(
     summary="Least squares by SGD.", measures="final training MSE",
     claims=(Claim(metric="final_loss", value=0.001, unit="MSE", source="Table 1", higher_is_better=False),),
     presets={
-        "smoke": {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
-        "cpu": {"steps": 40, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
-        "gpu": {"steps": 400, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False},
+        "smoke": {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
+        "cpu": {"steps": 40, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
+        "gpu": {"steps": 400, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False},
     },
 )
 '''
 
 TOY_EXPERIMENT = '''
+import os
 import random
+import signal
 
 import numpy as np
 import torch
@@ -68,6 +70,8 @@ def run(config, ctx):
         for step in range(state["step"], config["steps"]):
             if step == config["interrupt_at"] and not ctx.resume:
                 raise KeyboardInterrupt
+            if step == config["sigterm_at"] and not ctx.resume:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting the job would
             if config["fail"] and step == 3:
                 raise ValueError("the toy failed on purpose")
             with ctx.autocast():
@@ -86,6 +90,26 @@ def run(config, ctx):
 '''
 
 
+SEEDED_TOY = '''
+"""A reproduction that loops over its seeds itself (as one comparing arms over seeds does)."""
+import torch
+
+from reproductions.api import Card
+
+CARD = Card(name="toy-seeds", paper_id="0000.00002", title="Seeds inside", authors="Test", summary="",
+            measures="a draw per seed", presets={"smoke": {"seeds": 2}, "cpu": {"seeds": 3}, "gpu": {"seeds": 5}})
+
+
+def run(config, ctx):
+    draws = {}
+    for seed in config["seeds"]:
+        torch.manual_seed(seed)
+        draws[str(seed)] = torch.rand(()).item()
+        ctx.log(seed, draw=draws[str(seed)])
+    return {"seeds_seen": list(config["seeds"]), "draw": {"mean": sum(draws.values()) / len(draws), "per_seed": draws}}
+'''
+
+
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
     """Register the toy reproduction through $DIGEST_REPRODUCTIONS; return its name."""
@@ -93,10 +117,12 @@ def toy(tmp_path, monkeypatch):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text(textwrap.dedent(TOY_INIT))
     (pkg / "experiment.py").write_text(textwrap.dedent(TOY_EXPERIMENT))
+    (pkg.parent / "toy_seeds_repro").mkdir()
+    (pkg.parent / "toy_seeds_repro" / "__init__.py").write_text(SEEDED_TOY)
     monkeypatch.syspath_prepend(str(pkg.parent))
-    monkeypatch.setenv(registry.EXTRA_ENV, "toy_linear_repro")
+    monkeypatch.setenv(registry.EXTRA_ENV, "toy_linear_repro, toy_seeds_repro")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pkg.parent), str(REPO)]))
-    for mod in ("toy_linear_repro", "toy_linear_repro.experiment"):
+    for mod in ("toy_linear_repro", "toy_linear_repro.experiment", "toy_seeds_repro"):
         sys.modules.pop(mod, None)
     return "toy-linear"
 
@@ -211,7 +237,7 @@ def test_run_folder_holds_record_metrics_and_plot(toy, tmp_path):
     for key in ("name", "paper_id", "preset", "config", "seed", "seeds", "device", "versions", "git",
                 "started_at", "finished_at", "duration_s", "status", "metrics", "notes", "claims", "data"):
         assert key in rec, key
-    assert rec["config"] == {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "need_data": False}
+    assert rec["config"] == {"steps": 12, "lr": 0.05, "fail": False, "interrupt_at": -1, "sigterm_at": -1, "need_data": False}
     assert rec["device"]["type"] == "cpu" and rec["device"]["reason"] == "requested"
     assert rec["versions"]["torch"] == torch.__version__
     assert rec["notes"]["data"].startswith("synthetic")
@@ -252,6 +278,16 @@ def test_several_seeds_give_mean_std_and_per_seed_metrics(toy, tmp_path):
     assert rec["metrics_std"]["final_loss"] == pytest.approx(statistics.stdev(per_seed))
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {r["seed"] for r in rows} == {3, 4, 5}
+
+
+def test_experiment_that_loops_seeds_itself_is_called_once_with_the_list(toy, tmp_path):
+    result = runner.run(request("toy-seeds", tmp_path, seed=4, seeds=3), echo=quiet)
+    assert result.status == "completed"
+    assert result.record["config"]["seeds"] == [4, 5, 6] == result.metrics["seeds_seen"]
+    assert result.record["metrics_by_seed"] == {} and set(result.metrics["draw"]["per_seed"]) == {"4", "5", "6"}
+    assert runner.summary_lines(result)[1].startswith("  draw = ")  # the {"mean": ...} dict is a headline
+    preset_count = runner.run(request("toy-seeds", tmp_path, seed=0), echo=quiet)
+    assert preset_count.metrics["seeds_seen"] == [0, 1]
 
 
 def test_experiment_with_seeds_key_gets_the_list(toy, tmp_path):
@@ -312,6 +348,12 @@ def test_interrupt_checkpoints_then_resume_matches_uninterrupted_run(toy, tmp_pa
         runner.run(RunRequest(name=toy, out=tmp_path / "b", resume=True, device="cpu", progress=False), echo=quiet)
 
 
+def test_sigterm_is_an_interrupt_with_checkpoint(toy, tmp_path):
+    result = runner.run(request(toy, tmp_path, overrides={"sigterm_at": 4}), echo=quiet)
+    assert result.status == "interrupted" and result.record["checkpoint_saved"] is True
+    assert torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["step"] == 4
+
+
 def test_cli_interrupt_exits_130(toy, tmp_path, capsys):
     code = cli.main(["run", toy, "--preset", "smoke", "--device", "cpu", "--set", "interrupt_at=2",
                      "--out", str(tmp_path), "--no-progress"])
@@ -338,3 +380,55 @@ def test_two_process_gloo_run_matches_single_process(toy, tmp_path, monkeypatch)
     assert rec["metrics"]["weights"] == pytest.approx(single.metrics["weights"], abs=1e-5)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(12))
+
+
+# ---------------------------------------------------------------- helpers experiments use
+
+def test_sampler_and_shard_split_data_across_ranks(tmp_path):
+    from reproductions.api import RunContext
+
+    data = list(range(10))
+    seen = []
+    for rank in (0, 1):
+        ctx = RunContext(tmp_path, rank=rank, world_size=2, seed=5)
+        part = list(ctx.sampler(data, shuffle=True))
+        assert len(part) == 5
+        seen += part
+        assert list(ctx.shard(5)) == list(range(rank, 5, 2))
+        assert not ctx.is_main or rank == 0
+    assert sorted(seen) == data  # every example exactly once per epoch
+    single = RunContext(tmp_path, seed=5)
+    assert list(single.sampler(data, shuffle=True)) == list(RunContext(tmp_path, seed=5).sampler(data))
+    assert sorted(single.sampler(data)) == data and list(single.shard(3)) == [0, 1, 2]
+    assert single.mean_over_ranks(torch.tensor(2.5)) == 2.5
+
+
+def test_nested_metrics_average_per_key_and_claims_find_dotted_keys():
+    from reproductions.api import Claim
+    from reproductions.record import aggregate_seeds, compare_claims, headline
+
+    per_seed = {"0": {"dropout": {"accuracy": 0.80}, "steps": 10, "ok": True},
+                "1": {"dropout": {"accuracy": 0.84}, "steps": 10, "ok": True}}
+    mean, std = aggregate_seeds(per_seed)
+    assert mean["dropout"]["accuracy"] == pytest.approx(0.82) and mean["steps"] == 10 and mean["ok"] is True
+    assert std["dropout"]["accuracy"] == pytest.approx(0.0282843, rel=1e-5) and std["steps"] == 0
+    rows = compare_claims([Claim(metric="dropout.accuracy", value=0.9), Claim(metric="bleu", value=27.0)], mean)
+    assert rows[0]["ours"] == pytest.approx(0.82) and rows[0]["difference"] == pytest.approx(-0.08)
+    assert rows[1]["ours"] is None and rows[1]["difference"] is None
+    assert headline({"arm": {"mean": 0.5, "std": 0.1}, "note": "x", "n": 3}) == {"arm": 0.5, "n": 3.0}
+    nested = {"none": {"accuracy": {"mean": 0.79, "per_seed": [0.78, 0.80]}, "pgd": 0.2},
+              "weissi": {"accuracy": {"mean": 0.81}, "pgd": 0.3}, "ok": True}
+    assert headline(nested, limit=3) == {"none.accuracy": 0.79, "none.pgd": 0.2, "weissi.accuracy": 0.81}
+    assert list(headline(nested, limit=2, prefer=["weissi.pgd"])) == ["weissi.pgd", "none.accuracy"]
+
+
+def test_resume_from_a_folder_that_is_not_a_run_is_refused(toy, tmp_path):
+    with pytest.raises(RunnerUsageError, match="no run.json"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=tmp_path, device="cpu", progress=False), echo=quiet)
+    done = runner.run(request(toy, tmp_path), echo=quiet)
+    with pytest.raises(RunnerUsageError, match="already completed"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, device="cpu", progress=False),
+                   echo=quiet)
+    with pytest.raises(RunnerUsageError, match="drop --set"):
+        runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, overrides={"lr": 1.0},
+                              device="cpu", progress=False), echo=quiet)

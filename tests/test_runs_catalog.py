@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy import func, select  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from catalog.db import open_db, session  # noqa: E402
-from catalog.errors import DigestError, UsageError  # noqa: E402
+from catalog.errors import DigestError  # noqa: E402
 from catalog.models import Paper, Reproduction, Run  # noqa: E402
 from catalog.runs import import_run, import_runs, list_runs, sync_reproductions  # noqa: E402
 from reproductions import registry, runner  # noqa: E402
@@ -198,15 +197,13 @@ def test_cli_without_catalog_still_runs_and_says_so(toy, tmp_path):
 
 
 def test_cli_errors_are_one_line_with_exit_codes(toy, tmp_path):
-    def digest_proc(*args):
-        return subprocess.run([sys.executable, "-m", "catalog.cli", "--db", str(tmp_path / "c.db"), *args],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
-
-    unknown = digest_proc("run", "no-such-paper")
-    assert unknown.returncode == 2
+    unknown = digest(tmp_path / "c.db", "run", "no-such-paper")
+    assert unknown.exit_code == 2
     assert unknown.stderr.strip() == "digest: error: unknown reproduction 'no-such-paper'; known: " + ", ".join(
         sorted(registry.discover()))
     bad_set = digest(tmp_path / "c.db", "run", toy, "--preset", "smoke", "--set", "m=3", "--out", str(tmp_path / "r"))
-    assert isinstance(bad_set.exception, UsageError)  # the app's entry point prints it and exits 2
-    assert "unknown --set key(s) for toy-mean: m" in str(bad_set.exception)
+    assert bad_set.exit_code == 2
+    assert "digest: error: unknown --set key(s) for toy-mean: m" in bad_set.stderr
     assert not (tmp_path / "r").exists()
+    no_name = digest(tmp_path / "c.db", "run")
+    assert no_name.exit_code == 2 and "--list" in no_name.stderr
