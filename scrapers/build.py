@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from scrapers.normalize import clean_text, detect_language, extract_arxiv, extract_hashtags, extract_links
+from scrapers.normalize import analyze, clean_text
 from scrapers.records import DatePrecision, PostRecord, SourceRecord
 
 
@@ -26,9 +26,8 @@ def make_record(source: SourceRecord, external_id: str, text: str, *, raw: str,
                 extra: dict[str, str] | None = None) -> PostRecord:
     """Clean `text` and derive hashtags, arXiv ids, links and language from it."""
     text = clean_text(text)
-    hidden = [h for h in hidden_links if h]
-    hashtags = tuple(dict.fromkeys([*extra_hashtags, *extract_hashtags(text)]))
-    ids, versions = extract_arxiv(text + ("\n" + "\n".join(hidden) if hidden else ""))
+    facts = analyze(text, [h for h in hidden_links if h])
+    hashtags = tuple(dict.fromkeys([*extra_hashtags, *facts.hashtags]))
     return PostRecord(
         source=source,
         external_id=external_id,
@@ -39,10 +38,10 @@ def make_record(source: SourceRecord, external_id: str, text: str, *, raw: str,
         url=url,
         title=clean_text(title) if title is not None else headline(text),
         hashtags=tuple(h for h in hashtags if h),
-        arxiv_ids=ids,
-        arxiv_versions=versions,
-        links=extract_links(text, hidden),
-        language=detect_language(text),
+        arxiv_ids=facts.arxiv_ids,
+        arxiv_versions=facts.arxiv_versions,
+        links=facts.links,
+        language=facts.language,
         views=views,
         edited_at=edited_at,
         forwarded_from=forwarded_from or None,

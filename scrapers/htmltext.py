@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 _HTTP = re.compile(r"^https?://", re.I)
+_BLOCKS = ["p", "div", "blockquote", "pre", "li"]
 
 
 def soup_of(html: str, parse_only: Any = None):
@@ -34,6 +35,6 @@ def body_text(node: Any) -> tuple[str, list[str]]:
             hidden.append(href)
     for br in node.find_all("br"):
         br.replace_with("\n")
-    for block in node.find_all(["p", "div", "blockquote", "pre", "li"]):
+    for block in node.find_all(_BLOCKS):
         block.insert_after("\n")
     return node.get_text(""), hidden

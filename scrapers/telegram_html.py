@@ -54,7 +54,8 @@ def parse_date(value: str | None) -> datetime | None:
 
 
 def _chat_name(soup: Any) -> str:
-    header = soup.select_one("div.page_header div.text")
+    page_header = soup.find("div", class_="page_header")
+    header = page_header.find("div", class_="text") if page_header is not None else None
     return " ".join(header.get_text(" ").split()) if header else ""
 
 
@@ -68,8 +69,8 @@ def _own(node: Any, cls: str) -> Any:
 
 def parse_text(html: str, *, source_name: str = "<html>") -> Iterator[PostRecord]:
     soup = soup_of(html)
-    messages = soup.select("div.message")
-    if not messages and soup.select_one("div.history") is None:
+    messages = soup.find_all("div", class_="message")
+    if not messages and soup.find("div", class_="history") is None:
         raise ParseError("no div.history / div.message blocks (is this a Telegram HTML export?)",
                          source=source_name)
     name = _chat_name(soup) or Path(source_name).parent.name or "telegram-export"

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from bs4 import Tag
+
 from scrapers.build import make_record
 from scrapers.errors import ParseError
 from scrapers.htmltext import body_text, soup_of
@@ -31,6 +33,7 @@ NAME = "tme-preview"
 DESCRIPTION = "t.me/s/<channel> public preview page (saved HTML; URLs are fetched)"
 
 _VIEWS = re.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
+_MEDIA = re.compile(r"^tgme_widget_message_(?:photo_wrap|video_player|document)$")
 _MULT = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 
 
@@ -73,10 +76,10 @@ class Page:
 
 def parse_page(html: str, *, source_name: str = "<t.me page>", channel: str | None = None) -> Page:
     soup = soup_of(html)
-    widgets = soup.select("div.tgme_widget_message[data-post]")
-    title_node = soup.select_one(".tgme_channel_info_header_title")
+    widgets = soup.find_all("div", class_="tgme_widget_message", attrs={"data-post": True})
+    title_node = soup.find(class_="tgme_channel_info_header_title")
     title = " ".join(title_node.get_text(" ").split()) if title_node else ""
-    if not widgets and title_node is None and soup.select_one(".tgme_widget_message_wrap") is None:
+    if not widgets and title_node is None and soup.find(class_="tgme_widget_message_wrap") is None:
         raise ParseError("no tgme_widget_message blocks (is this a t.me/s page?)", source=source_name)
     page = Page(channel=channel or "", title=title)
     for w in widgets:
@@ -88,32 +91,52 @@ def parse_page(html: str, *, source_name: str = "<t.me page>", channel: str | No
         record = _record(w, handle, msg_id, title)
         if record is not None:
             page.posts.append(record)
-    more = soup.select_one("a.tme_messages_more[data-before]")
+    more = soup.find("a", class_="tme_messages_more", attrs={"data-before": True})
     if more is not None and str(more.get("data-before", "")).isdigit():
         page.before = int(more["data-before"])
     return page
 
 
+_WANTED = {"tgme_widget_message_owner_name", "tgme_widget_message_text", "tgme_widget_message_photo_wrap",
+           "tgme_widget_message_video_player", "tgme_widget_message_document", "tgme_widget_message_date",
+           "tgme_widget_message_views", "tgme_widget_message_forwarded_from_name", "tgme_widget_message_meta"}
+
+
+def _parts(w: Any) -> dict[str, Any]:
+    """The first element of each wanted class inside widget `w`, found in one walk of its tags."""
+    found: dict[str, Any] = {}
+    for el in w.descendants:
+        cls = el.get("class") if isinstance(el, Tag) else None
+        if cls:
+            for c in cls:
+                if c in _WANTED and c not in found:
+                    found[c] = el
+    return found
+
+
 def _record(w: Any, handle: str, msg_id: str, title: str) -> PostRecord | None:
-    owner = w.select_one(".tgme_widget_message_owner_name")
+    raw = str(w)
+    parts = _parts(w)
+    owner = parts.get("tgme_widget_message_owner_name")
     channel_title = title or (" ".join(owner.get_text(" ").split()) if owner else "")
     source = SourceRecord(kind="telegram", handle=handle, title=channel_title, url=f"https://t.me/s/{handle}")
-    text_node = w.select_one(".tgme_widget_message_text")
-    for emoji in (text_node.select("i.emoji") if text_node is not None else []):
+    text_node = parts.get("tgme_widget_message_text")
+    for emoji in (text_node.find_all("i", class_="emoji") if text_node is not None else []):
         emoji.replace_with(emoji.get_text(""))
     text, hidden = body_text(text_node)
-    has_media = w.select_one(".tgme_widget_message_photo_wrap, .tgme_widget_message_video_player, "
-                             ".tgme_widget_message_document") is not None
+    has_media = any(k in parts for k in ("tgme_widget_message_photo_wrap", "tgme_widget_message_video_player",
+                                         "tgme_widget_message_document"))
     if not text.strip() and not has_media:
         return None
-    time_node = w.select_one("a.tgme_widget_message_date time[datetime]") or w.select_one("time[datetime]")
-    views_node = w.select_one(".tgme_widget_message_views")
-    fwd = w.select_one(".tgme_widget_message_forwarded_from_name")
-    meta = w.select_one(".tgme_widget_message_meta")
+    date_link = parts.get("tgme_widget_message_date")
+    time_node = (date_link or w).find("time", attrs={"datetime": True})
+    views_node = parts.get("tgme_widget_message_views")
+    fwd = parts.get("tgme_widget_message_forwarded_from_name")
+    meta = parts.get("tgme_widget_message_meta")
     edited = meta is not None and "edited" in meta.get_text(" ").lower()
     published = parse_datetime(time_node.get("datetime") if time_node is not None else None)
     return make_record(
-        source, msg_id, text, raw=str(w), url=f"https://t.me/{handle}/{msg_id}",
+        source, msg_id, text, raw=raw, url=f"https://t.me/{handle}/{msg_id}",
         published_at=published, hidden_links=hidden,
         views=parse_views(views_node.get_text("") if views_node is not None else None),
         forwarded_from=" ".join(fwd.get_text(" ").split()) if fwd is not None else None,
