@@ -188,7 +188,8 @@ def extract_arxiv(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ..
             ident, version = full.group("old"), full.group("oldv")
             if not _has_context(text, m.start(), m.end(), old=True):
                 continue
-            ident = ident[: ident.index("/")].lower() + ident[ident.index("/"):]
+            # canonical old-style id: archive without the subject class ("math.GT/0309136" -> "math/0309136")
+            ident = ident[: ident.index("/")].split(".")[0].lower() + ident[ident.index("/"):]
         else:
             m = _NEW_RX.match(text, cand.start())
             if m is None or not _has_context(text, m.start(), m.end(), old=False):
@@ -221,20 +222,27 @@ _WEIGHT = {"zh": 3}  # one Han character carries about as much as a word's worth
 _SAMPLE_CHARS = 1000
 
 
+_NON_LATIN_SHARE = 0.2
+
+
 def detect_language(text: str, *, without_links: bool = False) -> str | None:
     """ru / en / zh / ar by script counts; None when the text has too few letters to tell.
 
     A script count is enough for what the catalog needs (a filter between the channel
     languages we read) and costs next to nothing; links are left out so an English
-    URL does not make a Russian post English.
+    URL does not make a Russian post English. Russian and Chinese posts quote English
+    titles and terms all the time while English posts almost never carry Cyrillic or
+    Han, so a non-Latin script wins once it is a fifth of the (weighted) letters.
     """
     body = text[:_SAMPLE_CHARS] if without_links else strip_links(text[:_SAMPLE_CHARS])
-    best, best_n = None, 0
-    for lang, rx in _SCRIPTS.items():
-        n = sum(map(len, rx.findall(body))) * _WEIGHT.get(lang, 1)
-        if n > best_n:
-            best, best_n = lang, n
-    return best if best_n >= 3 else None
+    counts = {lang: sum(map(len, rx.findall(body))) * _WEIGHT.get(lang, 1) for lang, rx in _SCRIPTS.items()}
+    total = sum(counts.values())
+    if total < 3:
+        return None
+    other = max((lang for lang in counts if lang != "en"), key=counts.__getitem__)
+    if counts[other] >= 3 and counts[other] >= _NON_LATIN_SHARE * total:
+        return other
+    return max(counts, key=counts.__getitem__)
 
 
 # ---------------------------------------------------------------- all at once
