@@ -22,6 +22,7 @@ from typing import IO, Any, Iterator
 from scrapers.errors import ParseError
 
 _WS = re.compile(r"[ \t\n\r]*")
+_NUM_TAIL = re.compile(r"[0-9.eE+-]*")
 _DECODER = json.JSONDecoder()
 CHUNK = 1 << 20
 
@@ -97,8 +98,10 @@ class JsonStream:
                 raise self.error(f"invalid JSON: {exc.msg}", pos=exc.pos) from None
             except RecursionError:
                 raise self.error("invalid JSON: nested too deeply") from None
-            # a number or literal that touches the buffer's end may continue in the next read
-            if end >= len(self.buf) and not self.eof:
+            # a value that touches the buffer's end, or a number followed only by number
+            # characters ("0." of "0.5"), may continue in the next read
+            if not self.eof and (end >= len(self.buf) or (
+                    isinstance(value, (int, float)) and _NUM_TAIL.fullmatch(self.buf, end))):
                 self._fill(grow)
                 grow *= 2
                 continue

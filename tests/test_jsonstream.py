@@ -35,9 +35,9 @@ def test_multibyte_characters_split_across_reads():
 
 
 def test_numbers_at_buffer_end_are_not_cut():
-    data = b'{"id": 1234567890123, "messages": [1, 22, 333]}'
+    data = b'{"id": 1234567890123, "messages": [1, 22, 333, 0.5, 1e-3]}'
     for chunk in range(1, 12):
-        assert [v for _, _, v in events(data, chunk)] == [1234567890123, 1, 22, 333]
+        assert [v for _, _, v in events(data, chunk)] == [1234567890123, 1, 22, 333, 0.5, 1e-3]
 
 
 @pytest.mark.parametrize("data, where", [
