@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from catalog.cli.common import state, stdout
+from catalog.db import session
+from catalog.runs import import_runs, sync_reproductions
 from catalog.ingest import ingest_paths
 from catalog.search import search
 
@@ -18,12 +20,23 @@ def sample_corpus() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".json"))
 
 
+def committed_results() -> Path | None:
+    """The run records kept in the checkout (``results/``), when running from one."""
+    folder = Path(__file__).resolve().parent.parent / "results"
+    return folder if folder.is_dir() else None
+
+
 def run_demo(ctx: typer.Context, *, build_site: bool = True) -> None:
     st = state(ctx)
     engine = st.engine()
     stats = ingest_paths(engine, sample_corpus())
     stdout.print(f"[bold]ingested[/bold] {stats.posts} posts from {stats.sources} sources into {st.db_path} "
                  f"({stats.posts_new} new, {stats.posts_updated} updated, {stats.posts_unchanged} unchanged)")
+    with session(engine) as s:
+        repros = sync_reproductions(s)
+        results = committed_results()
+        runs = import_runs(s, results) if results else []
+    stdout.print(f"[bold]reproductions[/bold] {len(repros)} registered, {len(runs)} recorded runs imported")
     for query in ("drophead", "головы внимания", "注意力"):
         hits = search(engine, query, limit=3)
         stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))
