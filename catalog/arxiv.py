@@ -441,7 +441,7 @@ class Syncer:
     def __init__(self, engine: Engine, config: ClientConfig | None = None, *, transport: Transport | None = None,
                  on_progress: Callable[[int], None] | None = None):
         self.engine = engine
-        self.config = config or ClientConfig.from_env()
+        self.config = config or (transport.config if transport else ClientConfig.from_env())
         self.transport = transport or Transport(self.config)
         self.client = ArxivClient(self.config, self.transport)
         self.on_progress = on_progress
