@@ -66,11 +66,13 @@ _ARXIV_URL = re.compile(
     rf"arxiv\.org/(?:abs|pdf|html|format)/(?:{_NEW_ID}|{_OLD_ID})(?:\.pdf)?", re.I)
 _ARXIV_PREFIX = re.compile(rf"\barxiv:\s?(?:{_NEW_ID}|{_OLD_ID})", re.I)
 _BARE_NEW = re.compile(rf"(?<![\w./:-]){_NEW_ID}(?!\w|[./-]\d)")
+_BARE_OLD = re.compile(rf"(?<![\w./-]){_OLD_ID}(?![\w/])")
 
 
 def _id_and_version(m: re.Match) -> tuple[str, int | None]:
-    if m.group("new"):
-        ident, v = m.group("new"), m.group("newv")
+    groups = m.groupdict()
+    if groups.get("new"):
+        ident, v = groups["new"], groups.get("newv")
     else:
         ident, v = m.group("old"), m.group("oldv")
     return ident, int(v) if v else None
@@ -85,7 +87,7 @@ def extract_arxiv(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ..
     """
     found: dict[str, int | None] = {}
     spans: list[tuple[int, int]] = []
-    for rx in (_ARXIV_URL, _ARXIV_PREFIX, _BARE_NEW):
+    for rx in (_ARXIV_URL, _ARXIV_PREFIX, _BARE_NEW, _BARE_OLD):
         for m in rx.finditer(text):
             if any(a <= m.start() < b for a, b in spans):
                 continue
