@@ -240,6 +240,7 @@ class ArxivClient(arxiv_pkg.Client):
         todo = list(ids)
         while todo:
             try:
+                self.page_size = len(todo)  # one request per batch, asking for no more than it holds
                 results = list(self.results(arxiv_pkg.Search(id_list=todo, max_results=len(todo))))
                 rejected += self.last_error_ids
                 return results, rejected
@@ -253,6 +254,7 @@ class ArxivClient(arxiv_pkg.Client):
         return [], rejected
 
     def search(self, query: str, max_results: int) -> list[arxiv_pkg.Result]:
+        self.page_size = min(max_results, MAX_BATCH)
         return list(self.results(arxiv_pkg.Search(query=query, max_results=max_results)))
 
 
@@ -557,9 +559,10 @@ def add(engine: Engine, items: Iterable[str], *, max_results: int = 10, config: 
         raise UsageError("--max must be at least 1")
     report = SyncReport()
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
-            [(i,) for i in ids])
+        if ids:
+            conn.exec_driver_sql(
+                "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
+                [(i,) for i in ids])
         cached = {r[0] for r in _select_in(conn, "SELECT arxiv_id FROM paper WHERE status != 'pending' AND arxiv_id IN",
                                            list(ids))} if ids else set()
     todo = [i for i in ids if i not in cached]

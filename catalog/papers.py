@@ -46,7 +46,7 @@ def paper_titles(conn: Connection | Session | Engine, arxiv_ids: Iterable[str]) 
     for i in range(0, len(unique), 500):
         part = unique[i:i + 500]
         out.update(conn.execute(select(Paper.arxiv_id, Paper.title)
-                                .where(Paper.arxiv_id.in_(part), Paper.title.is_not(None))).tuples().all())
+                                .where(Paper.arxiv_id.in_(part), Paper.title.is_not(None))).all())
     return out
 
 

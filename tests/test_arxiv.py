@@ -160,7 +160,7 @@ def fake_arxiv():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     api.url = f"http://127.0.0.1:{server.server_address[1]}/api/query"
     yield api
@@ -207,7 +207,7 @@ def catalog_engine(tmp_path):
         post(1, "DropHead drops whole heads\narxiv.org/abs/2004.13342 #nlp", ("2004.13342",), ("nlp",)),
         post(2, "Depth recurrence\narXiv:1807.03819v3 and arxiv.org/abs/2004.13342", ("1807.03819", "2004.13342")),
         post(3, "An old one: hep-th/9901001", ("hep-th/9901001",)),
-        post(4, "Nobody knows this id: arXiv:2099.99999", ("2099.99999",)),
+        post(4, "Nobody knows this id: arXiv:2312.99999", ("2312.99999",)),
     ])
     yield engine
     engine.dispose()
@@ -266,7 +266,7 @@ def test_sync_stores_metadata_tags_and_reindexes_posts(fake_arxiv, catalog_engin
     assert ut["authors"][-1] == "Łukasz Kaiser"
     old = get_paper(catalog_engine, "hep-th/9901001")
     assert (old["version"], old["doi"], old["tags"]) == (2, "10.0000/example.9901001", ["gr-qc", "hep-th"])
-    assert get_paper(catalog_engine, "2099.99999")["status"] == "not_found"
+    assert get_paper(catalog_engine, "2312.99999")["status"] == "not_found"
 
     # Posts inherit the categories (hashtags stay hashtags) ...
     tags = rows(catalog_engine, "SELECT pt.post_id, t.name, pt.origin FROM post_tag pt JOIN tag t ON t.id = pt.tag_id"
@@ -285,7 +285,7 @@ def test_requests_are_polite(fake_arxiv, catalog_engine):
     sync(catalog_engine, transport=make_transport(fake_arxiv))
     (req,) = fake_arxiv.requests
     assert req["agent"].startswith("paper-digest/") and "arXiv metadata sync" in req["agent"]
-    assert set(req["args"]["id_list"].split(",")) == {"2004.13342", "1807.03819", "hep-th/9901001", "2099.99999"}
+    assert set(req["args"]["id_list"].split(",")) == {"2004.13342", "1807.03819", "hep-th/9901001", "2312.99999"}
     assert req["args"]["max_results"] == "4" or int(req["args"]["max_results"]) >= 4
 
 
@@ -365,7 +365,7 @@ def test_malformed_response_is_a_clear_error_with_no_partial_writes(fake_arxiv, 
 
 def test_unknown_id_is_recorded_and_not_asked_again(fake_arxiv, tmp_path):
     engine = open_db(tmp_path / "u.db")
-    report = add(engine, ["2099.99999"], transport=make_transport(fake_arxiv))
+    report = add(engine, ["2312.99999"], transport=make_transport(fake_arxiv))
     assert report.not_found == 1 and report.pending == []
     assert list_papers(engine)[0]["status"] == "not_found"
     fake_arxiv.requests.clear()
@@ -419,7 +419,7 @@ def test_offline_sync_touches_nothing_and_lists_pending(catalog_engine):
     before = dump(catalog_engine)
     report = sync(catalog_engine, offline=True)
     assert report.offline and report.requests == 0 and dump(catalog_engine) == before
-    assert report.pending == ["1807.03819", "2004.13342", "2099.99999", "hep-th/9901001"]
+    assert report.pending == ["1807.03819", "2004.13342", "2312.99999", "hep-th/9901001"]
 
 
 def test_connection_refused_fails_fast_and_is_offline(catalog_engine):
@@ -486,7 +486,7 @@ def test_add_by_query_and_by_versioned_id(fake_arxiv, tmp_path):
 def test_paper_titles_for_search_hits(fake_arxiv, catalog_engine):
     sync(catalog_engine, transport=make_transport(fake_arxiv))
     with catalog_engine.connect() as conn:
-        titles = paper_titles(conn, ["2004.13342", "arXiv:1807.03819v3", "2099.99999", "nonsense"])
+        titles = paper_titles(conn, ["2004.13342", "arXiv:1807.03819v3", "2312.99999", "nonsense"])
     assert titles == {"2004.13342": "DropHead: structured dropout for multi-head attention",
                       "1807.03819": "Universal Transformers"}
     assert paper_titles(catalog_engine, []) == {}
@@ -548,7 +548,7 @@ def test_cli_sync_offline_exits_zero_with_warning(cli_db):
     assert result.exit_code == 0
     assert "warning: offline" in result.stderr and "4 papers still without metadata" in result.stderr
     result = _cli(cli_db, "arxiv", "sync", "--offline", "--json")
-    assert json.loads(result.stdout)["pending"] == ["1807.03819", "2004.13342", "2099.99999", "hep-th/9901001"]
+    assert json.loads(result.stdout)["pending"] == ["1807.03819", "2004.13342", "2312.99999", "hep-th/9901001"]
 
 
 def test_cli_sync_unreachable_server_exits_zero(cli_db):
@@ -571,10 +571,11 @@ def test_cli_sync_add_paper_papers(fake_arxiv, cli_db):
     assert data["tags"] == ["cs.cl", "cs.lg"] and data["posts"][0]["source"] == "Papers Test"
 
     listing = json.loads(_cli(cli_db, "papers", "--json").stdout)
-    assert [p["arxiv_id"] for p in listing] == ["2004.13342", "1807.03819", "hep-th/9901001", "2099.99999"]
+    assert [p["arxiv_id"] for p in listing] == ["2004.13342", "1807.03819", "hep-th/9901001", "2312.99999"]
     assert [p["arxiv_id"] for p in json.loads(_cli(cli_db, "papers", "--tag", "hep-th", "--json").stdout)] \
         == ["hep-th/9901001"]
-    assert "Universal Transformers" in _cli(cli_db, "papers").stdout
+    table = _cli(cli_db, "papers").stdout
+    assert "Universal" in table and "hep-th/9901001" in table and "(not_found)" in table
 
     fake_arxiv.queries["ti:withdrawn"] = feed_xml([entry_xml("1901.00001", ENTRIES["1901.00001"])])
     result = _cli(cli_db, "arxiv", "add", "ti:withdrawn", "--max", "5", "--api-url", fake_arxiv.url)

@@ -187,9 +187,14 @@ def register(app: typer.Typer) -> None:
         if not rows:
             stdout.print("no papers" + (f" tagged {tag}" if tag else "") + (f" with status {status}" if status else ""))
             return
-        table = Table("arXiv", "published", "title", "category", "posts", "reproduction")
+        table = Table()
+        table.add_column("arXiv", no_wrap=True)
+        table.add_column("date", no_wrap=True)
+        table.add_column("category")
+        table.add_column("posts", justify="right")
+        table.add_column("title", overflow="fold", ratio=1)
+        table.add_column("repro")
         for r in rows:
-            table.add_row(r["arxiv_id"], (r["published"] or "")[:10],
-                          escape(r["title"] or f"({r['status']})"), r["primary_category"] or "",
-                          str(r["posts"]), r["reproduction"] or "")
+            table.add_row(r["arxiv_id"], (r["published"] or "")[:10], r["primary_category"] or "",
+                          str(r["posts"]), escape(r["title"] or f"({r['status']})"), r["reproduction"] or "")
         stdout.print(table)
