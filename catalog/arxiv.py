@@ -25,9 +25,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import arxiv as arxiv_pkg
 import requests
@@ -48,7 +52,6 @@ MAX_BATCH = 100  # arXiv's advice for id_list queries
 
 _ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 _ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
-_ATOM_ID = "{http://www.w3.org/2005/Atom}id"
 # Strict, like the package's parser but without `recover`: a truncated or garbled
 # response must be an error, not a feed with fewer entries.
 _STRICT_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
@@ -115,6 +118,7 @@ class Transport:
         self.sent: list[tuple[float, str]] = []
         self._last_done: float | None = None
         self._ever_answered = False
+        self._resolved = False
 
     def close(self) -> None:
         self.session.close()
@@ -126,9 +130,35 @@ class Transport:
         if wait > 0:
             self.sleep(wait)
 
+    def _resolve_once(self, url: str) -> None:
+        """Look the host up once, with the connect timeout: requests' timeout does not cover DNS,
+        and a resolver that never answers must not hang the command."""
+        if self._resolved:
+            return
+        parts = urlsplit(url)
+        answer: list = []
+
+        def lookup() -> None:
+            try:
+                socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+                answer.append(None)
+            except OSError as exc:
+                answer.append(exc)
+
+        worker = threading.Thread(target=lookup, daemon=True)
+        worker.start()
+        worker.join(self.config.connect_timeout_s)
+        if not answer:
+            raise NetworkDown(f"cannot reach the arXiv API at {parts.netloc}: DNS lookup timed out "
+                              f"after {self.config.connect_timeout_s:g} s")
+        if answer[0] is not None:
+            raise NetworkDown(f"cannot reach the arXiv API at {parts.netloc}: DNS lookup failed ({answer[0]})")
+        self._resolved = True
+
     def get(self, url: str) -> bytes:
         """The body of a 200 answer; retries what is worth retrying, raises the rest."""
         cfg = self.config
+        self._resolve_once(url)
         last_problem = ""
         for attempt in range(cfg.retries + 1):
             self._wait_turn(cfg.backoff_s * 2 ** (attempt - 1) if attempt else 0.0)
@@ -204,17 +234,78 @@ def parse_feed(content: bytes) -> ParsedPage:
     if root.tag != _ATOM_FEED:
         raise ArxivResponseError(f"unexpected response from the arXiv API: root element {root.tag!r}, not an Atom feed")
     results, error_ids = [], []
-    for entry in root.iterfind(_ATOM_ENTRY):
-        entry_id = (entry.findtext(_ATOM_ID) or "").strip()
-        bad = _ERROR_ENTRY.search(entry_id)
-        if bad:
-            error_ids.append(bad.group("id"))
-            continue
-        result = arxiv_feed._build_result(entry)  # the package's own entry mapping
-        if result is not None:
+    for entry in root.iterchildren(_ATOM_ENTRY):
+        result = _entry_result(entry)
+        if isinstance(result, str):
+            error_ids.append(result)
+        elif result is not None:
             results.append(result)
     total = root.findtext("{http://a9.com/-/spec/opensearch/1.1/}totalResults")
     return ParsedPage(results, error_ids, int(total) if total and total.strip().isdigit() else len(results))
+
+
+_A = "{http://www.w3.org/2005/Atom}"
+_X = "{http://arxiv.org/schemas/atom}"
+_TEXT_FIELDS = {_A + "id": "id", _A + "title": "title", _A + "summary": "summary", _A + "updated": "updated",
+                _A + "published": "published", _X + "comment": "comment", _X + "journal_ref": "journal_ref",
+                _X + "doi": "doi"}
+
+
+def _when(text: str | None):
+    if not text:
+        return None
+    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _entry_result(entry) -> arxiv_pkg.Result | str | None:
+    """One ``<entry>`` as the package's `Result`, read in a single pass over its children.
+
+    Same fields and rules as the package's own mapping (entries without dates are
+    skipped), but without a namespaced path search per field, which made parsing the
+    slowest step of a sync. An API error entry gives the id it rejects (a str).
+    """
+    fields: dict[str, str | None] = {}
+    authors, links, categories, primary = [], [], [], ""
+    for child in entry:
+        tag = child.tag
+        name = _TEXT_FIELDS.get(tag)
+        if name is not None:
+            fields[name] = child.text
+        elif tag == _A + "author":
+            author_name, affiliations = "", []
+            for part in child:
+                if part.tag == _A + "name":
+                    author_name = part.text or ""
+                elif part.tag == _X + "affiliation" and part.text is not None:
+                    affiliations.append(part.text)
+            authors.append(arxiv_pkg.Result.Author(author_name, affiliations))
+        elif tag == _A + "link":
+            href = child.get("href")
+            if href is not None:
+                links.append(arxiv_pkg.Result.Link(href, title=child.get("title"), rel=child.get("rel") or "",
+                                                   content_type=child.get("type")))
+        elif tag == _A + "category":
+            term = child.get("term")
+            if term is not None:
+                categories.append(term)
+        elif tag == _X + "primary_category":
+            primary = child.get("term") or ""
+    entry_id = (fields.get("id") or "").strip()
+    bad = _ERROR_ENTRY.search(entry_id) if "/api/errors" in entry_id else None
+    if bad:
+        return bad.group("id")
+    try:
+        updated, published = _when(fields.get("updated")), _when(fields.get("published"))
+    except ValueError as exc:
+        raise ArxivResponseError(f"malformed response from the arXiv API: bad date in {entry_id}: {exc}") from exc
+    if not entry_id or updated is None or published is None:
+        return None  # what arXiv sends for an id it does not know
+    return arxiv_pkg.Result(
+        entry_id=entry_id, updated=updated, published=published, title=fields.get("title") or "",
+        authors=authors, summary=fields.get("summary") or "", comment=fields.get("comment"),
+        journal_ref=fields.get("journal_ref"), doi=fields.get("doi"), primary_category=primary,
+        categories=categories, links=links)
 
 
 class ArxivClient(arxiv_pkg.Client):
@@ -291,9 +382,12 @@ def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+_VERSIONED = re.compile(r"^(?P<id>.+?)(?:v(?P<v>\d+))?$")
+
+
 def split_version(short_id: str) -> tuple[str, int | None]:
     """``1807.03819v3`` -> (``1807.03819``, 3); ``hep-th/9901001`` -> (``hep-th/9901001``, None)."""
-    m = re.match(r"^(?P<id>.+?)(?:v(?P<v>\d+))?$", short_id.strip())
+    m = _VERSIONED.match(short_id.strip())
     return m.group("id"), int(m.group("v")) if m.group("v") else None
 
 
@@ -313,7 +407,7 @@ def paper_meta(result: arxiv_pkg.Result) -> PaperMeta:
         categories.insert(0, primary)
     return PaperMeta(
         arxiv_id=arxiv_id, version=version, title=_one_line(result.title),
-        authors=[_one_line(a.name) for a in result.authors if _one_line(a.name)],
+        authors=[name for name in (_one_line(a.name) for a in result.authors) if name],
         abstract=abstract, primary_category=primary, categories=categories,
         published=to_naive_utc(result.published), updated=to_naive_utc(result.updated),
         pdf_url=result.pdf_url, doi=_one_line(result.doi) or None,

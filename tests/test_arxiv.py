@@ -446,6 +446,21 @@ def test_dns_failure_is_offline(catalog_engine):
     assert len(report.pending) == 4
 
 
+def test_a_resolver_that_never_answers_does_not_hang(catalog_engine, monkeypatch):
+    import catalog.arxiv as module
+
+    def stuck(*args, **kwargs):
+        time.sleep(3)
+        raise OSError("too late")
+
+    monkeypatch.setattr(module.socket, "getaddrinfo", stuck)
+    transport = Transport(ClientConfig(api_url="http://slow-dns.example/api/query", connect_timeout_s=0.2))
+    t0 = time.monotonic()
+    report = sync(catalog_engine, transport=transport)
+    assert time.monotonic() - t0 < 2
+    assert report.offline and "DNS lookup timed out" in report.warning and report.requests == 0
+
+
 def test_rejected_id_in_a_400_answer_is_marked_and_the_rest_fetched(fake_arxiv, tmp_path):
     engine = open_db(tmp_path / "r.db")
     with engine.begin() as c:  # an id that slipped past normalisation, as an old catalog might hold
