@@ -51,10 +51,17 @@ def _create_search_index(conn: Connection) -> None:
     )
 
 
+def _rank_titles_higher(conn: Connection) -> None:
+    # A persistent rank function lets plain "ORDER BY rank" use bm25 with the title
+    # weighted, which FTS5 evaluates faster than an explicit bm25() call in ORDER BY.
+    conn.exec_driver_sql("INSERT INTO post_fts(post_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)')")
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
     _create_search_index,
+    _rank_titles_higher,
 ]
 
 

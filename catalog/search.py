@@ -20,7 +20,8 @@ from catalog.models import as_utc
 from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, query_terms
 from scrapers.normalize import normalize_hashtag
 
-TITLE_WEIGHT = 10.0  # a word in the title counts as much as ten in the body
+# bm25 with a word in the title counting as much as ten in the body: configured as
+# the FTS5 table's rank function by a migration (catalog.db), so "ORDER BY rank" uses it.
 SNIPPET_CHARS = 160
 
 
@@ -69,7 +70,7 @@ class Hit:
     title: str
     snippet: str
     language: str | None
-    score: float
+    rank: int  # 1 = best match (bm25, title weighted); substring matches: newest first
     tags: list[str] = field(default_factory=list)
     arxiv_ids: list[str] = field(default_factory=list)
     paper_titles: dict[str, str] = field(default_factory=dict)
@@ -97,22 +98,25 @@ def _like_pattern(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
-def _fts_ids(conn: Connection, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+def _fts_ids(conn: Connection, match: str, filters: Filters, limit: int) -> list[int]:
     where, params = filters.sql()
-    sql = (f"SELECT p.id, bm25(post_fts, {TITLE_WEIGHT}, 1.0) AS score FROM post_fts"
-           f" JOIN post p ON p.id = post_fts.rowid WHERE post_fts MATCH ?{where}"
-           f" ORDER BY score, p.published_at DESC LIMIT ?")
-    return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (match, *params, limit))]
+    if not where:  # the common case: let FTS5 rank and cut without touching the post table
+        # Selecting `rank` too would make FTS5 compute bm25 a second time per row.
+        sql = "SELECT rowid FROM post_fts WHERE post_fts MATCH ? ORDER BY rank LIMIT ?"
+    else:
+        sql = (f"SELECT p.id FROM post_fts JOIN post p ON p.id = post_fts.rowid"
+               f" WHERE post_fts MATCH ?{where} ORDER BY post_fts.rank LIMIT ?")
+    return [r[0] for r in conn.exec_driver_sql(sql, (match, *params, limit))]
 
 
-def _substring_ids(conn: Connection, needle: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+def _substring_ids(conn: Connection, needle: str, filters: Filters, limit: int) -> list[int]:
     where, params = filters.sql()
     folded = fold(needle)
-    sql = ("SELECT p.id, 0.0 FROM post p JOIN post_search s ON s.post_id = p.id"
+    sql = ("SELECT p.id FROM post p JOIN post_search s ON s.post_id = p.id"
            " WHERE (s.title LIKE ? ESCAPE '\\' OR s.body LIKE ? ESCAPE '\\' OR p.text LIKE ? ESCAPE '\\')"
            f"{where} ORDER BY p.published_at DESC LIMIT ?")
     pats = (_like_pattern(folded), _like_pattern(folded), _like_pattern(needle))
-    return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (*pats, *params, limit))]
+    return [r[0] for r in conn.exec_driver_sql(sql, (*pats, *params, limit))]
 
 
 def snippet(text: str, needles: Iterable[str], width: int = SNIPPET_CHARS) -> str:
@@ -147,31 +151,29 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
         return _hits(conn, ranked, [t for ts in terms for t in ts] or [needle])
 
 
-def _hits(conn: Connection, ranked: list[tuple[int, float]], needles: list[str]) -> list[Hit]:
+_SEP, _PAIR = "\x1f", "\x1e"  # separators that never occur in tags or arXiv ids
+
+
+def _hits(conn: Connection, ranked: list[int], needles: list[str]) -> list[Hit]:
+    """Hydrate ranked ids in ONE query (post, source, tags and papers via group_concat)."""
     if not ranked:
         return []
-    ids = [pid for pid, _ in ranked]
+    ids = tuple(ranked)
     marks = ",".join("?" * len(ids))
     rows = {r[0]: r for r in conn.exec_driver_sql(
-        "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language"
-        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({marks})", tuple(ids))}
-    tags: dict[int, list[str]] = {}
-    for pid, name in conn.exec_driver_sql(
-            f"SELECT pt.post_id, t.name FROM post_tag pt JOIN tag t ON t.id = pt.tag_id WHERE pt.post_id IN ({marks})"
-            " ORDER BY t.name", tuple(ids)):
-        tags.setdefault(pid, []).append(name)
-    papers: dict[int, dict[str, str]] = {}
-    for pid, arxiv_id, title in conn.exec_driver_sql(
-            "SELECT pp.post_id, pa.arxiv_id, pa.title FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id"
-            f" WHERE pp.post_id IN ({marks}) ORDER BY pa.arxiv_id", tuple(ids)):
-        papers.setdefault(pid, {})[arxiv_id] = title or ""
+        "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language,"
+        f" (SELECT group_concat(t.name, '{_SEP}') FROM (SELECT t.name FROM post_tag pt JOIN tag t"
+        "   ON t.id = pt.tag_id WHERE pt.post_id = p.id ORDER BY t.name) t),"
+        f" (SELECT group_concat(x, '{_SEP}') FROM (SELECT pa.arxiv_id || '{_PAIR}' || COALESCE(pa.title, '') AS x"
+        "   FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id WHERE pp.post_id = p.id ORDER BY pa.arxiv_id))"
+        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({marks})", ids)}
     hits = []
-    for pid, score in ranked:
-        _, source, url, published, title, text, lang = rows[pid]
+    for position, pid in enumerate(ranked, 1):
+        _, source, url, published, title, text, lang, tags, papers = rows[pid]
         published = datetime.fromisoformat(published) if isinstance(published, str) else published
-        linked = papers.get(pid, {})
-        hits.append(Hit(pid, source, url, as_utc(published), title, snippet(text, needles), lang, float(score),
-                        tags.get(pid, []), list(linked), {k: v for k, v in linked.items() if v}))
+        linked = dict(p.split(_PAIR, 1) for p in papers.split(_SEP)) if papers else {}
+        hits.append(Hit(pid, source, url, as_utc(published), title, snippet(text, needles), lang, position,
+                        tags.split(_SEP) if tags else [], list(linked), {k: v for k, v in linked.items() if v}))
     return hits
 
 

@@ -1,122 +1,75 @@
-"""Text normalisation shared by every reader: Unicode, hashtags, arXiv ids, links, language."""
+"""Text normalisation shared by every reader: Unicode, hashtags, arXiv ids, links, language.
+
+These run on every post of every input, so each pattern starts with a literal or
+a character class (which lets Python's regex engine skip ahead in C) and context
+checks that would need a look-behind are done in Python on the few candidates.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Iterable
 
 from scrapers.records import Link
 
 # ---------------------------------------------------------------- Unicode
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+_ZERO_WIDTH_RX = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def clean_text(text: str) -> str:
     """NFKC, no zero-width characters, unified newlines, no trailing spaces, no runs of blank lines."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [line.rstrip() for line in text.split("\n")]
+    text = unicodedata.normalize("NFKC", text)
+    if _ZERO_WIDTH_RX.search(text):
+        text = _ZERO_WIDTH_RX.sub("", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     out: list[str] = []
-    for line in lines:
+    for line in text.split("\n"):
+        line = line.rstrip()
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip()
 
 
-# ---------------------------------------------------------------- hashtags
-
-# A hashtag starts after a non-word, non-URL character; its body is Unicode letters,
-# digits and "_" (\w in Python's Unicode regexes is exactly that).
-_HASHTAG = re.compile(r"(?<![\w/#&?=.-])#(\w+)")
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b(?:[a-z0-9-]+\.)+(?:org|com|io|net|ai|fm|me|ru|cn|dev)/\S*", re.I)
-
-
-def normalize_hashtag(tag: str) -> str:
-    """``#NeurIPSConf19`` -> ``neuripsconf19`` (NFKC, casefolded, ``#`` stripped)."""
-    return unicodedata.normalize("NFKC", tag).lstrip("#").casefold()
-
-
-def extract_hashtags(text: str) -> tuple[str, ...]:
-    """Hashtags in order of first appearance, never taken from inside a URL."""
-    without_urls = _URL.sub(" ", text)
-    seen: dict[str, None] = {}
-    for m in _HASHTAG.finditer(without_urls):
-        tag = normalize_hashtag(m.group(1))
-        if tag and not tag.isdigit():  # "#1" is a number, not a topic
-            seen.setdefault(tag, None)
-    return tuple(seen)
-
-
-# ---------------------------------------------------------------- arXiv ids
-
-_OLD_ARCHIVES = (
-    "astro-ph|cond-mat|gr-qc|hep-ex|hep-lat|hep-ph|hep-th|math-ph|nlin|nucl-ex|nucl-th|physics|quant-ph|"
-    "math|cs|q-bio|q-fin|stat|eess|econ|cmp-lg|chao-dyn|solv-int|patt-sol|adap-org|comp-gas|alg-geom|"
-    "dg-ga|funct-an|q-alg|mtrl-th|supr-con|acc-phys|ao-sci|atom-ph|bayes-an|chem-ph|plasm-ph"
-)
-# New-style ids: YYMM.NNNN from 0704 to 1412, YYMM.NNNNN from 1501 on; month 01-12.
-_NEW_ID = (r"(?P<new>(?:0[7-9]|1[0-4])(?:0[1-9]|1[0-2])\.\d{4}(?!\d)"
-           r"|(?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}(?!\d))(?:v(?P<newv>\d{1,3}))?")
-_OLD_ID = rf"(?P<old>(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}})(?:v(?P<oldv>\d{{1,3}}))?"
-# An id is only trusted with context: an arxiv.org URL, an "arXiv:" prefix, or (new
-# style only) standing alone as a token — never inside a longer number, date or version.
-_ARXIV_URL = re.compile(
-    rf"arxiv\.org/(?:abs|pdf|html|format)/(?:{_NEW_ID}|{_OLD_ID})(?:\.pdf)?", re.I)
-_ARXIV_PREFIX = re.compile(rf"\barxiv:\s?(?:{_NEW_ID}|{_OLD_ID})", re.I)
-_BARE_NEW = re.compile(rf"(?<![\w./:-]){_NEW_ID}(?!\w|[./-]\d)")
-_BARE_OLD = re.compile(rf"(?<![\w./-]){_OLD_ID}(?![\w/])")
-
-
-def _id_and_version(m: re.Match) -> tuple[str, int | None]:
-    groups = m.groupdict()
-    if groups.get("new"):
-        ident, v = groups["new"], groups.get("newv")
-    else:
-        ident, v = m.group("old"), m.group("oldv")
-    return ident, int(v) if v else None
-
-
-def extract_arxiv(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
-    """arXiv ids (version-less, in order) and the versions the text named.
-
-    ``arxiv.org/pdf/2004.13342v2.pdf`` -> ids ``("2004.13342",)``, versions ``(("2004.13342", 2),)``.
-    Bare new-style ids (``1807.03819v3``) count only as a standalone token; a phone number,
-    a date (``2020.04.27``) or a version string (``1.2004.13``) never yields an id.
-    """
-    found: dict[str, int | None] = {}
-    spans: list[tuple[int, int]] = []
-    for rx in (_ARXIV_URL, _ARXIV_PREFIX, _BARE_NEW, _BARE_OLD):
-        for m in rx.finditer(text):
-            if any(a <= m.start() < b for a, b in spans):
-                continue
-            spans.append(m.span())
-            ident, version = _id_and_version(m)
-            if version is not None or ident not in found:
-                found[ident] = version if version is not None else found.get(ident)
-    ordered = sorted(found, key=lambda i: text.find(i))
-    versions = tuple((i, found[i]) for i in ordered if found[i] is not None)
-    return tuple(ordered), versions
-
-
-def normalize_arxiv_id(value: str) -> tuple[str, int | None]:
-    """``arXiv:1807.03819v3`` / ``https://arxiv.org/abs/hep-th/9901001`` -> (id, version)."""
-    ids, versions = extract_arxiv(value.strip() if "arxiv" in value.lower() else f"arXiv:{value.strip()}")
-    if not ids:
-        raise ValueError(f"not an arXiv id: {value!r}")
-    return ids[0], dict(versions).get(ids[0])
-
-
 # ---------------------------------------------------------------- links
 
-_LINK = re.compile(
-    r"(?:https?://|www\.)[^\s<>\"'«»()\[\]{}]+"
-    r"|(?<![\w@/.])(?:arxiv\.org|github\.com|gitlab\.com|paperswithcode\.com|colab\.research\.google\.com"
-    r"|openreview\.net|huggingface\.co)/[^\s<>\"'«»()\[\]{}]+",
-    re.I,
-)
+# Case-sensitive on purpose: IGNORECASE stops the engine from skipping ahead to the
+# first letter, which made these scans several times slower. Hosts are lowercase in practice.
+_SCHEME_LINK = re.compile(r"(?:https?://|HTTPS?://|www\.)[^\s<>\"'«»()\[\]{}]+")
+_BARE_HOSTS = ("arxiv.org/", "github.com/", "gitlab.com/", "paperswithcode.com/", "colab.research.google.com/",
+               "openreview.net/", "huggingface.co/")
+_BARE_LINK = re.compile(
+    r"(?:arxiv\.org|github\.com|gitlab\.com|paperswithcode\.com|colab\.research\.google\.com|openreview\.net"
+    r"|huggingface\.co)/[^\s<>\"'«»()\[\]{}]+")
 _TRAILING = ".,;:!?…»)'\""
+
+
+def _link_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of links: with a scheme or www., or schemeless on a known host (``arxiv.org/abs/…``)."""
+    spans = [m.span() for m in _SCHEME_LINK.finditer(text)] if ("://" in text or "www." in text) else []
+    if any(h in text for h in _BARE_HOSTS):
+        for m in _BARE_LINK.finditer(text):
+            before = text[m.start() - 1] if m.start() else " "
+            if not (before.isalnum() or before in "@/.") and not any(a <= m.start() < b for a, b in spans):
+                spans.append(m.span())
+        spans.sort()
+    return spans
+
+
+def strip_links(text: str, spans: list[tuple[int, int]] | None = None) -> str:
+    """The text with every link replaced by a space (for hashtag and language analysis)."""
+    spans = _link_spans(text) if spans is None else spans
+    if not spans:
+        return text
+    parts, last = [], 0
+    for a, b in spans:
+        parts.append(text[last:a])
+        last = b
+    parts.append(text[last:])
+    return " ".join(parts)
 
 
 def classify_link(url: str) -> str:
@@ -139,36 +92,176 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def extract_links(text: str, extra: Iterable[str] = ()) -> tuple[Link, ...]:
+def extract_links(text: str, extra: Iterable[str] = (), spans: list[tuple[int, int]] | None = None
+                  ) -> tuple[Link, ...]:
     """Links in order, schemeless ones (``arxiv.org/abs/…``) given ``https://``; `extra` adds hidden hrefs."""
+    spans = _link_spans(text) if spans is None else spans
     seen: dict[str, None] = {}
-    for url in [m.group(0) for m in _LINK.finditer(text)] + list(extra):
+    for url in [text[a:b] for a, b in spans] + list(extra):
         if url:
             seen.setdefault(normalize_url(url), None)
     return tuple(Link(u, classify_link(u)) for u in seen)  # type: ignore[arg-type]
 
 
+# ---------------------------------------------------------------- hashtags
+
+# A hashtag's body is Unicode letters, digits and "_" (\w in Python's Unicode regexes).
+_HASHTAG = re.compile(r"#(\w+)")
+_NOT_BEFORE_HASHTAG = set("/#&?=.-")
+
+
+def normalize_hashtag(tag: str) -> str:
+    """``#NeurIPSConf19`` -> ``neuripsconf19`` (NFKC, casefolded, ``#`` stripped)."""
+    return unicodedata.normalize("NFKC", tag).lstrip("#").casefold()
+
+
+def extract_hashtags(text: str, *, without_links: bool = False) -> tuple[str, ...]:
+    """Hashtags in order of first appearance, never taken from inside a URL or a word (``C#``)."""
+    if "#" not in text:
+        return ()
+    if not without_links:
+        text = strip_links(text)
+    seen: dict[str, None] = {}
+    for m in _HASHTAG.finditer(text):
+        before = text[m.start() - 1] if m.start() else " "
+        if before.isalnum() or before == "_" or before in _NOT_BEFORE_HASHTAG:
+            continue
+        tag = normalize_hashtag(m.group(1))
+        if tag and not tag.isdigit():  # "#1" is a number, not a topic
+            seen.setdefault(tag, None)
+    return tuple(seen)
+
+
+# ---------------------------------------------------------------- arXiv ids
+
+_OLD_ARCHIVES = (
+    "astro-ph|cond-mat|gr-qc|hep-ex|hep-lat|hep-ph|hep-th|math-ph|nlin|nucl-ex|nucl-th|physics|quant-ph|"
+    "math|cs|q-bio|q-fin|stat|eess|econ|cmp-lg|chao-dyn|solv-int|patt-sol|adap-org|comp-gas|alg-geom|"
+    "dg-ga|funct-an|q-alg|mtrl-th|supr-con|acc-phys|ao-sci|atom-ph|bayes-an|chem-ph|plasm-ph"
+)
+# New-style ids: YYMM.NNNN from 0704 to 1412, YYMM.NNNNN from 1501 on; month 01-12.
+_NEW_ID = (r"(?P<new>(?:0[7-9]|1[0-4])(?:0[1-9]|1[0-2])\.\d{4}(?!\d)"
+           r"|(?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}(?!\d))(?:v(?P<newv>\d{1,3}))?")
+_OLD_ID = rf"(?P<old>(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}})(?:v(?P<oldv>\d{{1,3}}))?"
+# Cheap candidates first; each is then checked in a small window around it.
+_CANDIDATE = re.compile(r"\d{4}\.\d{4}|/\d{7}")
+_NEW_RX = re.compile(_NEW_ID)
+_OLD_RX = re.compile(rf"(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}}(?:v\d{{1,3}})?", re.I)
+_OLD_FULL = re.compile(_OLD_ID, re.I)
+_URL_PREFIX = re.compile(r"arxiv\.org/(?:abs|pdf|html|format)/$", re.I)
+_ARXIV_PREFIX = re.compile(r"(?:^|[^\w])arxiv:\s?$", re.I)
+
+
+def _has_context(text: str, start: int, end: int, old: bool) -> bool:
+    """An id counts after an arxiv.org URL path or ``arXiv:``, or standing alone as a token."""
+    before = text[max(0, start - 40):start]
+    if _URL_PREFIX.search(before) or _ARXIV_PREFIX.search(before):
+        return True
+    prev = text[start - 1] if start else " "
+    nxt = text[end:end + 2]
+    if prev.isalnum() or prev in "_./:-" + ("" if old else "+"):
+        return False  # inside a longer number, a date, a version string or a path
+    if old:
+        return not (nxt[:1].isalnum() or nxt[:1] in "_/")
+    # "1807.03819." ends a sentence; "2004.13342.5" or "2004.13342-1" is a longer number
+    return not (nxt[:1].isalnum() or nxt[:1] == "_" or (nxt[:1] in "./-" and nxt[1:2].isdigit()))
+
+
+def extract_arxiv(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+    """arXiv ids (version-less, in order of appearance) and the versions the text named.
+
+    ``arxiv.org/pdf/2004.13342v2.pdf`` -> ids ``("2004.13342",)``, versions ``(("2004.13342", 2),)``.
+    Bare new-style ids (``1807.03819v3``) count only as a standalone token; a phone number,
+    a date (``2020.04.27``) or a version string (``1.2004.13``) never yields an id.
+    """
+    found: dict[str, int | None] = {}
+    for cand in _CANDIDATE.finditer(text):
+        if cand.group(0)[0] == "/":  # old style: the archive name sits before the slash
+            lo = max(0, cand.start() - 12)
+            m = None
+            for m_ in _OLD_RX.finditer(text, lo, cand.end() + 5):
+                if m_.start() <= cand.start() < m_.end():
+                    m = m_
+            if m is None:
+                continue
+            full = _OLD_FULL.fullmatch(m.group(0))
+            ident, version = full.group("old"), full.group("oldv")
+            if not _has_context(text, m.start(), m.end(), old=True):
+                continue
+            ident = ident[: ident.index("/")].lower() + ident[ident.index("/"):]
+        else:
+            m = _NEW_RX.match(text, cand.start())
+            if m is None or not _has_context(text, m.start(), m.end(), old=False):
+                continue
+            ident, version = m.group("new"), m.group("newv")
+        v = int(version) if version else None
+        if v is not None or ident not in found:
+            found[ident] = v if v is not None else found.get(ident)
+    versions = tuple((i, v) for i, v in found.items() if v is not None)
+    return tuple(found), versions
+
+
+def normalize_arxiv_id(value: str) -> tuple[str, int | None]:
+    """``arXiv:1807.03819v3`` / ``https://arxiv.org/abs/hep-th/9901001`` -> (id, version)."""
+    ids, versions = extract_arxiv(value.strip() if "arxiv" in value.lower() else f"arXiv:{value.strip()}")
+    if not ids:
+        raise ValueError(f"not an arXiv id: {value!r}")
+    return ids[0], dict(versions).get(ids[0])
+
+
 # ---------------------------------------------------------------- language
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[A-Za-z]")
-_ARABIC = re.compile(r"[\u0600-\u06ff]")
+_SCRIPTS = {
+    "zh": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"),
+    "ru": re.compile(r"[\u0400-\u04ff]+"),
+    "en": re.compile(r"[A-Za-z]+"),
+    "ar": re.compile(r"[\u0600-\u06ff]+"),
+}
+_WEIGHT = {"zh": 3}  # one Han character carries about as much as a word's worth of letters
+_SAMPLE_CHARS = 1000
 
 
-def detect_language(text: str) -> str | None:
+def detect_language(text: str, *, without_links: bool = False) -> str | None:
     """ru / en / zh / ar by script counts; None when the text has too few letters to tell.
 
-    A script heuristic is enough for what the catalog needs (a filter between the
-    channel languages we read) and costs nothing; URLs are ignored so an English
-    link does not make a Russian post English.
+    A script count is enough for what the catalog needs (a filter between the channel
+    languages we read) and costs next to nothing; links are left out so an English
+    URL does not make a Russian post English.
     """
-    body = _URL.sub(" ", text)
-    counts = {
-        "zh": len(_CJK.findall(body)) * 3,  # one Han character carries about a word
-        "ru": len(_CYRILLIC.findall(body)),
-        "en": len(_LATIN.findall(body)),
-        "ar": len(_ARABIC.findall(body)),
-    }
-    lang, n = max(counts.items(), key=lambda kv: kv[1])
-    return lang if n >= 3 else None
+    body = text[:_SAMPLE_CHARS] if without_links else strip_links(text[:_SAMPLE_CHARS])
+    best, best_n = None, 0
+    for lang, rx in _SCRIPTS.items():
+        n = sum(map(len, rx.findall(body))) * _WEIGHT.get(lang, 1)
+        if n > best_n:
+            best, best_n = lang, n
+    return best if best_n >= 3 else None
+
+
+# ---------------------------------------------------------------- all at once
+
+@dataclass(frozen=True)
+class TextFacts:
+    hashtags: tuple[str, ...]
+    arxiv_ids: tuple[str, ...]
+    arxiv_versions: tuple[tuple[str, int], ...]
+    links: tuple[Link, ...]
+    language: str | None
+
+
+def analyze(text: str, hidden_links: Iterable[str] = ()) -> TextFacts:
+    """Hashtags, arXiv ids, links and language of a clean post text, finding links once.
+
+    `hidden_links` are hrefs not visible in the text (Telegram ``text_link``); they
+    count as links and as places to find arXiv ids.
+    """
+    hidden = list(hidden_links)
+    spans = _link_spans(text)
+    bare = strip_links(text, spans)
+    ids, versions = extract_arxiv(text + ("\n" + "\n".join(hidden) if hidden else ""))
+    return TextFacts(
+        hashtags=extract_hashtags(bare, without_links=True),
+        arxiv_ids=ids,
+        arxiv_versions=versions,
+        links=extract_links(text, hidden, spans),
+        language=detect_language(bare, without_links=True),
+    )

