@@ -608,9 +608,30 @@ def test_cli_errors_and_exit_codes(fake_arxiv, cli_db):
     assert r.exit_code == 2 and "not an arXiv id" in r.stderr
     r = _cli(cli_db, "papers", "--status", "bogus")
     assert r.exit_code == 2
+    r = _cli(cli_db.parent / "missing.db", "arxiv", "sync", "--offline")
+    assert r.exit_code == 1 and "no catalog at" in r.stderr and not (cli_db.parent / "missing.db").exists()
     r = _cli(cli_db, "arxiv", "sync", "--api-url", "ftp://example")
     assert r.exit_code == 2 and "bad arXiv API URL" in r.stderr
     fake_arxiv.script = ["truncated"]
     r = _cli(cli_db, "arxiv", "sync", "--api-url", fake_arxiv.url)
     assert r.exit_code == 1 and "malformed response" in r.stderr and "Traceback" not in r.output
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_paper_page_shows_its_reproduction_and_last_run(fake_arxiv, catalog_engine, cli_db):
+    from catalog.db import session
+    from catalog.models import Run
+    from catalog.runs import upsert_reproduction
+
+    sync(catalog_engine, transport=make_transport(fake_arxiv))
+    with session(catalog_engine) as s:
+        repro = upsert_reproduction(s, slug="drophead", arxiv_id="2004.13342", title="DropHead on a small model",
+                                    claims=[{"metric": "accuracy", "value": 0.9}], presets=["smoke", "cpu", "gpu"])
+        s.add(Run(reproduction_id=repro.id, preset="smoke", device="cpu", status="ok",
+                  started_at=datetime(2024, 1, 1, 12), metrics={"accuracy": 0.71}, run_dir="runs/drophead/1"))
+    p = get_paper(catalog_engine, "2004.13342")
+    assert p["reproduction"]["slug"] == "drophead" and p["reproduction"]["runs"] == 1
+    assert p["reproduction"]["last_run"]["metrics"] == {"accuracy": 0.71}
+    assert list_papers(catalog_engine)[0]["reproduction"] == "drophead"
+    out = _cli(cli_db, "paper", "2004.13342").stdout
+    assert "reproduction drophead: DropHead on a small model" in out and "accuracy=0.71" in out

@@ -82,7 +82,7 @@ def sync_cmd(
     """
     from catalog.arxiv import ClientConfig, sync
 
-    engine = state(ctx).engine()
+    engine = state(ctx).engine(must_exist=True)
     config = None if offline else ClientConfig.from_env(api_url)
     with _progress(not offline) as (on_start, on_progress):
         report = sync(engine, refresh=refresh, offline=offline, config=config,
