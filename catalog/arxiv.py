@@ -160,8 +160,10 @@ class Transport:
         cfg = self.config
         self._resolve_once(url)
         last_problem = ""
+        asked_wait = 0.0  # a Retry-After the server sent with its 503/429
         for attempt in range(cfg.retries + 1):
-            self._wait_turn(cfg.backoff_s * 2 ** (attempt - 1) if attempt else 0.0)
+            backoff = cfg.backoff_s * 2 ** (attempt - 1) if attempt else 0.0
+            self._wait_turn(max(backoff, asked_wait))
             self.sent.append((self.clock(), url))
             try:
                 resp = self.session.get(url, timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
@@ -189,12 +191,24 @@ class Transport:
                 return body
             if resp.status_code >= 500 or resp.status_code == 429:
                 last_problem = f"HTTP {resp.status_code}"
+                asked_wait = _retry_after(resp.headers.get("Retry-After"))
                 continue
             raise ArxivResponseError(f"arXiv API answered HTTP {resp.status_code} for {_short(url)}",
                                      status=resp.status_code, body=body)
         if last_problem.startswith("HTTP"):
             raise ArxivResponseError(f"arXiv API answered {last_problem} {cfg.retries + 1} times; try again later")
         raise NetworkDown(f"arXiv API at {_host(url)}: {last_problem}, {cfg.retries + 1} tries")
+
+
+MAX_RETRY_AFTER_S = 120.0
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a numeric Retry-After header (capped; dates and junk count as none)."""
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _host(url: str) -> str:

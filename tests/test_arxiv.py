@@ -114,6 +114,8 @@ class FakeArxiv:
         if action == "stall":
             time.sleep(self.stall_s)
             action = None
+        if isinstance(action, tuple):  # (status, Retry-After)
+            return self._send(handler, action[0], b"slow down", "text/plain", {"Retry-After": action[1]})
         if isinstance(action, int):
             return self._send(handler, action, b"<html>temporarily unavailable</html>", "text/html")
         ids = [i for i in args.get("id_list", "").split(",") if i]
@@ -134,9 +136,11 @@ class FakeArxiv:
         self._send(handler, 200, body, "application/atom+xml; charset=utf-8")
 
     @staticmethod
-    def _send(handler, status: int, body: bytes, ctype: str) -> None:
+    def _send(handler, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
         try:
             handler.send_response(status)
+            for key, value in (headers or {}).items():
+                handler.send_header(key, value)
             handler.send_header("Content-Type", ctype)
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
@@ -329,6 +333,13 @@ def test_retry_on_503_with_exponential_backoff(fake_arxiv, catalog_engine):
     report = sync(catalog_engine, transport=make_transport(fake_arxiv, clock, delay_s=0.5, backoff_s=2.0))
     assert report.requests == 3 and report.fetched == 3
     assert clock.sleeps == [2.0, 4.0]  # 2 s, then 4 s: doubling, and never below the pacing delay
+
+
+def test_retry_after_is_honoured(fake_arxiv, catalog_engine):
+    fake_arxiv.script = [(503, "7"), (429, "not-a-number")]
+    clock = FakeClock()
+    report = sync(catalog_engine, transport=make_transport(fake_arxiv, clock, delay_s=0.5, backoff_s=2.0))
+    assert report.fetched == 3 and clock.sleeps == [7.0, 4.0]
 
 
 def test_persistent_5xx_is_an_error_and_keeps_ids_pending(fake_arxiv, catalog_engine):
@@ -567,7 +578,12 @@ def test_cli_sync_offline_exits_zero_with_warning(cli_db):
 
 
 def test_cli_sync_unreachable_server_exits_zero(cli_db):
-    result = _cli(cli_db, "arxiv", "sync", "--api-url", "http://127.0.0.1:9/api/query")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _cli(cli_db, "arxiv", "sync", "--api-url", f"http://127.0.0.1:{port}/api/query")
     assert result.exit_code == 0 and "connection refused" in result.stderr
 
 
