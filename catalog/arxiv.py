@@ -42,6 +42,8 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError, UsageError
 from catalog.models import to_naive_utc, utcnow
 from catalog.search import reindex_posts
+from catalog.sqlutil import chunked, placeholders, select_in
+from catalog.tagging import apply_category_tags, retag_posts
 from scrapers.normalize import normalize_arxiv_id
 
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
@@ -442,15 +444,6 @@ _UPSERT = (
     " status=excluded.status, fetched_at=excluded.fetched_at")
 
 
-def _in(values: list) -> str:
-    return ",".join("?" * len(values))
-
-
-def _chunked(values: list, size: int = 500) -> Iterator[list]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
 def store_papers(conn: Connection, found: list[PaperMeta], missing: Iterable[tuple[str, str]] = ()) -> list[int]:
     """Upsert fetched papers and mark `missing` ids ``(arxiv_id, status)``; returns the posts touched.
 
@@ -473,51 +466,24 @@ def store_papers(conn: Connection, found: list[PaperMeta], missing: Iterable[tup
             [(arxiv_id, status, now) for arxiv_id, status in missing])
     if not found:
         return []
-    paper_ids = dict(_select_in(conn, "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN", [m.arxiv_id for m in found]))
+    paper_ids = dict(select_in(conn, "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN", [m.arxiv_id for m in found]))
     names = sorted({category_tag(c) for m in found for c in m.categories})
     if names:
         conn.exec_driver_sql("INSERT OR IGNORE INTO tag(name) VALUES (?)", [(n,) for n in names])
-    tag_ids = dict(_select_in(conn, "SELECT name, id FROM tag WHERE name IN", names)) if names else {}
+    tag_ids = dict(select_in(conn, "SELECT name, id FROM tag WHERE name IN", names)) if names else {}
     pids = list(paper_ids.values())
-    for part in _chunked(pids):
-        conn.exec_driver_sql(f"DELETE FROM paper_tag WHERE origin='arxiv-category' AND paper_id IN ({_in(part)})",
+    for part in chunked(pids):
+        conn.exec_driver_sql(f"DELETE FROM paper_tag WHERE origin='arxiv-category' AND paper_id IN ({placeholders(part)})",
                              tuple(part))
     rows = {(paper_ids[m.arxiv_id], tag_ids[category_tag(c)]) for m in found for c in m.categories}
     if rows:
         conn.exec_driver_sql("INSERT OR IGNORE INTO paper_tag(paper_id, tag_id, origin) VALUES (?, ?, 'arxiv-category')",
                              sorted(rows))
-    posts = [r[0] for r in _select_in(conn, "SELECT DISTINCT post_id FROM post_paper WHERE paper_id IN", pids)]
+    posts = [r[0] for r in select_in(conn, "SELECT DISTINCT post_id FROM post_paper WHERE paper_id IN", pids)]
     if posts:
         retag_posts(conn, posts)
         reindex_posts(conn, posts)
     return posts
-
-
-def _select_in(conn: Connection, prefix: str, values: list) -> list[tuple]:
-    rows: list[tuple] = []
-    for part in _chunked(values):
-        rows += [tuple(r) for r in conn.exec_driver_sql(f"{prefix} ({_in(part)})", tuple(part))]
-    return rows
-
-
-def retag_posts(conn: Connection, post_ids: list[int]) -> None:
-    """Give `post_ids` exactly the category tags of the papers they link (hashtags untouched)."""
-    for part in _chunked(post_ids):
-        marks = _in(part)
-        conn.exec_driver_sql(f"DELETE FROM post_tag WHERE origin='arxiv-category' AND post_id IN ({marks})",
-                             tuple(part))
-        # OR IGNORE: a post whose hashtag already names the category keeps origin 'hashtag'.
-        conn.exec_driver_sql(
-            "INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) SELECT DISTINCT pp.post_id, pt.tag_id,"
-            " 'arxiv-category' FROM post_paper pp JOIN paper_tag pt ON pt.paper_id = pp.paper_id"
-            f" WHERE pp.post_id IN ({marks})", tuple(part))
-
-
-def apply_category_tags(conn: Connection) -> int:
-    """Tag posts ingested after their paper was fetched with its categories (local, no network)."""
-    return conn.exec_driver_sql(
-        "INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) SELECT DISTINCT pp.post_id, pt.tag_id,"
-        " 'arxiv-category' FROM post_paper pp JOIN paper_tag pt ON pt.paper_id = pp.paper_id").rowcount or 0
 
 
 # ---------------------------------------------------------------- sync and add
@@ -671,7 +637,7 @@ def add(engine: Engine, items: Iterable[str], *, max_results: int = 10, config: 
             conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
                 [(i,) for i in ids])
-        cached = {r[0] for r in _select_in(conn, "SELECT arxiv_id FROM paper WHERE status != 'pending' AND arxiv_id IN",
+        cached = {r[0] for r in select_in(conn, "SELECT arxiv_id FROM paper WHERE status != 'pending' AND arxiv_id IN",
                                            list(ids))} if ids else set()
     todo = [i for i in ids if i not in cached]
     report.added = list(ids)
@@ -698,7 +664,7 @@ def add(engine: Engine, items: Iterable[str], *, max_results: int = 10, config: 
     if report.offline and queries:
         report.warning += f"; {len(queries)} search quer{'y' if len(queries) == 1 else 'ies'} not run"
     with engine.connect() as conn:
-        report.pending = [r[0] for r in _select_in(
+        report.pending = [r[0] for r in select_in(
             conn, "SELECT arxiv_id FROM paper WHERE status='pending' AND arxiv_id IN", report.added)] \
             if report.added else []
     return report

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from catalog.cli.common import state, stdout
+from catalog.arxiv import sync as sync_arxiv
 from catalog.db import session
 from catalog.runs import import_runs, sync_reproductions
 from catalog.ingest import ingest_paths
@@ -26,7 +27,7 @@ def committed_results() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def run_demo(ctx: typer.Context, *, build_site: bool = True) -> None:
+def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = False) -> None:
     st = state(ctx)
     engine = st.engine()
     stats = ingest_paths(engine, sample_corpus())
@@ -37,6 +38,9 @@ def run_demo(ctx: typer.Context, *, build_site: bool = True) -> None:
         results = committed_results()
         runs = import_runs(s, results) if results else []
     stdout.print(f"[bold]reproductions[/bold] {len(repros)} registered, {len(runs)} recorded runs imported")
+    report = sync_arxiv(engine, offline=offline)
+    stdout.print(f"[bold]arXiv[/bold] {report.fetched} papers fetched, {len(report.pending)} pending"
+                 + (f" ({report.warning})" if report.warning else ""))
     for query in ("drophead", "головы внимания", "注意力"):
         hits = search(engine, query, limit=3)
         stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))

@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError
 from catalog.models import to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
+from catalog.sqlutil import select_in
+from catalog.tagging import retag_posts
 from scrapers import formats
 from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord
@@ -83,18 +85,14 @@ class _Upserter:
         self.tag_ids: dict[str, int] = {}
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
+        self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:  # an empty list would run the statement once with no parameters
             self.conn.exec_driver_sql(sql, rows)
 
-    def _ids(self, sql_prefix: str, keys: list, key_col: str = "") -> list[tuple]:
-        rows: list[tuple] = []
-        for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
-            marks = ",".join("?" * len(part))
-            rows += self.conn.exec_driver_sql(f"{sql_prefix} ({marks})", tuple(part)).all()
-        return rows
+    def _ids(self, sql_prefix: str, keys: list) -> list[tuple]:
+        return select_in(self.conn, sql_prefix, keys)
 
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
@@ -199,7 +197,7 @@ class _Upserter:
             [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, pid)
              for pid, rec, chash in rows])
         pids = [(pid,) for pid, _, _ in rows]
-        self._many("DELETE FROM post_tag WHERE post_id=? AND origin='hashtag'", pids)
+        self._many("DELETE FROM post_tag WHERE post_id=? AND origin IN ('hashtag', 'arxiv-category')", pids)
         self._many("DELETE FROM link WHERE post_id=?", pids)
         self._many("DELETE FROM post_paper WHERE post_id=?", pids)
         posts = [(pid, rec) for pid, rec, _ in rows]
@@ -219,6 +217,8 @@ class _Upserter:
         self._many(
             "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
+        if self.has_paper_tags:  # papers already synced: their categories tag these posts too
+            retag_posts(self.conn, [pid for pid, rec in posts if rec.arxiv_ids])
 
     def _write_search(self, posts: list[tuple[int, PostRecord]], *, insert: bool) -> None:
         linked = [pid for pid, rec in posts if rec.arxiv_ids]

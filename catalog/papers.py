@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import DigestError, UsageError
 from catalog.models import Paper, PaperTag, Post, PostPaper, Reproduction, Tag, as_utc
+from catalog.sqlutil import chunked
 from scrapers.normalize import normalize_arxiv_id, normalize_hashtag
 
 
@@ -43,8 +44,7 @@ def paper_titles(conn: Connection | Session | Engine, arxiv_ids: Iterable[str]) 
             return paper_titles(c, wanted)
     out: dict[str, str] = {}
     unique = list(dict.fromkeys(wanted))
-    for i in range(0, len(unique), 500):
-        part = unique[i:i + 500]
+    for part in chunked(unique):
         out.update(conn.execute(select(Paper.arxiv_id, Paper.title)
                                 .where(Paper.arxiv_id.in_(part), Paper.title.is_not(None))).all())
     return out
