@@ -114,6 +114,13 @@ def _first_line(text: str, limit: int = 90) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+def _claim(raw: dict[str, Any]) -> dict[str, Any]:
+    """A claim from the database with every field the template reads (old rows may lack some)."""
+    return {"metric": str(raw.get("metric", "")), "value": raw.get("value"), "unit": raw.get("unit") or "",
+            "source": raw.get("source") or "", "note": raw.get("note") or "",
+            "higher_is_better": bool(raw.get("higher_is_better", True))}
+
+
 def _month(value: datetime | None) -> str:
     return value.strftime("%Y-%m") if value else "undated"
 
@@ -215,7 +222,7 @@ class Catalog:
         for row in rows:
             repro = out.setdefault(row.slug, {
                 "name": row.slug, "title": row.title, "paper_id": row.arxiv_id or "", "authors": "",
-                "summary": row.summary, "measures": row.measures, "notes": "", "claims": list(row.paper_claims or []),
+                "summary": row.summary, "measures": row.measures, "notes": "", "claims": [_claim(c) for c in row.paper_claims or [] if isinstance(c, dict)],
                 "presets": {name: {} for name in row.presets or []}, "datasets": [], "docs": [], "runs": [],
                 "has_card": False})
             if not repro["paper_id"] and row.paper is not None:
