@@ -160,9 +160,11 @@ def test_inline_escaping_leaves_no_syntax():
     assert html.unescape(out).startswith("Hostile sample post <script>alert(1)</script>")
 
 
-def test_block_escaping_keeps_paragraphs_and_drops_code_indentation():
-    out = md_block("first line\n    second\n\nnew paragraph")
-    assert out == "first line<br>\nsecond\n\nnew paragraph"
+def test_block_text_is_one_raw_html_block_with_paragraphs():
+    out = md_block("first <b>line</b>\n    second\n\n\nnew paragraph")
+    assert out == ('<div class="digest-text">\n<p>first &lt;b&gt;line&lt;/b&gt;<br>\nsecond</p>\n'
+                   "<p>new paragraph</p>\n</div>")
+    assert "\n\n" not in md_block(HOSTILE_TEXT)  # a blank line would end the raw block early
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,<b>", "/relative",

@@ -13,13 +13,16 @@ from __future__ import annotations
 import html
 import json
 import re
-import string
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup
 
-_REF = {ord(c): f"&#{ord(c)};" for c in string.punctuation}
+# Characters with a meaning somewhere in our Markdown dialect (emphasis, links, images, code,
+# tables, attribute lists, HTML, entities, headings); plain prose punctuation (.,;?'"-/%)
+# stays literal to keep pages small and fast to convert.
+_MD_SPECIAL = "\\`*_{}[]()<>&#|!~^=:+"
+_REF = {ord(c): f"&#{ord(c)};" for c in _MD_SPECIAL}
 _SPACE = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -34,19 +37,22 @@ def md_inline(value: Any) -> Markup:
     return Markup(text.translate(_REF))
 
 
-def md_block(value: Any) -> Markup:
-    """Multi-line inert text: paragraphs kept, single line breaks kept as ``<br>``.
+def md_block(value: Any, css_class: str = "digest-text") -> Markup:
+    """Multi-line inert text as one raw HTML block: ``<div>`` of ``<p>`` paragraphs, ``<br>`` line breaks.
 
-    Leading whitespace is dropped so no line turns into an indented code block.
+    Markdown copies a raw HTML block through without reading it, so the text only needs
+    HTML escaping; there are no blank lines inside, so the block cannot end early.
     """
     text = _clean(value).replace("\r\n", "\n").replace("\r", "\n")
     paragraphs = []
     for para in re.split(r"\n\s*\n", text):
-        lines = [_SPACE.sub(" ", line).strip().translate(_REF) for line in para.split("\n")]
+        lines = [html.escape(_SPACE.sub(" ", line).strip(), quote=False) for line in para.split("\n")]
         lines = [line for line in lines if line]
         if lines:
-            paragraphs.append("<br>\n".join(lines))
-    return Markup("\n\n".join(paragraphs))
+            paragraphs.append("<p>" + "<br>\n".join(lines) + "</p>")
+    if not paragraphs:
+        return Markup("")
+    return Markup(f'<div class="{css_class}">\n' + "\n".join(paragraphs) + "\n</div>")
 
 
 def html_text(value: Any) -> Markup:
