@@ -13,6 +13,7 @@ from catalog.db import session
 from catalog.runs import import_runs, sync_reproductions
 from catalog.ingest import ingest_paths
 from catalog.search import search
+from catalog.sitegen import build_site as build_static_site
 
 
 def sample_corpus() -> list[Path]:
@@ -44,3 +45,7 @@ def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = Fal
     for query in ("drophead", "головы внимания", "注意力"):
         hits = search(engine, query, limit=3)
         stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))
+    if build_site:
+        result = build_static_site(engine, Path("build"))
+        stdout.print(f"[bold]site[/bold] {result.generated.pages} pages built into {result.site_dir}"
+                     f" (open {result.site_dir / 'index.html'}, or run `digest site serve`)")
