@@ -158,12 +158,12 @@ class Encoder(nn.Module):
         self.pad_id = cfg.pad_id
         self.apply(init_weights)
 
-    def forward(self, ids: torch.Tensor):
+    def forward(self, ids: torch.Tensor, reference: bool = False):
         # ids: (B, T) = <bos> w_1 .. w_n <eos> <pad>...
         key_pad = ids.eq(self.pad_id)
         h = self.embed(ids)
         for blk in self.blocks:
-            h = blk(h, key_pad=key_pad)
+            h = blk(h, key_pad=key_pad, reference=reference)
         mu, logvar = self.to_posterior(self.ln(h[:, 0])).chunk(2, dim=-1)  # (B, D) each
         return mu, logvar
 
