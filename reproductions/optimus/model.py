@@ -229,6 +229,7 @@ class OptimusVAE(nn.Module):
     def forward(self, enc_ids: torch.Tensor, dec_in: torch.Tensor, targets: torch.Tensor):
         """One-sample ELBO terms: rec (B,) summed NLL, kl (B, D) per dimension, and mu, logvar."""
         mu, logvar = self.encoder(enc_ids)
+        mu, logvar = mu.float(), logvar.float()  # KL and sampling in fp32 even under bf16 autocast
         z = self.sample_z(mu, logvar)
         rec = sentence_nll(self.decoder(dec_in, z), targets, self.cfg.pad_id)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)  # KL(q(z_i|x) || N(0,1)) per dim
