@@ -70,6 +70,8 @@ CARD = Card(
         "warm-up on PTB (beta=0). Loading HuggingFace BERT/GPT-2 weights is left out. Only the PTB PPL is "
         "cited; the paper's KL/MI/AU for that row are not quoted here. Our ppl for VAE arms is the ELBO bound "
         "exp(sum -ELBO / tokens incl. <eos>) >= true PPL. The MI estimate depends on the evaluation batch size "
-        "(bounded by its log). The gpu preset has not been run."
+        "(bounded by its log). The gpu preset has not been run (no GPU was available). The committed cpu run "
+        "(200 steps per arm) shows the plain VAE's collapse (KL ~0, AU 0) but not yet an informative z for "
+        "the Optimus arm (KL held near the threshold, MI ~0, AU 0): far too little training for that."
     ),
 )
