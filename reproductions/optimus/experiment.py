@@ -263,14 +263,17 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
 
     rows = [json.loads(l) for l in metrics_path.read_text(encoding="utf-8").splitlines() if l.strip()]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    colour = {"lm": "C0", "vae": "C1", "optimus": "C2"}  # one colour per arm across panels
     for arm in ARMS:
         val = [r for r in rows if r.get("arm") == arm and r.get("split") == "valid"]
         tr = [r for r in rows if r.get("arm") == arm and r.get("split") == "train" and "beta" in r]
         if val:
-            axes[0].plot([r["step"] for r in val], [r["ppl"] for r in val], marker="o", ms=3, label=arm)
-            axes[1].plot([r["step"] for r in val], [r["kl"] for r in val], marker="o", ms=3, label=arm)
+            axes[0].plot([r["step"] for r in val], [r["ppl"] for r in val], marker="o", ms=3, label=arm,
+                         color=colour[arm])
+            axes[1].plot([r["step"] for r in val], [r["kl"] for r in val], marker="o", ms=3, label=arm,
+                         color=colour[arm])
         if tr:
-            axes[2].plot([r["step"] for r in tr], [r["beta"] for r in tr], label=arm)
+            axes[2].plot([r["step"] for r in tr], [r["beta"] for r in tr], label=arm, color=colour[arm])
     for ax, title in zip(axes, ("valid PPL (ELBO bound for VAEs)", "valid KL (nats / sentence)", "β (train)")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
