@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError
 from catalog.models import to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
+from catalog.sqlutil import select_in
+from catalog.tagging import retag_posts
 from scrapers import formats
 from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord
@@ -83,18 +85,14 @@ class _Upserter:
         self.tag_ids: dict[str, int] = {}
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
+        self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:  # an empty list would run the statement once with no parameters
             self.conn.exec_driver_sql(sql, rows)
 
-    def _ids(self, sql_prefix: str, keys: list, key_col: str = "") -> list[tuple]:
-        rows: list[tuple] = []
-        for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
-            marks = ",".join("?" * len(part))
-            rows += self.conn.exec_driver_sql(f"{sql_prefix} ({marks})", tuple(part)).all()
-        return rows
+    def _ids(self, sql_prefix: str, keys: list) -> list[tuple]:
+        return select_in(self.conn, sql_prefix, keys)
 
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
@@ -199,7 +197,7 @@ class _Upserter:
             [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, pid)
              for pid, rec, chash in rows])
         pids = [(pid,) for pid, _, _ in rows]
-        self._many("DELETE FROM post_tag WHERE post_id=? AND origin='hashtag'", pids)
+        self._many("DELETE FROM post_tag WHERE post_id=? AND origin IN ('hashtag', 'arxiv-category')", pids)
         self._many("DELETE FROM link WHERE post_id=?", pids)
         self._many("DELETE FROM post_paper WHERE post_id=?", pids)
         posts = [(pid, rec) for pid, rec, _ in rows]
@@ -219,6 +217,8 @@ class _Upserter:
         self._many(
             "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
+        if self.has_paper_tags:  # papers already synced: their categories tag these posts too
+            retag_posts(self.conn, [pid for pid, rec in posts if rec.arxiv_ids])
 
     def _write_search(self, posts: list[tuple[int, PostRecord]], *, insert: bool) -> None:
         linked = [pid for pid, rec in posts if rec.arxiv_ids]
@@ -258,11 +258,80 @@ def input_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+# Parsing is pure Python and the database write is mostly SQLite: on a large file a
+# forked parser process keeps one core parsing while this one writes.
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+
+
+def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> None:
+    def put(item) -> None:
+        while True:
+            try:
+                queue.put(item, timeout=1.0)
+                return
+            except Exception:  # queue.Full: the parent is slow, or gone (killed)
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+
+    try:
+        batch: list[PostRecord] = []
+        for record in formats.read(path, format):
+            batch.append(record)
+            if len(batch) >= CHUNK:
+                put(("batch", batch))
+                batch = []
+        if batch:
+            put(("batch", batch))
+        put(("done", None))
+    except ParseError as exc:
+        put(("error", exc))
+    except Exception as exc:  # anything else still reaches the parent as one line
+        put(("error", DigestError(f"{path}: {exc.__class__.__name__}: {exc}")))
+
+
+def _records_from_child(path: Path, format: str | None) -> Iterator[PostRecord]:
+    """Records parsed by a forked child process, in order; its errors are re-raised here."""
+    import multiprocessing
+    import queue as queue_mod
+
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue(maxsize=4)
+    proc = ctx.Process(target=_parse_in_child, args=(str(path), format, q, os.getpid()), daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, payload = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    raise DigestError(f"{path}: the parser process died (exit code {proc.exitcode})") from None
+                continue
+            if kind == "done":
+                return
+            if kind == "error":
+                raise payload
+            yield from payload
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join()
+
+
+def _use_child_parser(path: Path) -> bool:
+    return (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES and \
+        os.environ.get("DIGEST_PARALLEL_PARSE", "1") != "0" and hasattr(os, "fork")
+
+
 def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
                 on_progress: Callable[[int], None] | None = None) -> IngestStats:
     """Read one file (format detected unless given) and upsert it in one transaction."""
+    path = Path(path)
     try:
-        records = formats.read(path, format)
+        if format:
+            formats.by_name(format)  # an unknown name fails here, before any work
+        else:
+            format = formats.detect(path).NAME
+        records = _records_from_child(path, format) if _use_child_parser(path) else formats.read(path, format)
         return ingest_records(engine, records, on_progress=on_progress)
     except ParseError as exc:
         raise DigestError(str(exc)) from exc

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import UsageError
 from catalog.models import as_utc
 from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, query_terms
+from catalog.sqlutil import chunked, select_in
 from scrapers.normalize import normalize_hashtag
 
 # bm25 with a word in the title counting as much as ten in the body: configured as
@@ -180,13 +181,10 @@ def _hits(conn: Connection, ranked: list[int], needles: list[str]) -> list[Hit]:
 def linked_paper_texts(conn: Connection, post_ids: list[int]) -> dict[int, str]:
     """Title and abstract of the papers with metadata that each post links (for its search text)."""
     texts: dict[int, list[str]] = {}
-    for i in range(0, len(post_ids), 500):
-        part = post_ids[i:i + 500]
-        marks = ",".join("?" * len(part))
-        for pid, title, abstract in conn.exec_driver_sql(
-                "SELECT pp.post_id, pa.title, pa.abstract FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id"
-                f" WHERE pa.title IS NOT NULL AND pp.post_id IN ({marks})", tuple(part)):
-            texts.setdefault(pid, []).append(f"{title}\n{abstract or ''}")
+    for pid, title, abstract in select_in(
+            conn, "SELECT pp.post_id, pa.title, pa.abstract FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id"
+                  " WHERE pa.title IS NOT NULL AND pp.post_id IN", post_ids):
+        texts.setdefault(pid, []).append(f"{title}\n{abstract or ''}")
     return {k: "\n".join(v) for k, v in texts.items()}
 
 
@@ -200,12 +198,10 @@ def reindex_posts(conn: Connection, post_ids: Iterable[int]) -> int:
     """Rebuild the search text of `post_ids` (after their papers gained metadata)."""
     ids = list(dict.fromkeys(post_ids))
     done = 0
-    for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
-        marks = ",".join("?" * len(part))
+    for part in chunked(ids):
         extra = linked_paper_texts(conn, part)
         rows = [search_row(pid, title, text, extra.get(pid)) for pid, title, text in
-                conn.exec_driver_sql(f"SELECT id, title, text FROM post WHERE id IN ({marks})", tuple(part))]
+                select_in(conn, "SELECT id, title, text FROM post WHERE id IN", part)]
         if rows:
             conn.exec_driver_sql("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
         done += len(rows)

@@ -183,3 +183,24 @@ def test_real_telegram_export_ingests(engine):
     assert stats.tags == 3  # patience, scholarly_anecdotes, side_benefits (bot suffix dropped)
     again = ingest_file(engine, path)
     assert again.posts_unchanged == 208 and again.posts_new == again.posts_updated == 0
+
+
+def test_post_ingested_after_its_paper_was_synced_gets_category_tags(engine, tmp_path):
+    path = write_json(tmp_path / "a.json", telegram_export([message(1, "first mention arxiv.org/abs/2004.13342")]))
+    ingest_file(engine, path)
+    with engine.begin() as c:  # what `digest arxiv sync` stores for the paper
+        c.exec_driver_sql("UPDATE paper SET title='Scheduled DropHead', status='ok' WHERE arxiv_id='2004.13342'")
+        c.exec_driver_sql("INSERT INTO tag(name) VALUES ('cs.cl')")
+        c.exec_driver_sql("INSERT INTO paper_tag(paper_id, tag_id, origin) SELECT p.id, t.id, 'arxiv-category'"
+                          " FROM paper p, tag t WHERE p.arxiv_id='2004.13342' AND t.name='cs.cl'")
+    later = write_json(tmp_path / "b.json", telegram_export(
+        [message(5, "a later post on arXiv:2004.13342 #nlp")], chat_id=99))
+    ingest_file(engine, later)
+    with engine.connect() as c:
+        rows = set(c.exec_driver_sql(
+            "SELECT t.name, pt.origin FROM post_tag pt JOIN tag t ON t.id = pt.tag_id JOIN post p ON p.id = pt.post_id"
+            " WHERE p.external_id = '5'"))
+        body = c.exec_driver_sql("SELECT body FROM post_search s JOIN post p ON p.id = s.post_id"
+                                 " WHERE p.external_id = '5'").scalar()
+    assert rows == {("nlp", "hashtag"), ("cs.cl", "arxiv-category")}
+    assert "scheduled drophead" in body  # the paper's title is searchable through the post

@@ -103,8 +103,10 @@ def register(app: typer.Typer) -> None:
     def demo(
         ctx: typer.Context,
         no_site: bool = typer.Option(False, "--no-site", help="Skip building the static site."),
+        offline: bool = typer.Option(False, "--offline", help="Do not contact arXiv (without a network the sync"
+                                     " notices on its own and goes on)."),
     ) -> None:
         """Ingest the bundled sample corpus, sync arXiv (offline-safe), build the site, show a search."""
         from catalog.demo import run_demo
 
-        run_demo(ctx, build_site=not no_site)
+        run_demo(ctx, build_site=not no_site, offline=offline)

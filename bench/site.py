@@ -1,0 +1,128 @@
+"""Benchmark: `digest site build` vs a bare `mkdocs build` of as many trivial pages.
+
+    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500]
+
+Builds a synthetic catalog (posts in Russian, English and Chinese with hashtags and
+arXiv ids), then times, each in its own process so peak memory is per build:
+  ours:  python -m catalog.cli site build (generate Markdown + mkdocs-material build)
+  bare:  python -m mkdocs build of the same number of one-paragraph pages, same theme
+         and search plugin, no generator, no tags
+Prints a table; the last line is ratio=<ours/bare>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from catalog.db import open_db  # noqa: E402
+from catalog.ingest import ingest_records  # noqa: E402
+from scrapers.records import Link, PostRecord, SourceRecord  # noqa: E402
+
+RU = "модель обучение внимание трансформер регуляризация датасет статья результат слой градиент".split()
+EN = "model training attention transformer regularization dataset paper result layer gradient".split()
+ZH = ["模型", "训练", "注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度"]
+
+
+def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0):
+    rng = random.Random(seed)
+    sources = [SourceRecord("telegram", f"channel{i}", f"Channel {i}") for i in range(5)]
+    tag_names = [f"tag{i}" if i % 3 else f"тег{i}" for i in range(tags)]
+    paper_ids = [f"{20 + i // 5000:02d}{(i // 400) % 12 + 1:02d}.{10000 + i:05d}" for i in range(papers)]
+    t0 = datetime(2019, 1, 1, tzinfo=timezone.utc)
+    for i in range(posts):
+        words = rng.choice([RU, EN, ZH])
+        sep = "" if words is ZH else " "
+        body = "\n\n".join(sep.join(rng.choice(words) for _ in range(rng.randint(20, 60))) for _ in range(3))
+        ids = tuple(sorted(set(rng.sample(paper_ids, rng.randint(0, 2)))))
+        hashtags = tuple(sorted(set(rng.sample(tag_names, rng.randint(1, 4)))))
+        yield PostRecord(
+            source=sources[i % len(sources)], external_id=str(i), published_at=t0 + timedelta(hours=7 * i),
+            title=sep.join(rng.choice(words) for _ in range(6)), text=body + "\n" + " ".join("#" + t for t in hashtags),
+            hashtags=hashtags, arxiv_ids=ids, links=tuple(Link(f"https://arxiv.org/abs/{a}", "arxiv") for a in ids),
+            language={id(RU): "ru", id(EN): "en", id(ZH): "zh"}[id(words)])
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
+    peak = float(err.strip().splitlines()[-1].split("=", 1)[1]) if "peak_rss_mb=" in err else float("nan")
+    return wall, peak, out
+
+
+# Each build runs under this wrapper so it can report its own peak RSS.
+WRAP = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+        "code = 0\ntry:\n    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as e:\n    code = e.code or 0\n"
+        "print('peak_rss_mb=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), file=sys.stderr)\n"
+        "sys.exit(code)")
+
+
+def bare_project(folder: Path, pages: int) -> Path:
+    docs = folder / "docs"
+    (docs / "p").mkdir(parents=True)
+    (docs / "index.md").write_text("# Home\n\nA trivial site.\n")
+    for i in range(pages):
+        (docs / "p" / f"page-{i}.md").write_text(f"# Page {i}\n\nTrivial page number {i}.\n")
+    cfg = folder / "mkdocs.yml"
+    cfg.write_text("site_name: bare\ntheme:\n  name: material\n  font: false\nplugins:\n  - search\n"
+                   "nav:\n  - Home: index.md\nnot_in_nav: |\n  /p/\n")
+    return cfg
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=10_000)
+    ap.add_argument("--papers", type=int, default=2_000)
+    ap.add_argument("--tags", type=int, default=500)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
+        tmp = Path(tmp)
+        db = tmp / "bench.db"
+        t0 = time.perf_counter()
+        ingest_records(open_db(db), synthetic_records(args.posts, args.papers, args.tags))
+        ingest_s = time.perf_counter() - t0
+
+        ours_wall, ours_peak, out = timed([sys.executable, "-c", WRAP, "catalog.cli", "--db", str(db), "site", "build",
+                                           "--out", str(tmp / "ours"), "--json"], ROOT)
+        summary = json.loads(out[out.index("{"):])
+        pages = summary["pages"]
+        cfg = bare_project(tmp / "bare", pages)
+        bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
+                                        tmp / "bare")
+
+    rows = [
+        ("catalog", f"{args.posts} posts, {args.papers} papers, {args.tags} tags (ingest {ingest_s:.1f} s)"),
+        ("pages", str(pages)),
+        ("ours: generate Markdown", f"{summary['generate_s']:.1f} s"),
+        ("ours: mkdocs build", f"{summary['mkdocs_s']:.1f} s"),
+        ("ours: total (process)", f"{ours_wall:.1f} s, peak RSS {ours_peak:.0f} MB"),
+        ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"),
+        ("cpu cores", str(os.cpu_count())),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(f"ratio={ours_wall / bare_wall:.3f}")
+
+
+if __name__ == "__main__":
+    main()

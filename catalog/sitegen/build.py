@@ -1,0 +1,136 @@
+"""Building and serving the site: generate the Markdown, then run mkdocs on it.
+
+``build_site(engine, out)`` writes ``out/docs`` (generated Markdown) and ``out/site``
+(the HTML). mkdocs runs in-process through its API with the repository's
+``mkdocs.yml``; only docs_dir, site_dir and strict are overridden.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from catalog.errors import DigestError
+from catalog.sitegen.generate import REPO_ROOT, GenerateStats, generate_docs
+
+CONFIG_FILE = REPO_ROOT / "mkdocs.yml"
+DEFAULT_OUT = Path("build")
+
+
+@dataclass
+class BuildResult:
+    docs_dir: Path
+    site_dir: Path
+    generated: GenerateStats
+    generate_s: float
+    mkdocs_s: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
+                "written": self.generated.written, "removed": self.generated.removed,
+                "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
+                "mkdocs_s": round(self.mkdocs_s, 3), "warnings": self.warnings}
+
+
+def out_dirs(out: Path | None) -> tuple[Path, Path]:
+    out = Path(out or DEFAULT_OUT).resolve()
+    site_src = (REPO_ROOT / "site").resolve()
+    if out == site_src or site_src in out.parents or out == REPO_ROOT.resolve():
+        raise DigestError(f"--out {out} would overwrite the site sources; choose a build folder such as build/")
+    return out / "docs", out / "site"
+
+
+class _Collect(logging.Handler):
+    """Keeps mkdocs' warnings so the CLI can report them (and strict can fail on them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, config_file: Path = CONFIG_FILE,
+                  **overrides: Any):
+    from mkdocs.config import load_config
+
+    if not config_file.exists():
+        raise DigestError(f"no mkdocs configuration at {config_file}")
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    cwd = os.getcwd()
+    os.chdir(config_file.parent)  # the theme's custom_dir and extra files are relative to mkdocs.yml
+    try:
+        return load_config(config_file=str(config_file), docs_dir=str(docs_dir), site_dir=str(site_dir),
+                           strict=strict, **overrides)
+    finally:
+        os.chdir(cwd)
+
+
+def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[str]:
+    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails."""
+    from mkdocs.commands.build import build
+    from mkdocs.exceptions import Abort, MkDocsException
+
+    os.environ["NO_MKDOCS_2_WARNING"] = "1"
+    config = mkdocs_config(docs_dir, site_dir, strict=strict)
+    collect = _Collect()
+    logger = logging.getLogger("mkdocs")
+    logger.addHandler(collect)
+    try:
+        build(config)
+    except (Abort, MkDocsException) as exc:
+        detail = "; ".join(collect.messages[:5])
+        raise DigestError(f"mkdocs build failed: {exc}" + (f" ({detail})" if detail else "")) from exc
+    finally:
+        logger.removeHandler(collect)
+    return collect.messages
+
+
+def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
+               run_roots: list[Path] | None = None) -> BuildResult:
+    """Generate the Markdown for the whole catalog and build the HTML site.
+
+    `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
+    build on any mkdocs warning, broken links included.
+    """
+    docs_dir, site_dir = out_dirs(out)
+    t0 = time.perf_counter()
+    stats = generate_docs(engine, docs_dir, run_roots=run_roots)
+    t1 = time.perf_counter()
+    warnings = run_mkdocs(docs_dir, site_dir, strict=strict)
+    return BuildResult(docs_dir, site_dir, stats, t1 - t0, time.perf_counter() - t1, warnings)
+
+
+def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: str = "127.0.0.1",
+               port: int = 8000, open_browser: bool = False) -> None:
+    """Serve the site with live reload; the catalog is re-read when the database file changes.
+
+    mkdocs serve watches the generated docs, the templates and the overrides; a hook
+    re-generates the Markdown before each rebuild (files are only rewritten when their
+    content changed, so a rebuild never triggers itself).
+    """
+    from mkdocs.commands.serve import serve
+
+    docs_dir, site_dir = out_dirs(out)
+    generate_docs(engine, docs_dir)
+    os.environ["NO_MKDOCS_2_WARNING"] = "1"
+    os.environ["DIGEST_SITE_DB"] = str(Path(db_path).resolve())
+    os.environ["DIGEST_SITE_DOCS"] = str(docs_dir)
+    hook = Path(__file__).with_name("serve_hook.py")
+    watch = [str(REPO_ROOT / "site"), str(Path(db_path).resolve())]
+    cwd = os.getcwd()
+    os.chdir(CONFIG_FILE.parent)
+    try:
+        serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir), site_dir=str(site_dir),
+              dev_addr=f"{host}:{port}", open_in_browser=open_browser, livereload=True,
+              watch=watch, hooks=[str(hook)])
+    finally:
+        os.chdir(cwd)

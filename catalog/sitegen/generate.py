@@ -1,0 +1,408 @@
+"""Catalog -> Markdown pages for mkdocs (one page per post, paper, tag, source, reproduction).
+
+Everything here reads the database once, shapes plain dicts, and renders the Jinja
+templates in ``site/templates``. The Jinja environment escapes by default: every
+``{{ value }}`` becomes inert Markdown text (see `escape`) unless a template or this
+module marks it safe on purpose (our own links, our own hand-written pages, the
+docstrings of our reproductions). Files are written only when their content changed,
+and stale generated files are removed, so `digest site serve` rebuilds little.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import jinja2
+from markupsafe import Markup
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.errors import DigestError
+from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproduction, Run, Source, Tag, as_utc
+from catalog.sitegen import escape
+from catalog.sitegen.cards import CardInfo, discover_cards
+from catalog.sitegen.slugs import SlugRegistry, make_slug
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SITE_SRC = REPO_ROOT / "site"
+MARKER = ".digest-generated"  # a docs folder we may clean holds this file
+HOME_INTRO = "home.md"  # site/pages/home.md is the home page's intro, not a page of its own
+LATEST_ON_HOME = 12
+LATEST_ON_POSTS_INDEX = 50
+RUNS_PER_REPRODUCTION = 5
+PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+
+
+@dataclass
+class GenerateStats:
+    pages: int = 0
+    written: int = 0
+    removed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- templates
+
+def template_env(templates: Path | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates or SITE_SRC / "templates")),
+        autoescape=True,  # values are escaped ...
+        finalize=escape.finalize,  # ... as inert Markdown, not only as HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(href=page_href)
+    env.filters.update(
+        inline=escape.md_inline,
+        block=escape.md_block,
+        html=escape.html_text,
+        yaml=escape.yaml_value,
+        link=escape.md_link,
+        url=lambda v: Markup(escape.safe_url(v) or ""),
+        num=format_number,
+        date=format_date,
+    )
+    return env
+
+
+def page_href(root: str, section: str, slug: str | None = None) -> Markup:
+    """A relative link to a generated page: `root` is "../" per folder level of the linking page."""
+    if not re.fullmatch(r"(\.\./)*", root) or not re.fullmatch(r"[a-z]+(/[a-z]+)?", section):
+        raise ValueError(f"bad link parts {root!r} {section!r}")
+    if slug is None:
+        return Markup(f"{root}{section}/index.md")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
+        raise ValueError(f"unsafe slug {slug!r}")
+    return Markup(f"{root}{section}/{slug}.md")
+
+
+def format_number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def format_date(value: datetime | None, precision: str = "second") -> str:
+    value = as_utc(value)
+    if value is None:
+        return "undated"
+    if precision == "day":
+        return value.strftime("%Y-%m-%d")
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---------------------------------------------------------------- the data
+
+def _first_line(text: str, limit: int = 90) -> str:
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _claim(raw: dict[str, Any]) -> dict[str, Any]:
+    """A claim from the database with every field the template reads (old rows may lack some)."""
+    return {"metric": str(raw.get("metric", "")), "value": raw.get("value"), "unit": raw.get("unit") or "",
+            "source": raw.get("source") or "", "note": raw.get("note") or "",
+            "higher_is_better": bool(raw.get("higher_is_better", True))}
+
+
+def _month(value: datetime | None) -> str:
+    return value.strftime("%Y-%m") if value else "undated"
+
+
+class Catalog:
+    """The whole catalog as plain dicts with slugs and page paths, loaded in a few queries."""
+
+    def __init__(self, engine: Engine, cards: dict[str, CardInfo]):
+        self.post_slugs, self.paper_slugs = SlugRegistry(), SlugRegistry()
+        self.tag_slugs, self.source_slugs, self.repro_slugs = SlugRegistry(), SlugRegistry(), SlugRegistry()
+        with Session(engine) as s:
+            self.sources = [self._source(src) for src in s.scalars(select(Source).order_by(Source.kind, Source.handle))]
+            by_source = {src["id"]: src for src in self.sources}
+            tag_names = dict(s.execute(select(Tag.id, Tag.name)).all())
+            post_tags: dict[int, list[str]] = defaultdict(list)
+            for post_id, tag_id in s.execute(select(PostTag.post_id, PostTag.tag_id)):
+                post_tags[post_id].append(tag_names[tag_id])
+            paper_tags: dict[int, list[str]] = defaultdict(list)
+            for paper_id, tag_id in s.execute(select(PaperTag.paper_id, PaperTag.tag_id)):
+                paper_tags[paper_id].append(tag_names[tag_id])
+            post_papers: dict[int, list[int]] = defaultdict(list)
+            for post_id, paper_id in s.execute(select(PostPaper.post_id, PostPaper.paper_id)):
+                post_papers[post_id].append(paper_id)
+
+            papers = s.scalars(select(Paper).order_by(Paper.arxiv_id)).all()
+            self.papers = {p.id: self._paper(p, paper_tags.get(p.id, [])) for p in papers}
+            posts = s.scalars(select(Post).options(selectinload(Post.links))
+                              .order_by(Post.published_at.desc(), Post.id.desc())).all()
+            self.posts = [self._post(p, by_source[p.source_id], sorted(set(post_tags.get(p.id, []))),
+                                     post_papers.get(p.id, [])) for p in posts]
+            repros = s.scalars(select(Reproduction).options(selectinload(Reproduction.runs))
+                               .order_by(Reproduction.slug)).all()
+            self.reproductions = self._reproductions(repros, cards)
+
+        for post in self.posts:
+            post["source"]["posts"].append(post)
+            for paper in post["papers"]:
+                paper["posts"].append(post)
+        tags: dict[str, dict[str, Any]] = {}
+        for post in self.posts:
+            for name in post["tags"]:
+                self._tag(tags, name)["posts"].append(post)
+        for paper in self.papers.values():
+            for name in paper["tags"]:
+                self._tag(tags, name)["papers"].append(paper)
+        self.tags = sorted(tags.values(), key=lambda t: (-len(t["posts"]) - len(t["papers"]), t["name"]))
+        for item in [*self.posts, *self.papers.values()]:
+            item["tag_refs"] = [tags[name] for name in item["tags"]]
+            item["tag_pages"] = {name: f"tags/{tags[name]['slug']}/" for name in item["tags"]}
+        for repro in self.reproductions:
+            paper = self.paper_by_arxiv(repro["paper_id"])
+            repro["paper"] = paper
+            if paper is not None:
+                paper["reproduction"] = repro
+
+    # one dict per row -------------------------------------------------
+    def _source(self, src: Source) -> dict[str, Any]:
+        name = src.title or src.handle
+        return {"id": src.id, "kind": src.kind, "handle": src.handle, "title": name, "url": src.url,
+                "slug": self.source_slugs.get(name, key=f"{src.kind}:{src.handle}", always_hash=False),
+                "posts": []}
+
+    def _paper(self, p: Paper, tags: list[str]) -> dict[str, Any]:
+        plain = re.sub(r"[./]", "-", p.arxiv_id.lower())
+        return {"id": p.id, "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title or "",
+                "authors": list(p.authors or []), "abstract": p.abstract or "",
+                "primary_category": p.primary_category or "", "categories": list(p.categories or []),
+                "published": p.published, "updated": p.updated, "pdf_url": p.pdf_url or "",
+                "doi": p.doi or "", "journal_ref": p.journal_ref or "", "comment": p.comment or "",
+                "status": p.status, "tags": sorted(set(tags)), "posts": [], "reproduction": None,
+                "abs_url": f"https://arxiv.org/abs/{p.arxiv_id}",
+                "slug": self.paper_slugs.get(plain, key=p.arxiv_id)}
+
+    def _post(self, p: Post, source: dict[str, Any], tags: list[str], paper_ids: list[int]) -> dict[str, Any]:
+        title = (p.title or "").strip() or _first_line(p.text) or f"Post {p.external_id}"
+        key = f"{source['kind']}:{source['handle']}:{p.external_id}"
+        published = as_utc(p.published_at)
+        return {"id": p.id, "title": title, "text": p.text or "", "url": p.url or "",
+                "published": published, "precision": p.date_precision or "second",
+                "edited": as_utc(p.edited_at), "language": p.language or "", "views": p.views,
+                "forwarded_from": p.forwarded_from or "", "month": _month(published),
+                "source": source, "tags": tags,
+                "papers": [self.papers[i] for i in paper_ids if i in self.papers],
+                "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links],
+                "slug": self.post_slugs.get(_first_line(title, 48), key=key, always_hash=True)}
+
+    def _tag(self, tags: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+        if name not in tags:
+            tags[name] = {"name": name, "slug": self.tag_slugs.get(name), "posts": [], "papers": []}
+        return tags[name]
+
+    def _reproductions(self, rows: Iterable[Reproduction], cards: dict[str, CardInfo]) -> list[dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, card in cards.items():
+            out[name] = {"name": name, "title": card.title, "paper_id": card.paper_id, "authors": card.authors,
+                         "summary": card.summary, "measures": card.measures, "notes": card.notes,
+                         "claims": card.claims, "presets": card.presets, "datasets": card.datasets,
+                         "docs": card.docs, "runs": [], "has_card": True}
+        for row in rows:
+            repro = out.setdefault(row.slug, {
+                "name": row.slug, "title": row.title, "paper_id": row.arxiv_id or "", "authors": "",
+                "summary": row.summary, "measures": row.measures, "notes": "", "claims": [_claim(c) for c in row.paper_claims or [] if isinstance(c, dict)],
+                "presets": {name: {} for name in row.presets or []}, "datasets": [], "docs": [], "runs": [],
+                "has_card": False})
+            if not repro["paper_id"] and row.paper is not None:
+                repro["paper_id"] = row.paper.arxiv_id
+            runs = sorted(row.runs, key=lambda r: r.started_at or datetime.min, reverse=True)
+            repro["runs"] = [self._run(r) for r in runs[:RUNS_PER_REPRODUCTION]]
+        for repro in out.values():
+            repro["slug"] = self.repro_slugs.get(repro["name"])
+            # shown inside a code block, where escaping is impossible: only plain names
+            repro["cli_name"] = Markup(repro["name"]) if re.fullmatch(r"[A-Za-z0-9_.-]+", repro["name"]) else ""
+
+        return [out[k] for k in sorted(out)]
+
+    @staticmethod
+    def _run(r: Run) -> dict[str, Any]:
+        return {"id": r.id, "preset": r.preset, "device": r.device, "started": as_utc(r.started_at),
+                "finished": as_utc(r.finished_at), "duration_s": r.duration_s, "status": r.status,
+                "metrics": dict(r.metrics or {}), "config": dict(r.config or {}), "versions": dict(r.versions or {}),
+                "artefacts": list(r.artefacts or []), "run_dir": r.run_dir or "", "plots": []}
+
+    def paper_by_arxiv(self, arxiv_id: str) -> dict[str, Any] | None:
+        if not arxiv_id:
+            return None
+        return next((p for p in self.papers.values() if p["arxiv_id"] == arxiv_id), None)
+
+
+# ---------------------------------------------------------------- writing
+
+class DocsWriter:
+    """Writes files under the docs folder only when they changed; remembers what it wrote."""
+
+    def __init__(self, docs: Path):
+        self.docs = docs
+        self.seen: set[Path] = set()
+        self.written = 0
+
+    def path(self, rel: str) -> Path:
+        target = (self.docs / rel).resolve()
+        if self.docs.resolve() not in target.parents:
+            raise DigestError(f"refusing to write outside the docs folder: {rel}")
+        return target
+
+    def text(self, rel: str, content: str) -> None:
+        target = self.path(rel)
+        self.seen.add(target)
+        data = content.encode("utf-8")
+        try:
+            if target.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self.written += 1
+
+    def copy(self, rel: str, source: Path) -> None:
+        target = self.path(rel)
+        self.seen.add(target)
+        try:
+            st_src, st_dst = source.stat(), target.stat()
+            if st_src.st_size == st_dst.st_size and st_src.st_mtime <= st_dst.st_mtime:
+                return
+        except OSError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        self.written += 1
+
+    def remove_stale(self) -> int:
+        removed = 0
+        for dirpath, dirnames, filenames in os.walk(self.docs, topdown=False):
+            for name in filenames:
+                path = Path(dirpath, name).resolve()
+                if name != MARKER and path not in self.seen:
+                    path.unlink()
+                    removed += 1
+            if dirpath != str(self.docs) and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+        return removed
+
+
+def prepare_docs_dir(docs: Path) -> None:
+    """Create the docs folder, or check an existing one is ours before we clean it."""
+    if docs.exists():
+        if not docs.is_dir():
+            raise DigestError(f"{docs} exists and is not a folder")
+        if any(docs.iterdir()) and not (docs / MARKER).exists():
+            raise DigestError(f"{docs} is not empty and was not generated by digest; choose another --out")
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / MARKER).write_text("generated by `digest site build`; this folder is rewritten on every build\n")
+
+
+def _find_file(path_text: str, run_dir: str, roots: Iterable[Path]) -> Path | None:
+    candidates = []
+    path = Path(path_text)
+    if path.is_absolute():
+        candidates.append(path)
+    else:
+        if run_dir:
+            rd = Path(run_dir)
+            candidates += [rd / path] if rd.is_absolute() else [root / rd / path for root in roots]
+        candidates += [root / path for root in roots]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _copy_plots(writer: DocsWriter, repro: dict[str, Any], roots: list[Path]) -> None:
+    """Copy each run's plot images next to the reproduction page."""
+    for run in repro["runs"]:
+        for i, item in enumerate(run["artefacts"]):
+            if not str(item).lower().endswith(PLOT_SUFFIXES):
+                continue
+            found = _find_file(str(item), run["run_dir"], roots)
+            if found is None:
+                log.warning("site: plot %s of run %s not found", item, run["id"])
+                continue
+            stem = make_slug(Path(str(item)).stem, key=str(item))
+            rel = f"reproductions/{repro['slug']}/run-{run['id']}/{i}-{stem}{found.suffix.lower()}"
+            writer.copy(rel, found)
+            run["plots"].append({"src_md": Markup(rel.split("/", 1)[1]), "name": Path(str(item)).name})
+
+
+def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | None = None,
+                  site_src: Path = SITE_SRC, run_roots: list[Path] | None = None) -> GenerateStats:
+    """Write the whole Markdown tree for the catalog into `docs`."""
+    docs = Path(docs)
+    prepare_docs_dir(docs)
+    cards = discover_cards() if cards is None else cards
+    cat = Catalog(engine, cards)
+    env = template_env(site_src / "templates")
+    writer = DocsWriter(docs)
+    writer.seen.add((docs / MARKER).resolve())
+    roots = list(run_roots or []) + [Path.cwd(), REPO_ROOT]
+
+    def page(rel: str, template: str, **ctx: Any) -> None:
+        depth = rel.count("/")
+        writer.text(rel, env.get_template(template).render(root="../" * depth, **ctx))
+
+    # hand-written pages and assets, copied as they are
+    pages_dir = site_src / "pages"
+    for path in sorted(pages_dir.rglob("*")):
+        rel = path.relative_to(pages_dir).as_posix()
+        if path.is_file() and rel != HOME_INTRO:
+            writer.copy(rel, path)
+    intro = (pages_dir / HOME_INTRO).read_text(encoding="utf-8") if (pages_dir / HOME_INTRO).exists() else ""
+
+    counts = {"posts": len(cat.posts), "sources": len(cat.sources), "tags": len(cat.tags),
+              "papers": len(cat.papers), "reproductions": len(cat.reproductions),
+              "runs": sum(len(r["runs"]) for r in cat.reproductions)}
+    months: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for post in cat.posts:
+        months[post["month"]].append(post)
+    month_list = sorted(months, key=lambda m: (m == "undated", m), reverse=True)
+    month_list = [m for m in month_list if m != "undated"] + (["undated"] if "undated" in months else [])
+
+    for repro in cat.reproductions:
+        _copy_plots(writer, repro, roots)
+
+    page("index.md", "home.md.j2", intro=Markup(intro), counts=counts, latest=cat.posts[:LATEST_ON_HOME],
+         reproductions=cat.reproductions)
+    page("posts/index.md", "posts_index.md.j2", latest=cat.posts[:LATEST_ON_POSTS_INDEX],
+         months=[(m, len(months[m])) for m in month_list], total=len(cat.posts))
+    for month in month_list:
+        page(f"posts/archive/{month}.md", "posts_month.md.j2", month=month, posts=months[month])
+    for post in cat.posts:
+        page(f"posts/{post['slug']}.md", "post.md.j2", post=post)
+    page("papers/index.md", "papers_index.md.j2", papers=sorted(cat.papers.values(), key=lambda p: p["arxiv_id"],
+                                                                reverse=True))
+    for paper in cat.papers.values():
+        page(f"papers/{paper['slug']}.md", "paper.md.j2", paper=paper)
+    page("tags/index.md", "tags_index.md.j2", tags=cat.tags)
+    for tag in cat.tags:
+        page(f"tags/{tag['slug']}.md", "tag.md.j2", tag=tag)
+    page("sources/index.md", "sources_index.md.j2", sources=cat.sources)
+    for source in cat.sources:
+        page(f"sources/{source['slug']}.md", "source.md.j2", source=source)
+    page("reproductions/index.md", "reproductions_index.md.j2", reproductions=cat.reproductions)
+    for repro in cat.reproductions:
+        page(f"reproductions/{repro['slug']}.md", "reproduction.md.j2", repro=repro,
+             docs=[(h, Markup(text)) for h, text in repro["docs"]])
+
+    removed = writer.remove_stale()
+    return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md"), written=writer.written,
+                         removed=removed, counts=counts)

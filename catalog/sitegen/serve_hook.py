@@ -1,0 +1,30 @@
+"""mkdocs hook used by `digest site serve`: re-generate the Markdown before each rebuild.
+
+Loaded by mkdocs from its path (``hooks:``), so it takes its inputs from the
+environment that `serve_site` sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.digest")
+
+
+def on_pre_build(config, **kwargs) -> None:
+    from catalog.db import open_db
+    from catalog.sitegen.generate import generate_docs
+
+    db, docs = os.environ.get("DIGEST_SITE_DB"), os.environ.get("DIGEST_SITE_DOCS")
+    if not db or not docs:
+        return
+    engine = open_db(Path(db), create=False)
+    try:
+        stats = generate_docs(engine, Path(docs))
+    finally:
+        engine.dispose()
+    if stats.written or stats.removed:
+        log.info("digest: regenerated %d pages (%d files written, %d removed)", stats.pages, stats.written,
+                 stats.removed)

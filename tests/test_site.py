@@ -1,0 +1,313 @@
+"""The static site: slugs, escaping, and one real `mkdocs build --strict` of the sample corpus.
+
+The build (sample corpus + a hostile post + a reproduction with a run and a PNG plot)
+happens once per test session in `built_site`; test_site_browser.py reuses it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from sqlalchemy.orm import Session
+
+from catalog.db import open_db
+from catalog.demo import sample_corpus
+from catalog.errors import DigestError
+from catalog.ingest import ingest_paths, ingest_records
+from catalog.models import Paper, Reproduction, Run
+from catalog.sitegen import build_site, generate_docs
+from catalog.sitegen.escape import md_block, md_inline, md_link, safe_url
+from catalog.sitegen.slugs import RESERVED, SlugRegistry, is_safe_slug, make_slug, slugify
+from scrapers.records import PostRecord, SourceRecord
+
+HOSTILE_TAG = "<script>alert(1)</script>"
+HOSTILE_TEXT = (
+    "Hostile sample post <script>alert(1)</script> and <img src=x onerror=alert(2)> here.\n"
+    "Template text {{ 7*7 }} and {% raw %} and {# note #}.\n"
+    "A link [x](javascript:alert(3)) and an attribute list { onclick=alert(4) }.\n"
+    "    indented like code\n"
+    "# not a heading\n"
+    "Long word: " + "W" * 5000
+)
+HOSTILE_TITLE = "<script>alert(5)</script> {{ title }}"
+
+
+def tiny_png(path: Path) -> Path:
+    """A valid 2x2 grey PNG, written by hand (no matplotlib import in tests)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\x80\x80" for _ in range(2))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def make_catalog(folder: Path):
+    """The sample corpus, one hostile post, arXiv metadata for one paper, a reproduction with a run."""
+    engine = open_db(folder / "site.db")
+    ingest_paths(engine, sample_corpus())
+    source = SourceRecord(kind="telegram", handle="hostile_channel", title="Hostile <b>channel</b>",
+                          url="javascript:alert(6)")
+    ingest_records(engine, [PostRecord(
+        source=source, external_id="1", published_at=datetime(2021, 1, 2, 3, 4, tzinfo=timezone.utc),
+        text=HOSTILE_TEXT, title=HOSTILE_TITLE, url="javascript:alert(7)",
+        hashtags=(HOSTILE_TAG, "{{ jinja }}"), language="en")])
+    run_dir = folder / "runs" / "tinyrepro" / "20240101T000000Z"
+    run_dir.mkdir(parents=True)
+    tiny_png(run_dir / "curves.png")
+    with Session(engine) as s, s.begin():
+        paper = s.query(Paper).filter_by(arxiv_id="2004.13342").one()
+        paper.title = "Scheduled DropHead: A Regularization Method for Transformer Models"
+        paper.authors = ["Wangchunshu Zhou", "Tao Ge"]
+        paper.abstract = "We introduce DropHead, a structured dropout method for multi-head attention."
+        paper.categories = ["cs.CL", "cs.LG"]
+        paper.status = "ok"
+        repro = Reproduction(slug="tinyrepro", paper=paper, arxiv_id="2004.13342", title="Tiny reproduction",
+                             summary="Drops whole attention heads.", measures="SST-2 accuracy",
+                             paper_claims=[{"metric": "accuracy", "value": 0.912, "unit": "",
+                                            "source": "Table 1", "higher_is_better": True}],
+                             presets=["smoke", "cpu", "gpu"])
+        repro.runs.append(Run(preset="smoke", device="cpu", status="completed", duration_s=3.5,
+                              started_at=datetime(2024, 1, 1), finished_at=datetime(2024, 1, 1, 0, 0, 4),
+                              metrics={"accuracy": 0.8731, "loss": 0.31},
+                              config={"steps": 20, "lr": 0.001}, versions={"torch": "2.13.0", "python": "3.11"},
+                              artefacts=["run.json", "metrics.jsonl", "curves.png"], run_dir=str(run_dir)))
+        s.add(repro)
+    return engine
+
+
+_BUILT: dict[str, object] = {}
+
+
+def build_sample_site(tmp_path_factory) -> dict[str, object]:
+    """Build once per session; both site test modules share the result."""
+    if not _BUILT:
+        folder = tmp_path_factory.mktemp("site")
+        engine = make_catalog(folder)
+        result = build_site(engine, folder / "out", strict=True)
+        _BUILT.update(folder=folder, engine=engine, result=result, site=result.site_dir, docs=result.docs_dir)
+    return _BUILT
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build_sample_site(tmp_path_factory)
+
+
+def page_html(site: Path, section: str, pattern: str = "*") -> str:
+    matches = sorted(p for p in (site / section).glob(f"{pattern}/index.html") if "archive" not in p.parts)
+    assert matches, f"no page {section}/{pattern}"
+    return matches[0].read_text(encoding="utf-8")
+
+
+def article(page: str) -> str:
+    """The page's content, with character references resolved (post text is written as references)."""
+    return html.unescape(page[page.index('<article'): page.index("</article>")])
+
+
+# ------------------------------------------------------------------ slugs
+
+@pytest.mark.parametrize("text", ["..", "../../etc/passwd", "/", "a/b", ".hidden", "CON", "nul", "Com1", "index",
+                                  "", "   ", "🔥🔥", "注意力", "—", "\x00", "lpt9"])
+def test_slugs_are_path_safe(text):
+    slug = make_slug(text)
+    assert is_safe_slug(slug), slug
+    assert "/" not in slug and "." not in slug and slug.lower() not in RESERVED
+
+
+def test_slugs_transliterate_and_stay_stable():
+    assert slugify("Регуляризация трансформеров") == "regulyarizatsiya-transformerov"
+    assert make_slug("nlp") == "nlp"  # plain ASCII words stay clean
+    assert make_slug("Нейросети") == make_slug("Нейросети")  # stable between runs
+    assert make_slug("Нейросети").startswith("neyroseti-")
+    assert make_slug("注意力") != make_slug("注意")  # no ASCII at all: the hash tells them apart
+    assert make_slug("нлп") != make_slug("nlp")
+
+
+def test_slug_registry_never_hands_out_the_same_slug_twice():
+    reg = SlugRegistry()
+    slugs = {reg.get("same title", key=str(i), always_hash=True) for i in range(200)}
+    assert len(slugs) == 200
+    assert reg.get("same title", key="7", always_hash=True) in slugs  # same key, same slug
+    clean = SlugRegistry()
+    assert clean.get("nlp") == "nlp" and clean.get("NLP!", key="other") != "nlp"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_gets_a_safe_slug(text):
+    assert is_safe_slug(make_slug(text))
+
+
+# ------------------------------------------------------------------ escaping
+
+def test_inline_escaping_leaves_no_syntax():
+    out = md_inline(HOSTILE_TEXT)
+    bare = re.sub(r"&#\d+;", "", out)  # what is left once the character references are taken out
+    for forbidden in ("<", ">", "[", "]", "(", "{", "}", "#", "`", "*", "_", "&", "\n"):
+        assert forbidden not in bare
+    assert html.unescape(out).startswith("Hostile sample post <script>alert(1)</script>")
+
+
+def test_block_text_is_one_raw_html_block_with_paragraphs():
+    out = md_block("first <b>line</b>\n    second\n\n\nnew paragraph")
+    assert out == ('<div class="digest-text">\n<p>first &lt;b&gt;line&lt;/b&gt;<br>\nsecond</p>\n'
+                   "<p>new paragraph</p>\n</div>")
+    assert "\n\n" not in md_block(HOSTILE_TEXT)  # a blank line would end the raw block early
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,<b>", "/relative",
+                                 "//evil.example", "vbscript:x", " javascript:alert(1)", "http://"])
+def test_unsafe_urls_are_refused(url):
+    assert safe_url(url) is None
+    assert "](" not in md_link("label", url)
+
+
+def test_safe_urls_are_encoded_for_markdown():
+    url = safe_url("https://example.org/a_(b)?q=<x> y")
+    assert url == "https://example.org/a_%28b%29?q=%3Cx%3E%20y"
+    assert md_link("arXiv", "https://arxiv.org/abs/2004.13342") == "[arXiv](<https://arxiv.org/abs/2004.13342>)"
+
+
+# ------------------------------------------------------------------ the built site
+
+def test_build_is_strict_and_has_a_page_of_each_kind(built):
+    site, result = built["site"], built["result"]
+    assert result.warnings == []  # strict: a broken link would have failed the build
+    assert (site / "index.html").exists() and (site / "about" / "index.html").exists()
+    for section in ("posts", "papers", "tags", "sources", "reproductions"):
+        assert (site / section / "index.html").exists(), section
+        assert len(list((site / section).glob("*/index.html"))) >= 1, section
+    assert (site / "papers" / "2004-13342" / "index.html").exists()
+    assert (site / "tags" / "nlp" / "index.html").exists()
+    assert (site / "reproductions" / "tinyrepro" / "index.html").exists()
+    assert result.generated.counts["posts"] == 30
+
+
+def test_post_page_shows_text_date_source_tags_and_papers(built):
+    page = page_html(built["site"], "posts", "scheduled-drophead-regulyarizatsiya-transformerov-*")
+    body = article(page)
+    assert "Scheduled DropHead" in body and "2020-04-23" in body
+    assert re.search(r'href="\.\./\.\./sources/[a-z0-9-]+/"', body)  # the source page
+    assert 'href="../../papers/2004-13342/"' in body  # the linked paper
+    assert 'class="md-tag"' in page and 'href="../../tags/nlp/"' in page  # hashtags as tag chips
+    assert 'href="../../reproductions/tinyrepro/"' in body  # the paper's reproduction
+
+
+def test_paper_page_shows_metadata_posts_and_reproduction(built):
+    body = article(page_html(built["site"], "papers", "2004-13342"))
+    assert "Scheduled DropHead: A Regularization Method" in body and "Wangchunshu Zhou" in body
+    assert "structured dropout method" in body and 'href="https://arxiv.org/abs/2004.13342"' in body
+    assert len(re.findall(r'href="\.\./\.\./posts/[a-z0-9-]+/"', body)) >= 3  # ru, en and zh posts discuss it
+    assert 'href="../../reproductions/tinyrepro/"' in body
+
+
+def test_tag_and_source_pages_list_their_posts(built):
+    tag = article(page_html(built["site"], "tags", "nlp"))
+    assert len(re.findall(r'href="\.\./\.\./posts/[a-z0-9-]+/"', tag)) >= 2
+    sources = article((built["site"] / "sources" / "index.html").read_text(encoding="utf-8"))
+    assert "Paper Notes (sample)" in sources and "DL-дайджест (пример)" in sources
+
+
+def test_reproduction_page_compares_runs_with_claims_and_shows_plots(built):
+    site = built["site"]
+    body = article(page_html(site, "reproductions", "tinyrepro"))
+    text = " ".join(re.sub(r"<[^>]+>", "", body).split())
+    assert "0.912" in text and "0.8731" in text and "Table 1" in text  # the claim beside the measured value
+    assert "digest run tinyrepro --preset smoke" in text
+    assert "torch 2.13.0" in text and "smoke on cpu" in text
+    plots = re.findall(r'<img alt="curves.png" src="([^"]+)"', body)
+    assert plots, "plot not shown"
+    assert (site / "reproductions" / "tinyrepro" / plots[0]).read_bytes().startswith(b"\x89PNG")
+
+
+_ASSET = re.compile(r"""<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
+                    r"""|<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//""", re.I)
+_CSS_REMOTE = re.compile(r"""@import\s+(?:url\()?\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I)
+
+
+def test_site_is_fully_offline(built):
+    site = built["site"]
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 50
+    for path in pages:
+        found = _ASSET.search(path.read_text(encoding="utf-8"))
+        assert not found, f"{path}: remote asset {found.group(0)!r}"
+    for path in [*site.rglob("*.css"), *site.rglob("*.js")]:
+        if path.suffix == ".css":
+            found = _CSS_REMOTE.search(path.read_text(encoding="utf-8"))
+            assert not found, f"{path}: remote asset {found.group(0)!r}"
+    assert "fonts.googleapis" not in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_hostile_post_is_inert_text(built):
+    site = built["site"]
+    page = page_html(site, "posts", "script-alert-5-script-title-*")
+    assert "<script>alert" not in page and "<img src=x" not in page and "<img src=\"x\"" not in page
+    assert not re.search(r'href="javascript:(?!void\(0\))', page, re.I)  # the theme's own share button aside
+    assert not re.search(r"<[^>]*\b(onerror|onclick)\s*=", page, re.I)  # no event handler became an attribute
+    body = re.sub(r"<[^>]+>", "", page[page.index("<article"): page.index("</article>")])
+    body = html.unescape(body)
+    assert "<script>alert(1)</script>" in body and "<img src=x onerror=alert(2)>" in body
+    assert "{{ 7*7 }}" in body and "{% raw %}" in body and "[x](javascript:alert(3))" in body
+    assert "# not a heading" in body and "W" * 5000 in body
+    assert "<pre" not in page[page.index("<article"): page.index("</article>")]  # the indented line did not become a code block
+    title = re.search(r"<title>(.*?)</title>", page).group(1)
+    assert "<" not in title and "&lt;script&gt;" in title
+    # the hostile hashtags: escaped in the chips, in their own pages and in the tag index
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for path in site.rglob("*.html"):
+        assert "<script>alert" not in path.read_text(encoding="utf-8"), path
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert not any("<script>alert" in doc["text"] or "<script>alert" in doc["title"] for doc in index["docs"])
+
+
+def test_search_index_is_multilingual_and_segments_chinese(built):
+    index = json.loads((built["site"] / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert index["config"]["lang"] == ["en", "ru", "zh"]
+    assert "\\u200b" in index["config"]["separator"]  # jieba's word boundaries split the index
+    assert any("\u200b分词\u200b" in doc["text"] for doc in index["docs"])  # jieba split the Chinese text
+
+
+def test_regenerating_writes_nothing_and_removes_stale_pages(built, tmp_path):
+    docs = built["docs"]
+    stale = docs / "posts" / "stale-page.md"
+    stale.write_text("# gone\n")
+    stats = generate_docs(built["engine"], docs)
+    assert stats.written == 0 and stats.removed == 1 and not stale.exists()
+
+
+def test_foreign_or_source_folders_are_refused(tmp_path):
+    engine = open_db(tmp_path / "e.db")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "docs").mkdir()
+    (tmp_path / "mine" / "docs" / "notes.txt").write_text("not ours")
+    with pytest.raises(DigestError, match="not generated by digest"):
+        build_site(engine, tmp_path / "mine")
+    assert (tmp_path / "mine" / "docs" / "notes.txt").exists()
+    repo_site = Path(__file__).resolve().parents[1] / "site"
+    with pytest.raises(DigestError, match="overwrite the site sources"):
+        build_site(engine, repo_site)
+
+
+def test_cli_reports_errors_in_one_line(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    for args in (["--db", str(tmp_path / "none.db"), "site", "build", "--out", str(tmp_path / "o")],
+                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out", str(root / "site")]):
+        if "e.db" in args[1]:
+            open_db(tmp_path / "e.db")
+        proc = subprocess.run([sys.executable, "-m", "catalog.cli", *args], cwd=root, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("digest: error:") and proc.stderr.count("\n") == 1, proc.stderr
