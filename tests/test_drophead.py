@@ -174,3 +174,86 @@ def test_set_drophead_rate_reaches_every_layer():
     set_drophead_rate(model, 0.25)
     rates = [m.p for m in model.modules() if isinstance(m, DropHead)]
     assert rates == [0.25] * 3
+
+
+# ---------------------------------------------------------------- statistics and the experiment
+
+from pathlib import Path  # noqa: E402
+
+from reproductions.api import RunContext  # noqa: E402
+from reproductions.data import DatasetMissing  # noqa: E402
+from reproductions.drophead import CARD  # noqa: E402
+from reproductions.drophead import experiment  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_paired_difference_t_interval():
+    a, b = [0.80, 0.82, 0.81, 0.85], [0.79, 0.80, 0.80, 0.81]
+    d = experiment.paired_difference(a, b)
+    diffs = [0.01, 0.02, 0.01, 0.04]
+    m = sum(diffs) / 4
+    s = math.sqrt(sum((x - m) ** 2 for x in diffs) / 3)
+    half = 3.182 * s / 2  # t_{0.975, 3} * s / sqrt(4)
+    assert d["mean"] == pytest.approx(m)
+    assert d["ci95"] == pytest.approx([m - half, m + half])
+    assert d["n"] == 4
+
+
+def test_t_quantiles():
+    assert experiment.t_quantile_975(1) == pytest.approx(12.706)
+    assert experiment.t_quantile_975(4) == pytest.approx(2.776)
+    assert 1.96 < experiment.t_quantile_975(200) < 1.97
+
+
+def test_arms_share_data_order_and_init_and_differ_only_in_regulariser():
+    cfg = CARD.config("smoke")
+    assert experiment.arm_settings("none", cfg) == (0.0, None)
+    drop, sched = experiment.arm_settings("scheduled_drophead", cfg)
+    assert drop == cfg["dropout"] and sched.kind == "v"
+    assert sched.rate(0) == cfg["drophead_start"] and sched.rate(cfg["steps"] // 2) == 0.0
+    with pytest.raises(ValueError):
+        experiment.arm_settings("dropconnect", cfg)
+
+
+def test_cpu_preset_without_sst2_is_a_clear_error(tmp_path):
+    ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "empty", preset="cpu")
+    with pytest.raises(DatasetMissing, match="sst2"):
+        experiment.load_data(CARD.config("cpu"), ctx)
+
+
+def test_smoke_without_sst2_falls_back_to_synthetic_and_says_so(tmp_path):
+    ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "empty", preset="smoke")
+    (train, _), (test, _), vocab = experiment.load_data(CARD.config("smoke"), ctx)
+    assert "synthetic" in ctx.notes["data"] and len(train) == 2000 and vocab > 10
+
+
+def test_smoke_experiment_reports_every_arm_and_writes_the_plot(tmp_path):
+    data_dir = SHARED_DATA if (SHARED_DATA / "sst2" / "dev.tsv").is_file() else tmp_path / "none"
+    ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke", seed=3)
+    cfg = CARD.config("smoke", {"steps": 15, "seeds": 2, "dev_subset": 200})
+    m = experiment.run(cfg, ctx)
+    assert m["seeds"] == [3, 4]
+    assert set(m["arms"]) == set(experiment.ARMS)
+    for arm in experiment.ARMS:
+        acc = m["arms"][arm]["accuracy"]
+        assert len(acc["per_seed"]) == 2 and all(0.0 <= a <= 1.0 for a in acc["per_seed"])
+        assert acc["mean"] == pytest.approx(sum(acc["per_seed"]) / 2)
+    d = m["diff_scheduled_drophead_minus_dropout"]
+    assert d["per_seed"] == pytest.approx([s - b for s, b in zip(m["arms"]["scheduled_drophead"]["accuracy"]["per_seed"],
+                                                                   m["arms"]["dropout"]["accuracy"]["per_seed"])])
+    assert d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+    png = ctx.out_dir / "accuracy_by_arm.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (ctx.out_dir / "metrics.jsonl").read_text().splitlines()
+    assert any('"drophead_rate"' in r for r in rows)
+
+
+def test_same_seed_same_result_and_none_arm_is_deterministic(tmp_path):
+    data_dir = tmp_path / "none"  # synthetic: fast and always there
+    cfg = CARD.config("smoke", {"steps": 10})
+    ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
+    train, test, vocab = experiment.load_data(cfg, ctx)
+    r1 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
+    r2 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
+    assert r1["accuracy"] == r2["accuracy"] and r1["train_accuracy"] == r2["train_accuracy"]

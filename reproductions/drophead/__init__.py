@@ -33,9 +33,9 @@ CARD = Card(
         # smoke: seconds; real SST-2 subset when present, synthetic fallback otherwise (noted in run.json)
         "smoke": dict(_MODEL, d_model=32, heads=4, layers=1, d_ff=64, batch_size=32, lr=2e-3, steps=60,
                       seeds=2, train_subset=2000, dev_subset=300, vocab_size=4000),
-        # cpu: ~15 min on 2 cores — 4 arms x 3 seeds on a fixed 20k-sentence train subset
-        "cpu": dict(_MODEL, d_model=64, heads=4, layers=2, d_ff=128, batch_size=64, lr=1e-3, steps=1200,
-                    seeds=3, train_subset=20000, dev_subset=None),
+        # cpu: <= 15 min on 2 cores — 4 arms x 3 seeds, a 32-wide 2-layer model, 10k-sentence train subset
+        "cpu": dict(_MODEL, d_model=32, heads=4, layers=2, d_ff=64, batch_size=32, lr=2e-3, steps=800,
+                    seeds=3, train_subset=10000, dev_subset=None, vocab_size=8000, max_len=48),
         # gpu: one H100, ~10 min — full train set, 5 seeds, a bigger model with 8 heads
         "gpu": dict(_MODEL, d_model=256, heads=8, layers=4, d_ff=1024, batch_size=128, lr=5e-4, steps=6000,
                     seeds=5, train_subset=None, dev_subset=None),
