@@ -8,8 +8,9 @@ Peak memory:
 * CUDA: ``torch.cuda.max_memory_allocated`` above the memory held before the step.
 * CPU: peak resident set size (VmHWM from /proc/self/status, reset before each
   measurement by writing 5 to /proc/self/clear_refs) minus the RSS before the step.
-  Coarser than the CUDA number (page granularity, allocator caching), Linux only;
-  "n/a" elsewhere.
+  Freed heap is returned first (glibc ``malloc_trim``) so one case does not reuse the
+  other's resident pages. Coarser than the CUDA number (page granularity, allocator
+  caching), Linux only; "n/a" elsewhere.
 
 On CUDA the SDPA column uses the flash / memory-efficient backends (``--dtype bf16`` by
 default there) and TFLOP/s is printed beside the H100's dense bf16 peak (~989 TFLOP/s).
@@ -58,6 +59,13 @@ def _rss_kib(field: str) -> int | None:
 
 
 def _reset_cpu_peak() -> bool:
+    """Hand freed heap back to the OS (else the next case reuses resident pages and shows ~0), reset VmHWM."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
