@@ -60,7 +60,8 @@ class RunContext:
 
     def __init__(self, out_dir: Path, *, device: Any = "cpu", data_dir: Path | None = None, seed: int = 0,
                  preset: str = "smoke", rank: int = 0, world_size: int = 1, amp: bool = False,
-                 resume: bool = False, progress_factory: Callable[..., Any] | None = None):
+                 resume: bool = False, progress_factory: Callable[..., Any] | None = None,
+                 compile: bool = False, pin_memory: bool = False):
         import torch
 
         self.out_dir = Path(out_dir)
@@ -73,6 +74,9 @@ class RunContext:
         self.world_size = world_size
         self.amp = amp
         self.resume = resume
+        self.compile = compile  # `--set compile=true`: wrap_model() runs torch.compile
+        self.pin_memory = pin_memory  # True on CUDA: pass to DataLoader(pin_memory=...)
+        self._autosave: Callable[[], dict[str, Any]] | None = None
         self.notes: dict[str, Any] = {}  # goes into run.json ("data": "synthetic", ...)
         self._progress_factory = progress_factory
         self._metrics_path = self.out_dir / "metrics.jsonl"
@@ -132,3 +136,41 @@ class RunContext:
         if not (self.resume and self.checkpoint_path.exists()):
             return None
         return torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+
+    # ------------------------------------------------------------ Ctrl-C and data parallelism
+
+    def autosave(self, state_fn: Callable[[], dict[str, Any]] | None) -> None:
+        """Register what to checkpoint if the run is interrupted (Ctrl-C): the runner calls
+        ``state_fn()`` and saves it, so ``--resume`` continues from there."""
+        self._autosave = state_fn
+
+    def save_on_interrupt(self) -> bool:
+        """Called by the runner on KeyboardInterrupt; True when a checkpoint was written."""
+        if self._autosave is None:
+            return False
+        self.save_checkpoint(self._autosave())
+        return True
+
+    def wrap_model(self, model: Any) -> Any:
+        """Model on the device, compiled if asked, in DDP when several processes run."""
+        from reproductions.distributed import wrap_model
+
+        return wrap_model(model, self)
+
+    def sampler(self, dataset: Any, *, shuffle: bool = True, drop_last: bool = False) -> Any:
+        """DataLoader sampler: this rank's share when distributed, seeded shuffle otherwise."""
+        from reproductions.distributed import sampler
+
+        return sampler(dataset, self, shuffle=shuffle, drop_last=drop_last)
+
+    def shard(self, n: int) -> range:
+        """This rank's indices of ``range(n)`` (all of them with one process)."""
+        from reproductions.distributed import shard
+
+        return shard(n, self)
+
+    def mean_over_ranks(self, value: float) -> float:
+        """Average a scalar metric over processes (the value itself with one process)."""
+        from reproductions.distributed import all_reduce_mean
+
+        return all_reduce_mean(value, self)

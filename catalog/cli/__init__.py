@@ -8,33 +8,53 @@ act on are one line on stderr (exit 1 for runtime failures, 2 for usage);
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from catalog.cli import arxiv_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd
 from catalog.cli.common import State, fail
 from catalog.errors import DigestError
 
 
-class DigestApp(typer.Typer):
-    """Typer app whose entry point turns our errors into one line and an exit code."""
+class DigestGroup(TyperGroup):
+    """Turns errors into one line on stderr and an exit code (1 runtime, 2 usage).
 
-    def __call__(self, *args, **kwargs):
-        debug = "--debug" in sys.argv[1:]
+    Done at the click level, not around `app()`, so the test runner sees the same
+    behaviour as the console script.
+    """
+
+    def invoke(self, ctx):
         try:
-            return super().__call__(*args, **kwargs)
+            return super().invoke(ctx)
         except DigestError as exc:
-            if debug:
+            if _debug(ctx):
                 raise
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except SystemExit:
+            raise
+        except Exception as exc:  # a bug or an environment failure: still one line
+            if _debug(ctx) or _is_cli_control(exc):
+                raise
+            fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
 
 
-app = DigestApp(
+def _is_cli_control(exc: Exception) -> bool:
+    """Usage errors, --help exits and aborts belong to the CLI framework (it prints them, exit 2)."""
+    return type(exc).__module__.split(".")[0] in ("click", "typer")
+
+
+def _debug(ctx) -> bool:
+    obj = ctx.find_root().obj
+    return bool(getattr(obj, "debug", False)) or "--debug" in sys.argv[1:]
+
+
+app = typer.Typer(
+    cls=DigestGroup,
     name="digest",
     help=(
         "paper-digest: ML paper digests from Telegram channels and blogs in one searchable catalog, "

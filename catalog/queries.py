@@ -1,0 +1,76 @@
+"""Read-side queries behind `digest show`, `digest tags` and `digest sources`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.errors import DigestError
+from catalog.models import Link, Post, PostPaper, PostTag, Source, Tag, as_utc
+
+
+def _iso(value) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
+def post_dict(post: Post) -> dict[str, Any]:
+    return {
+        "id": post.id,
+        "source": post.source.title or post.source.handle,
+        "source_handle": post.source.handle,
+        "external_id": post.external_id,
+        "url": post.url,
+        "title": post.title,
+        "published_at": _iso(post.published_at),
+        "date_precision": post.date_precision,
+        "edited_at": _iso(post.edited_at),
+        "language": post.language,
+        "views": post.views,
+        "forwarded_from": post.forwarded_from,
+        "text": post.text,
+        "raw": post.raw,
+        "tags": sorted(pt.tag.name for pt in post.tags),
+        "arxiv_ids": sorted(pp.paper.arxiv_id for pp in post.papers),
+        "papers": [{"arxiv_id": pp.paper.arxiv_id, "title": pp.paper.title} for pp in post.papers],
+        "links": [{"url": link.url, "kind": link.kind} for link in post.links],
+        "extra": post.extra or {},
+    }
+
+
+def get_post(engine: Engine, post_id: int) -> dict[str, Any]:
+    with Session(engine) as s:
+        post = s.scalar(
+            select(Post).where(Post.id == post_id).options(
+                selectinload(Post.source), selectinload(Post.tags).selectinload(PostTag.tag),
+                selectinload(Post.papers).selectinload(PostPaper.paper), selectinload(Post.links)))
+        if post is None:
+            raise DigestError(f"no post with id {post_id}")
+        return post_dict(post)
+
+
+def list_tags(engine: Engine) -> list[dict[str, Any]]:
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Tag.name, func.count(PostTag.post_id), func.group_concat(PostTag.origin.distinct()))
+            .join(PostTag, PostTag.tag_id == Tag.id).group_by(Tag.id)
+            .order_by(func.count(PostTag.post_id).desc(), Tag.name)).all()
+    return [{"tag": name, "posts": n, "origins": sorted((origins or "").split(","))} for name, n, origins in rows]
+
+
+def list_sources(engine: Engine) -> list[dict[str, Any]]:
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Source, func.count(Post.id), func.min(Post.published_at), func.max(Post.published_at))
+            .outerjoin(Post, Post.source_id == Source.id).group_by(Source.id).order_by(Source.kind, Source.handle)
+        ).all()
+    return [{"id": src.id, "kind": src.kind, "handle": src.handle, "title": src.title, "url": src.url, "posts": n,
+             "first": _iso(first), "last": _iso(last)} for src, n, first, last in rows]
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as c:
+        return {t: c.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() or 0
+                for t in ("source", "post", "tag", "paper", "link", "reproduction", "run")}

@@ -1,0 +1,210 @@
+"""Full-text search over the catalog (FTS5 + bm25), safe for any user string.
+
+Every user term is reduced to letters and digits and quoted before it reaches MATCH
+(see `catalog.searchtext`), so `GPT-4`, `c++`, `"`, `*` or `NEAR(` can never raise.
+Queries of one or two characters, and Chinese phrases the segmenter split
+differently from the document, fall back to substring search.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import Connection, Engine
+
+from catalog.errors import UsageError
+from catalog.models import as_utc
+from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, query_terms
+from scrapers.normalize import normalize_hashtag
+
+TITLE_WEIGHT = 10.0  # a word in the title counts as much as ten in the body
+SNIPPET_CHARS = 160
+
+
+@dataclass
+class Filters:
+    tag: str | None = None
+    source: str | None = None
+    lang: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    has_reproduction: bool | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """WHERE fragments over alias ``p`` (post) and their parameters."""
+        where, params = [], []
+        if self.tag:
+            where.append("EXISTS (SELECT 1 FROM post_tag pt JOIN tag t ON t.id = pt.tag_id"
+                         " WHERE pt.post_id = p.id AND t.name = ?)")
+            params.append(normalize_hashtag(self.tag))
+        if self.source:
+            where.append("p.source_id IN (SELECT id FROM source WHERE handle = ? COLLATE NOCASE"
+                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?)")
+            params += [self.source] * 3
+        if self.lang:
+            where.append("p.language = ?")
+            params.append(self.lang.lower())
+        if self.since:
+            where.append("p.published_at >= ?")
+            params.append(self.since.replace(tzinfo=None))
+        if self.until:
+            where.append("p.published_at <= ?")
+            params.append(self.until.replace(tzinfo=None))
+        if self.has_reproduction is not None:
+            where.append(("" if self.has_reproduction else "NOT ") +
+                         "EXISTS (SELECT 1 FROM post_paper pp JOIN reproduction r ON r.paper_id = pp.paper_id"
+                         " WHERE pp.post_id = p.id)")
+        return "".join(f" AND {w}" for w in where), params
+
+
+@dataclass
+class Hit:
+    id: int
+    source: str
+    url: str
+    published_at: datetime | None
+    title: str
+    snippet: str
+    language: str | None
+    score: float
+    tags: list[str] = field(default_factory=list)
+    arxiv_ids: list[str] = field(default_factory=list)
+    paper_titles: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["published_at"] = self.published_at.isoformat() if self.published_at else None
+        return d
+
+
+def parse_date(value: str | None, *, end_of_day: bool = False) -> datetime | None:
+    """``2020-04-27`` or an ISO datetime; a bare date as `until` means the end of that day."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"bad date {value!r}: use YYYY-MM-DD or an ISO datetime") from None
+    if end_of_day and len(value) <= 10:
+        dt = dt.replace(hour=23, minute=59, second=59)
+    return as_utc(dt)
+
+
+def _like_pattern(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def _fts_ids(conn: Connection, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+    where, params = filters.sql()
+    sql = (f"SELECT p.id, bm25(post_fts, {TITLE_WEIGHT}, 1.0) AS score FROM post_fts"
+           f" JOIN post p ON p.id = post_fts.rowid WHERE post_fts MATCH ?{where}"
+           f" ORDER BY score, p.published_at DESC LIMIT ?")
+    return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (match, *params, limit))]
+
+
+def _substring_ids(conn: Connection, needle: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+    where, params = filters.sql()
+    folded = fold(needle)
+    sql = ("SELECT p.id, 0.0 FROM post p JOIN post_search s ON s.post_id = p.id"
+           " WHERE (s.title LIKE ? ESCAPE '\\' OR s.body LIKE ? ESCAPE '\\' OR p.text LIKE ? ESCAPE '\\')"
+           f"{where} ORDER BY p.published_at DESC LIMIT ?")
+    pats = (_like_pattern(folded), _like_pattern(folded), _like_pattern(needle))
+    return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (*pats, *params, limit))]
+
+
+def snippet(text: str, needles: Iterable[str], width: int = SNIPPET_CHARS) -> str:
+    """A window of the original text around the first needle found, on one line."""
+    flat = " ".join(text.split())
+    low = fold(flat)
+    positions = [low.find(fold(n)) for n in needles if n]
+    positions = [p for p in positions if p >= 0]
+    start = max(0, min(positions) - width // 3) if positions else 0
+    piece = flat[start:start + width]
+    return ("…" if start > 0 else "") + piece + ("…" if start + width < len(flat) else "")
+
+
+def search(engine: Engine, query: str, *, filters: Filters | None = None, limit: int = 20) -> list[Hit]:
+    """Posts matching `query`, best first (bm25, title weighted)."""
+    filters = filters or Filters()
+    if limit < 1:
+        raise UsageError("--limit must be at least 1")
+    needle = " ".join(query.split())
+    if not needle:
+        raise UsageError("empty query: give a word to search for")
+    terms = query_terms(needle)
+    with engine.connect() as conn:
+        if len(needle) <= 2:
+            ranked = _substring_ids(conn, needle, filters, limit)
+        elif not terms:
+            return []  # nothing searchable left (only punctuation): no hits, no error
+        else:
+            ranked = _fts_ids(conn, match_expression(terms), filters, limit)
+            if not ranked and _CJK_RUN.search(needle):
+                ranked = _substring_ids(conn, needle, filters, limit)
+        return _hits(conn, ranked, [t for ts in terms for t in ts] or [needle])
+
+
+def _hits(conn: Connection, ranked: list[tuple[int, float]], needles: list[str]) -> list[Hit]:
+    if not ranked:
+        return []
+    ids = [pid for pid, _ in ranked]
+    marks = ",".join("?" * len(ids))
+    rows = {r[0]: r for r in conn.exec_driver_sql(
+        "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language"
+        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({marks})", tuple(ids))}
+    tags: dict[int, list[str]] = {}
+    for pid, name in conn.exec_driver_sql(
+            f"SELECT pt.post_id, t.name FROM post_tag pt JOIN tag t ON t.id = pt.tag_id WHERE pt.post_id IN ({marks})"
+            " ORDER BY t.name", tuple(ids)):
+        tags.setdefault(pid, []).append(name)
+    papers: dict[int, dict[str, str]] = {}
+    for pid, arxiv_id, title in conn.exec_driver_sql(
+            "SELECT pp.post_id, pa.arxiv_id, pa.title FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id"
+            f" WHERE pp.post_id IN ({marks}) ORDER BY pa.arxiv_id", tuple(ids)):
+        papers.setdefault(pid, {})[arxiv_id] = title or ""
+    hits = []
+    for pid, score in ranked:
+        _, source, url, published, title, text, lang = rows[pid]
+        published = datetime.fromisoformat(published) if isinstance(published, str) else published
+        linked = papers.get(pid, {})
+        hits.append(Hit(pid, source, url, as_utc(published), title, snippet(text, needles), lang, float(score),
+                        tags.get(pid, []), list(linked), {k: v for k, v in linked.items() if v}))
+    return hits
+
+
+def linked_paper_texts(conn: Connection, post_ids: list[int]) -> dict[int, str]:
+    """Title and abstract of the papers with metadata that each post links (for its search text)."""
+    texts: dict[int, list[str]] = {}
+    for i in range(0, len(post_ids), 500):
+        part = post_ids[i:i + 500]
+        marks = ",".join("?" * len(part))
+        for pid, title, abstract in conn.exec_driver_sql(
+                "SELECT pp.post_id, pa.title, pa.abstract FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id"
+                f" WHERE pa.title IS NOT NULL AND pp.post_id IN ({marks})", tuple(part)):
+            texts.setdefault(pid, []).append(f"{title}\n{abstract or ''}")
+    return {k: "\n".join(v) for k, v in texts.items()}
+
+
+def search_row(post_id: int, title: str, text: str, paper_text: str | None) -> tuple[str, str, int]:
+    """(title, body, post_id) as stored in ``post_search``."""
+    body = text + ("\n" + paper_text if paper_text else "")
+    return document_text(title), document_text(body), post_id
+
+
+def reindex_posts(conn: Connection, post_ids: Iterable[int]) -> int:
+    """Rebuild the search text of `post_ids` (after their papers gained metadata)."""
+    ids = list(dict.fromkeys(post_ids))
+    done = 0
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        marks = ",".join("?" * len(part))
+        extra = linked_paper_texts(conn, part)
+        rows = [search_row(pid, title, text, extra.get(pid)) for pid, title, text in
+                conn.exec_driver_sql(f"SELECT id, title, text FROM post WHERE id IN ({marks})", tuple(part))]
+        if rows:
+            conn.exec_driver_sql("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
+        done += len(rows)
+    return done

@@ -1,0 +1,124 @@
+"""``python -m reproductions``: the runner's own command line (torch alone, no catalog).
+
+    python -m reproductions list [--json]
+    python -m reproductions run NAME [--preset smoke|cpu|gpu] [--device auto|cpu|cuda|mps]
+        [--seed N] [--seeds N] [--set key=value]... [--data-dir DIR] [--out DIR]
+        [--resume | --resume-from RUN_DIR] [--nproc N] [--no-progress]
+
+Exit codes: 0 completed, 1 failed (one line on stderr: the error, or for a missing
+dataset which files to put where), 2 usage error (unknown name, bad --set), 130
+interrupted. ``digest run`` (the catalog CLI) calls the same library and also records
+the run in the catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from reproductions.devices import DEVICE_CHOICES
+from reproductions.errors import RunnerError
+
+PROG = "python -m reproductions"
+
+
+def card_summary(entry: Any) -> dict[str, Any]:
+    card = entry.card
+    return {"name": card.name, "paper_id": card.paper_id, "title": card.title, "authors": card.authors,
+            "presets": list(card.presets), "measures": card.measures, "datasets": list(card.datasets),
+            "claims": [{"metric": c.metric, "value": c.value, "unit": c.unit, "source": c.source}
+                       for c in card.claims]}
+
+
+def list_lines(entries: dict[str, Any]) -> list[str]:
+    if not entries:
+        return ["no reproductions found"]
+    lines = []
+    for entry in entries.values():
+        c = entry.card
+        lines.append(f"{c.name}  arXiv:{c.paper_id}  {c.title}")
+        lines.append(f"    presets: {', '.join(c.presets)}; measures: {' '.join(c.measures.split())}")
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run paper reproductions and record the runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="list the reproductions")
+    p_list.add_argument("--json", action="store_true", help="one JSON array for scripts")
+
+    p_run = sub.add_parser("run", help="run one reproduction")
+    add_run_options(p_run)
+
+    p_worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one torchrun process
+    p_worker.add_argument("run_dir", type=Path)
+    p_worker.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p_worker.add_argument("--resume", action="store_true")
+    p_worker.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="reproduction name (see `list`)")
+    p.add_argument("--preset", choices=("smoke", "cpu", "gpu"), help="default: gpu with CUDA, else cpu")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto: cuda, then mps, then cpu")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, help="run seeds seed..seed+N-1; metrics get mean and std")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset config key (JSON value: true, 3, 1e-3, [1,2]); also compile=true")
+    p.add_argument("--data-dir", type=Path, help="datasets folder (default $DIGEST_DATA, ../shared/data, cache)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default ./runs)")
+    p.add_argument("--resume", action="store_true", help="continue the newest unfinished run of NAME in --out")
+    p.add_argument("--resume-from", type=Path, metavar="RUN_DIR", help="continue this run folder")
+    p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP; gloo on CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def request_from_args(args: argparse.Namespace) -> Any:
+    from reproductions.runner import RunRequest, parse_sets
+
+    return RunRequest(name=args.name, preset=args.preset, device=args.device, seed=args.seed, seeds=args.seeds,
+                      overrides=parse_sets(args.sets), data_dir=args.data_dir, out=args.out,
+                      resume=args.resume, resume_from=args.resume_from, nproc=args.nproc,
+                      progress=not args.no_progress)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            from reproductions.registry import discover
+
+            entries = discover()
+            if args.json:
+                print(json.dumps([card_summary(e) for e in entries.values()], indent=2, ensure_ascii=False))
+            else:
+                print("\n".join(list_lines(entries)))
+            return 0
+        if args.command == "_worker":
+            from reproductions.runner import worker_main
+
+            return worker_main(args.run_dir, args.device, args.resume, not args.no_progress)
+        from reproductions.runner import error_line, run, summary_lines
+
+        result = run(request_from_args(args))
+        print("\n".join(summary_lines(result)))
+        line = error_line(result)
+        return _error(line, result.exit_code) if line else 0
+    except RunnerError as exc:
+        return _error(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

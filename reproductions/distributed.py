@@ -1,0 +1,87 @@
+"""Data-parallel runs: the process group, DDP wrapping, and splitting the data across ranks.
+
+``--nproc N`` starts N copies of the experiment under ``torch.distributed.run``
+(torchrun); each reads RANK / WORLD_SIZE / LOCAL_RANK from its environment and joins
+one process group (NCCL on CUDA, gloo on the CPU). Every rank runs the same code with
+the same seed; the model is wrapped in `DistributedDataParallel`, which averages the
+gradients, and each rank sees its own slice of the data. Only rank 0 writes files.
+With a single process every helper here is a no-op, so experiments call them always.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def env_rank() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) outside it."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_process_group(device_type: str) -> None:
+    """Join the group torchrun set up (NCCL for CUDA, gloo otherwise)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+
+
+def destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: Any, ctx: Any) -> Any:
+    """Move `model` to the run's device, compile it if asked, wrap it in DDP when world_size > 1.
+
+    Keep the unwrapped module for checkpoints (``model.module`` when wrapped).
+    """
+    import torch
+
+    model = model.to(ctx.device)
+    if getattr(ctx, "compile", False):
+        model = torch.compile(model)
+    if ctx.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    return model
+
+
+def sampler(dataset: Any, ctx: Any, *, shuffle: bool = True, drop_last: bool = False) -> Any:
+    """A sampler for ``DataLoader``: this rank's share when distributed, seeded shuffling otherwise.
+
+    Call ``sampler.set_epoch(epoch)`` each epoch when it has that method (DistributedSampler).
+    """
+    import torch
+    from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
+
+    if ctx.world_size > 1:
+        return DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle,
+                                  seed=ctx.seed, drop_last=drop_last)
+    if shuffle:
+        return RandomSampler(dataset, generator=torch.Generator().manual_seed(ctx.seed))
+    return SequentialSampler(dataset)
+
+
+def shard(n: int, ctx: Any) -> range:
+    """Indices ``rank, rank + world, ...`` of ``range(n)``: this rank's rows of an in-memory tensor."""
+    return range(ctx.rank, n, ctx.world_size)
+
+
+def all_reduce_mean(value: float, ctx: Any) -> float:
+    """The mean of a scalar over all ranks (for metrics computed on each rank's shard)."""
+    if ctx.world_size == 1:
+        return float(value)
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(value)], dtype=torch.float64,
+                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world_size

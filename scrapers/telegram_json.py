@@ -1,0 +1,140 @@
+"""Telegram Desktop JSON export (``result.json``), modern and old.
+
+Modern exports carry ``text_entities`` (typed spans; hidden links only in
+``text_link.href``); old ones have only ``text``, a string or a list mixing strings
+and ``{type, text, href?}`` objects. Service messages (joins, pins) are not posts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from scrapers.errors import ParseError
+from scrapers.normalize import clean_text, detect_language, extract_arxiv, extract_hashtags, extract_links
+from scrapers.records import PostRecord, SourceRecord
+
+NAME = "telegram-json"
+
+
+def sniff(head: bytes) -> bool:
+    """Content check for auto-detection: a JSON object with a ``messages`` key near the top."""
+    start = head.lstrip()[:1]
+    return start == b"{" and b'"messages"' in head
+
+
+def parse_file(path: str | Path) -> Iterator[PostRecord]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not UTF-8 JSON: {exc.reason}", source=str(path), position=f"byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON: {exc.msg}", source=str(path),
+                         position=f"line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ParseError("JSON nested too deeply", source=str(path)) from None
+    yield from parse_export(data, source_name=str(path))
+
+
+def parse_export(data: Any, *, source_name: str = "<export>") -> Iterator[PostRecord]:
+    if not isinstance(data, dict):
+        raise ParseError(f"top level is {type(data).__name__}, expected an object with 'messages'", source=source_name)
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=source_name)
+    source = source_of(data)
+    for index, message in enumerate(messages):
+        try:
+            record = parse_message(message, source)
+        except ParseError as exc:
+            raise ParseError(exc.message, source=source_name, position=f"message #{index}") from None
+        if record is not None:
+            yield record
+
+
+def source_of(data: dict[str, Any]) -> SourceRecord:
+    chat_id = data.get("id")
+    name = data.get("name") or ""
+    if not isinstance(name, str):
+        raise ParseError("'name' is not a string")
+    handle = f"channel{chat_id}" if chat_id is not None else (name or "telegram-export")
+    return SourceRecord(kind="telegram", handle=str(handle), title=name)
+
+
+def _parse_time(unix: Any, local: Any) -> datetime | None:
+    """Prefer ``*_unixtime`` (true UTC); old exports only have local time, taken as UTC."""
+    try:
+        if unix not in (None, ""):
+            return datetime.fromtimestamp(int(unix), tz=timezone.utc)
+        if isinstance(local, str) and local:
+            return datetime.fromisoformat(local).replace(tzinfo=timezone.utc)
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise ParseError(f"bad date {unix or local!r}") from None
+    return None
+
+
+def _spans(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message as typed spans, from ``text_entities`` or the old mixed ``text`` list."""
+    entities = message.get("text_entities")
+    text = message.get("text", "")
+    if isinstance(entities, list) and (entities or not text):
+        spans = entities
+    elif isinstance(text, str):
+        return [{"type": "plain", "text": text}]
+    elif isinstance(text, list):
+        spans = [{"type": "plain", "text": t} if isinstance(t, str) else t for t in text]
+    else:
+        raise ParseError(f"'text' is {type(text).__name__}, expected a string or a list")
+    for span in spans:
+        if not isinstance(span, dict) or not isinstance(span.get("text", ""), str):
+            raise ParseError("a text entity is not an object with a string 'text'")
+    return spans
+
+
+def headline(text: str, limit: int = 100) -> str:
+    """The first line of a post, cut at a word boundary when long."""
+    first = text.split("\n", 1)[0].strip()
+    if len(first) <= limit:
+        return first
+    cut = first[:limit].rsplit(" ", 1)[0] if " " in first[:limit] else first[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
+    if not isinstance(message, dict):
+        raise ParseError(f"message is {type(message).__name__}, expected an object")
+    if message.get("type", "message") != "message":
+        return None  # service messages: pins, joins, title changes
+    msg_id = message.get("id")
+    if not isinstance(msg_id, int) or isinstance(msg_id, bool):
+        raise ParseError(f"message id {msg_id!r} is not an integer")
+    spans = _spans(message)
+    raw_text = "".join(s.get("text", "") for s in spans)
+    text = clean_text(raw_text)
+    if not text and not message.get("photo") and not message.get("file"):
+        return None  # nothing a reader could search or read
+    hidden = [s["href"] for s in spans if s.get("type") == "text_link" and isinstance(s.get("href"), str)]
+    # A hashtag entity may carry a bot suffix ("#tag@channel"): keep the tag itself.
+    tagged = [t for s in spans if s.get("type") == "hashtag" for t in extract_hashtags(s["text"])]
+    hashtags = tuple(dict.fromkeys([*tagged, *extract_hashtags(text)]))
+    links = extract_links(text, hidden)
+    arxiv_ids, versions = extract_arxiv(text + "\n" + "\n".join(hidden))
+    forwarded = message.get("forwarded_from")
+    return PostRecord(
+        source=source,
+        external_id=str(msg_id),
+        published_at=_parse_time(message.get("date_unixtime"), message.get("date")),
+        edited_at=_parse_time(message.get("edited_unixtime"), message.get("edited")),
+        text=text,
+        raw=json.dumps(message, ensure_ascii=False, sort_keys=True),
+        title=headline(text),
+        hashtags=tuple(h for h in hashtags if h),
+        arxiv_ids=arxiv_ids,
+        arxiv_versions=versions,
+        links=links,
+        language=detect_language(text),
+        forwarded_from=forwarded if isinstance(forwarded, str) else None,
+    )

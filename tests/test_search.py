@@ -1,0 +1,119 @@
+"""catalog.search: three languages, hostile queries, short queries, filters, ranking."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.errors import UsageError
+from catalog.ingest import ingest_file
+from catalog.search import Filters, parse_date, search
+from catalog.searchtext import match_expression, query_terms
+from conftest import message, telegram_export, write_json
+
+
+def titles(hits):
+    return [h.title for h in hits]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("головы внимания", "Scheduled DropHead: регуляризация трансформеров"),  # Russian, inflected as written
+    ("Ёмкая статья", "Напоминание: ResNet"),  # ё folds to е on both sides
+    ("scale-shift-invariant", "Weight decay is not what you think"),  # English, hyphenated
+    ("interpolation", "Optimus (arXiv:2004.04092) organises sentences"),
+    ("注意力", "自注意力机制只需要十五行代码"),  # Chinese, segmented with jieba
+    ("后验坍缩", "Optimus:用预训练模型组织句子的隐空间"),
+    ("谱正则化", "NVAE:深度层次变分自编码器"),
+])
+def test_finds_posts_in_three_languages(sample_engine, query, expected):
+    hits = search(sample_engine, query)
+    assert any(t.startswith(expected) for t in titles(hits)), titles(hits)
+
+
+@pytest.mark.parametrize("query", [
+    "self-attention", "GPT-4", "c++", '"', "*", "NEAR(", "'; DROP TABLE post; --", "a OR b", "AND", "title:x",
+    "^start", "(", ")", "NOT", "{x}", "\\", "%", "_", "🔥", "\x00", "a\"b'c", "-", "–", "1e-5",
+])
+def test_hostile_queries_never_raise(sample_engine, query):
+    hits = search(sample_engine, query)
+    assert isinstance(hits, list)
+
+
+def test_hostile_query_finds_the_literal_words(sample_engine):
+    hits = search(sample_engine, "GPT-4")
+    assert any("GPT-4 class models" in h.snippet for h in hits)
+    assert search(sample_engine, "self-attention")[0].title.startswith(("c++ or Python", "Self-attention"))
+
+
+def test_drop_table_query_leaves_the_catalog(sample_engine):
+    search(sample_engine, "'; DROP TABLE post; --")
+    with sample_engine.connect() as c:
+        assert c.exec_driver_sql("SELECT count(*) FROM post").scalar() == 29
+
+
+def test_match_expression_quotes_every_token():
+    expr = match_expression(query_terms('NEAR( "x" OR y*'))
+    assert expr == '"near" AND "x" AND "or" AND "y"'
+
+
+@pytest.mark.parametrize("query, expected_fragment", [
+    ("BN", "Batch Normalization"),  # 2 Latin letters: substring search
+    ("头", "头部丢弃"),  # 1 Han character
+    ("β", "циклическое расписание β"),
+])
+def test_one_and_two_character_queries(sample_engine, query, expected_fragment):
+    hits = search(sample_engine, query)
+    assert hits and any(expected_fragment in h.snippet or expected_fragment in h.title for h in hits)
+
+
+def test_percent_and_underscore_are_literal_in_short_queries(sample_engine):
+    assert search(sample_engine, "%") == []
+    assert all("_" in h.snippet for h in search(sample_engine, "_"))
+
+
+def test_empty_query_is_a_usage_error(sample_engine):
+    with pytest.raises(UsageError):
+        search(sample_engine, "   ")
+
+
+def test_filters(sample_engine):
+    assert {h.language for h in search(sample_engine, "drophead", filters=Filters(lang="zh"))} == {"zh"}
+    tagged = search(sample_engine, "drophead", filters=Filters(tag="#NLP"))
+    assert tagged and all("nlp" in h.tags for h in tagged)
+    by_source = search(sample_engine, "drophead", filters=Filters(source="Paper Notes (sample)"))
+    assert {h.source for h in by_source} == {"Paper Notes (sample)"}
+    early = search(sample_engine, "drophead", filters=Filters(until=parse_date("2020-04-26", end_of_day=True)))
+    late = search(sample_engine, "drophead", filters=Filters(since=parse_date("2020-04-27")))
+    assert early and late
+    assert all(h.published_at.date().isoformat() <= "2020-04-26" for h in early)
+    assert all(h.published_at.date().isoformat() >= "2020-04-27" for h in late)
+    assert not {h.id for h in early} & {h.id for h in late}
+
+
+def test_limit(sample_engine):
+    assert len(search(sample_engine, "arxiv", limit=2)) == 2
+    with pytest.raises(UsageError):
+        search(sample_engine, "arxiv", limit=0)
+
+
+def test_title_match_ranks_above_body_match(engine, tmp_path):
+    write_json(tmp_path / "r.json", telegram_export([
+        message(1, "Unrelated headline\nthis body mentions transformers once"),
+        message(2, "Transformers everywhere\nbody without the word"),
+    ]))
+    ingest_file(engine, tmp_path / "r.json")
+    assert [h.title for h in search(engine, "transformers")][0] == "Transformers everywhere"
+
+
+def test_hits_carry_tags_arxiv_ids_and_snippet(sample_engine):
+    hit = next(h for h in search(sample_engine, "NVAE") if h.language == "en")
+    assert "2007.03898" in hit.arxiv_ids
+    assert {"vae", "generative"} <= set(hit.tags)
+    assert "NVAE" in hit.snippet
+    d = hit.as_dict()
+    assert {"id", "source", "url", "published_at", "snippet", "tags", "arxiv_ids"} <= set(d)
+
+
+def test_bad_dates_are_usage_errors():
+    with pytest.raises(UsageError):
+        parse_date("2020-13-45")
+    assert parse_date("2020-04-27", end_of_day=True).hour == 23
