@@ -37,13 +37,13 @@ CARD = Card(
     ),
     presets={
         # seconds, CPU: tiny model on 2k fixed-binarized images (synthetic bars only if the data is missing)
-        "smoke": {"data": "binarized", "train_images": 2000, "test_images": 48, "iw_images": 8, "iw_k": 8,
-                  "ablation_iw_k": 4, "batch_size": 16, "steps": 30, "log_every": 1, "eval_batch": 128,
+        "smoke": {"data": "binarized", "train_images": 2000, "test_images": 32, "iw_images": 8, "iw_k": 8,
+                  "ablation_iw_k": 4, "batch_size": 16, "steps": 24, "log_every": 1, "eval_batch": 128,
                   "ablations": ["plain_vae", "no_residual_normal", "no_spectral_reg"],
                   "model": {**_SMALL_MODEL, "channels": 4, "latent_channels": 2, "groups_per_scale": [1, 2]}},
         # minutes on 2 CPU cores: every arm gets the same wall-clock budget
-        "cpu": {"data": "binarized", "test_images": 1000, "iw_images": 200, "iw_k": 50, "ablation_iw_k": 20,
-                "batch_size": 64, "steps": 3000, "train_seconds": 150, "log_every": 10, "eval_batch": 500,
+        "cpu": {"data": "binarized", "test_images": 500, "iw_images": 200, "iw_k": 50, "ablation_iw_k": 20,
+                "batch_size": 32, "steps": 3000, "train_seconds": 150, "log_every": 10, "eval_batch": 500,
                 "channels_last": True, "model": _SMALL_MODEL},
         # one H100, <= 10 min in all: main arm 5 min, each ablation 75 s; k=1000 on 2000 test images
         "gpu": {"data": "binarized", "test_images": 10000, "iw_images": 2000, "iw_k": 1000,

@@ -199,12 +199,12 @@ def train_arm(arm: str, cfg: ExperimentConfig, mcfg: NVAEConfig, data: Data, ctx
     """Train one arm; returns the model (None when halted early) and its training stats."""
     dev = ctx.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    torch.manual_seed(ctx.seed * 1000 + ARMS.index(arm))  # same init for an arm whatever ran before it
     model = NVAE(mcfg).to(dev).to(memory_format=fmt)
     opt = torch.optim.Adamax(model.parameters(), lr=cfg.lr)
     coeff = arm_spectral_coeff(arm, cfg)
     spectral = SpectralRegularizer(model) if coeff > 0 else None
-    gen = torch.Generator().manual_seed(ctx.seed * 1000 + ARMS.index(arm))
-    torch.manual_seed(ctx.seed * 1000 + ARMS.index(arm))
+    gen = torch.Generator().manual_seed(ctx.seed * 1000 + ARMS.index(arm))  # batches and binarization
     step, elapsed = 0, 0.0
     if saved and saved.get("arm") == arm:
         model.load_state_dict(saved["model"])
@@ -215,7 +215,7 @@ def train_arm(arm: str, cfg: ExperimentConfig, mcfg: NVAEConfig, data: Data, ctx
         torch.set_rng_state(saved["rng"])
         step, elapsed = saved["step"], saved["elapsed"]
         ctx.note(f"resumed_{arm}", f"from step {step}")
-    forward = torch.compile(model) if cfg.compile else model
+    forward = torch.compile(model) if cfg.compile or getattr(ctx, "compile", False) else model
     group_sizes = model.group_sizes().to(dev)
     limit = cfg.train_seconds if arm == "nvae" or cfg.ablation_train_seconds is None else cfg.ablation_train_seconds
     if dev.type == "cuda":

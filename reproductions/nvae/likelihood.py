@@ -39,6 +39,7 @@ def importance_weighted_log_likelihood(log_weight_fn: Callable[[torch.Tensor], t
     while done < k:
         n = min(per_call, k - done)
         xs = x.repeat(n, *([1] * (x.dim() - 1)))  # (n*B, ...): copy j of input b sits at row j*B + b
-        chunks.append(log_weight_fn(xs).float().reshape(n, B))
+        w = log_weight_fn(xs)
+        chunks.append(w.to(torch.promote_types(w.dtype, torch.float32)).reshape(n, B))  # bf16 -> fp32, keep fp64
         done += n
     return iwae_bound(torch.cat(chunks, dim=0))
