@@ -1,6 +1,6 @@
 """Training-step throughput of the NVAE: our settings vs the same model with the speed-ups off.
 
-    python bench/nvae.py [--steps 6] [--batch 32] [--preset cpu|gpu] [--compile] [--threads 1]
+    python bench/nvae.py [--steps 6] [--rounds 3] [--batch 32] [--preset cpu|gpu] [--compile] [--threads 1]
 
 Baseline: fp32, contiguous (NCHW) tensors, eager. Ours: what the preset trains with on
 this device. On CUDA that is bf16 autocast + channels_last + torch.compile. On the CPU
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--preset", default=None, help="model size from this preset (default: gpu on CUDA, else cpu)")
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=3, help="alternate all variants this many times; report medians")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile on the CPU")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args()
@@ -81,11 +82,15 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} preset={preset} batch={batch} steps={args.steps} "
           f"params={count_params(NVAE(mcfg))}")
     print(f"{'variant':<44} {'images/s':>10} {'x baseline':>10}")
-    results = {}
-    for name, opts in rows:
-        results[name] = images_per_second(mcfg, device, batch, args.steps, **opts)
-        base = results[rows[0][0]]
-        print(f"{name:<44} {results[name]:>10.1f} {results[name] / base:>10.2f}", flush=True)
+    # Variants alternate round by round so a shared machine's load drift hits all of them alike.
+    samples: dict[str, list[float]] = {name: [] for name, _ in rows}
+    for _ in range(args.rounds):
+        for name, opts in rows:
+            samples[name].append(images_per_second(mcfg, device, batch, args.steps, **opts))
+    results = {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+    base = results[rows[0][0]]
+    for name, _ in rows:
+        print(f"{name:<44} {results[name]:>10.1f} {results[name] / base:>10.2f}")
     print(f"ratio={results[rows[-1][0]] / results[rows[0][0]]:.3f}")
 
 
