@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import DigestError
-from catalog.models import Link, Post, PostPaper, PostTag, Source, Tag, as_utc
+from catalog.models import Post, PostPaper, PostTag, Source, Tag, as_utc
 
 
 def _iso(value) -> str | None:

@@ -51,6 +51,28 @@ class Card:
         return cfg
 
 
+class ConfigError(ValueError):
+    """A preset or override names an unknown key or an impossible value."""
+
+
+def config_from_dict(cls: type, config: dict[str, Any], *, name: str) -> Any:
+    """Build the experiment's config dataclass `cls`, refusing keys it does not have.
+
+    Lists become tuples for fields whose default is a tuple (JSON overrides arrive as lists).
+    """
+    from dataclasses import MISSING, fields
+
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ConfigError(f"{name}: unknown config keys {unknown}; known: {sorted(known)}")
+    values = dict(config)
+    for key, value in values.items():
+        if isinstance(value, list) and known[key].default is not MISSING and isinstance(known[key].default, tuple):
+            values[key] = tuple(value)
+    return cls(**values)
+
+
 class RunContext:
     """Everything an experiment may use from the runner.
 

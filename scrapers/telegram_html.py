@@ -23,7 +23,7 @@ from scrapers.build import make_record
 from scrapers.errors import ParseError
 from scrapers.htmltext import body_text, classes, soup_of
 from scrapers.records import PostRecord, SourceRecord
-from scrapers.textio import decode_bytes, head_text
+from scrapers.textio import head_text, read_text_file
 
 NAME = "telegram-html"
 DESCRIPTION = "Telegram Desktop HTML export (messages*.html, div.message blocks)"
@@ -108,9 +108,4 @@ def parse_text(html: str, *, source_name: str = "<html>") -> Iterator[PostRecord
 
 
 def parse_file(path: str | Path) -> Iterator[PostRecord]:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
-    yield from parse_text(decode_bytes(data, source=str(path)), source_name=str(path))
+    yield from parse_text(read_text_file(path), source_name=str(path))

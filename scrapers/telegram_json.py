@@ -86,14 +86,7 @@ def parse_export(data: Any, *, source_name: str = "<export>") -> Iterator[PostRe
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=source_name)
-    source = source_of(data)
-    for index, message in enumerate(messages):
-        try:
-            record = parse_message(message, source)
-        except ParseError as exc:
-            raise ParseError(exc.message, source=source_name, position=f"message #{index}") from None
-        if record is not None:
-            yield record
+    yield from _records(messages, source_of(data), source_name, 0)
 
 
 def source_of(data: dict[str, Any]) -> SourceRecord:

@@ -16,7 +16,7 @@ from catalog.search import Filters, search
 from conftest import dump, message, telegram_export, write_json
 from scrapers import formats
 from scrapers.errors import ParseError
-from scraper_helpers import SHARED, seed, shared
+from scraper_helpers import seed, shared
 from test_blog_listing import LISTING, TEXT as BLOG_TEXT
 from test_hashtag_dump import DUMP as HASHTAG_DUMP
 from test_mirror_page import PAGE as MIRROR_PAGE

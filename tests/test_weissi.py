@@ -232,7 +232,7 @@ def test_card_presets_are_valid_configs():
     for preset in ("smoke", "cpu", "gpu"):
         cfg = ExperimentConfig.from_dict(CARD.config(preset))
         assert set(cfg.arms) == {"none", "l2", "weissi"}
-    with pytest.raises(ValueError, match="unknown weissi config"):
+    with pytest.raises(ValueError, match="weissi: unknown config keys"):
         ExperimentConfig.from_dict({"epoch": 3})
 
 

@@ -41,7 +41,7 @@ def record_run(st: State, run_dir: Path) -> int | None:
 
 
 def list_reproductions(as_json: bool) -> None:
-    from reproductions.cli import card_summary, list_lines
+    from reproductions.cli import card_summary
     from reproductions.registry import discover
 
     entries = discover()

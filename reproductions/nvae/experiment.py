@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reproductions.api import RunContext
+from reproductions.api import ConfigError, RunContext, config_from_dict
 from reproductions.data import DatasetMissing, load_binarized_mnist, load_mnist, resolve_data_dir
 from reproductions.nvae.likelihood import importance_weighted_log_likelihood
 from reproductions.nvae.model import NVAE, NVAEConfig, count_params
@@ -34,10 +34,6 @@ from reproductions.nvae.regularizers import SpectralRegularizer, balanced_kl, kl
 
 ARMS = ("nvae", "plain_vae", "no_residual_normal", "no_spectral_reg")
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x E_q[u] > 0.01
-
-
-class ConfigError(ValueError):
-    """A preset or override names an unknown key or an impossible value."""
 
 
 @dataclass
@@ -70,12 +66,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "ExperimentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"nvae: unknown config keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**config)
-        cfg.ablations = tuple(cfg.ablations)
+        cfg = config_from_dict(cls, config, name="nvae")
         bad = [a for a in cfg.ablations if a not in ARMS[1:]]
         if bad:
             raise ConfigError(f"nvae: unknown ablations {bad}; choose from {list(ARMS[1:])}")

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reproductions.api import RunContext
+from reproductions.api import RunContext, config_from_dict
 from reproductions.data import DatasetMissing, load_mnist, resolve_data_dir
 from reproductions.weissi.attacks import accuracy_under_attack
 from reproductions.weissi.model import ModelConfig, build_model, shift_scale_
-from reproductions.weissi.regularizers import (Regularizer, l2_penalty, log_norm_penalty,
-                                               weight_matrices, weissi_penalty)
+from reproductions.weissi.regularizers import (Regularizer, l2_penalty, weight_matrices, weissi_penalty)
 
 ARM_METRICS = ("accuracy", "fgsm_accuracy", "pgd_accuracy")
 
@@ -70,14 +69,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown weissi config keys: {', '.join(unknown)}")
-        d = dict(d)
-        if "arms" in d:
-            d["arms"] = tuple(d["arms"])
-        return cls(**d)
+        return config_from_dict(cls, d, name="weissi")
 
     def seed_list(self, first: int) -> list[int]:
         if isinstance(self.seeds, int):
