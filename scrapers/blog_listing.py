@@ -28,7 +28,7 @@ from urllib.parse import urljoin, urlparse
 from scrapers.build import make_record
 from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord, stable_id
-from scrapers.textio import head_text, read_text_file
+from scrapers.textio import head_text, read_text
 
 NAME = "blog-listing"
 DESCRIPTION = "blog listing / article (kexue.fm shape): text dump or HTML page"
@@ -172,4 +172,4 @@ def parse_text(text: str, *, source_name: str = "<blog>", host: str = DEFAULT_HO
 
 
 def parse_file(path: str | Path) -> Iterator[PostRecord]:
-    yield from parse_text(read_text_file(path), source_name=str(path))
+    yield from parse_text(read_text(path), source_name=str(path))

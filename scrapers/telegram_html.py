@@ -23,7 +23,7 @@ from scrapers.build import make_record
 from scrapers.errors import ParseError
 from scrapers.htmltext import body_text, classes, soup_of
 from scrapers.records import PostRecord, SourceRecord
-from scrapers.textio import head_text, read_text_file
+from scrapers.textio import head_text, read_text
 
 NAME = "telegram-html"
 DESCRIPTION = "Telegram Desktop HTML export (messages*.html, div.message blocks)"
@@ -108,4 +108,4 @@ def parse_text(html: str, *, source_name: str = "<html>") -> Iterator[PostRecord
 
 
 def parse_file(path: str | Path) -> Iterator[PostRecord]:
-    yield from parse_text(read_text_file(path), source_name=str(path))
+    yield from parse_text(read_text(path), source_name=str(path))

@@ -68,17 +68,3 @@ def read_text(path: str | Path) -> str:
 def head_text(head: bytes) -> str:
     """The first bytes of a file as text for format sniffing (a cut character is harmless)."""
     return head.decode("utf-8-sig", errors="replace")
-
-
-def read_text_file(path) -> str:
-    """A file's text, decoded by `decode_bytes`; unreadable files raise ParseError."""
-    from pathlib import Path
-
-    from scrapers.errors import ParseError
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
-    return decode_bytes(data, source=str(path))

@@ -27,7 +27,7 @@ from scrapers.build import make_record
 from scrapers.errors import ParseError
 from scrapers.htmltext import body_text, soup_of
 from scrapers.records import PostRecord, SourceRecord
-from scrapers.textio import head_text, read_text_file
+from scrapers.textio import head_text, read_text
 
 NAME = "tme-preview"
 DESCRIPTION = "t.me/s/<channel> public preview page (saved HTML; URLs are fetched)"
@@ -149,4 +149,4 @@ def parse_text(html: str, *, source_name: str = "<t.me page>") -> Iterator[PostR
 
 
 def parse_file(path: str | Path) -> Iterator[PostRecord]:
-    yield from parse_text(read_text_file(path), source_name=str(path))
+    yield from parse_text(read_text(path), source_name=str(path))
