@@ -225,6 +225,8 @@ class _Upserter:
         rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
         if insert:
             self._many("INSERT INTO post_search(title, body, post_id) VALUES (?, ?, ?)", rows)
+            # No insert trigger (see catalog.db): the index gets the same rows in one statement.
+            self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
         else:
             self._many("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
 

@@ -27,11 +27,28 @@ def test_sample_corpus_ingests_all_posts(sample_engine, sample_files):
     assert {"2004.13342", "2007.03898", "2004.04092", "2008.02965", "1706.03762", "hep-th/9901001"} <= ids
 
 
+def fts_consistent(engine) -> bool:
+    """FTS5's own check that the index matches its content table (raises when it does not)."""
+    with engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO post_fts(post_fts, rank) VALUES ('integrity-check', 1)")
+    return True
+
+
 def test_reingest_changes_nothing(sample_engine, sample_files):
     before = dump(sample_engine)
     stats = ingest_paths(sample_engine, sample_files)
     assert (stats.posts_new, stats.posts_updated, stats.posts_unchanged) == (0, 0, 29)
     assert dump(sample_engine) == before  # same rows, same ids, same timestamps
+    assert fts_consistent(sample_engine)
+
+
+def test_index_check_notices_a_missing_index_row(sample_engine):
+    """The consistency check used above can fail: drop one row from the index only."""
+    with sample_engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO post_fts(post_fts, rowid, title, body)"
+                          " SELECT 'delete', post_id, title, body FROM post_search LIMIT 1")
+    with pytest.raises(Exception, match="malformed|corrupt"):
+        fts_consistent(sample_engine)
 
 
 def test_edited_post_updates_in_place(engine, tmp_path):
@@ -64,6 +81,7 @@ def test_edited_post_updates_in_place(engine, tmp_path):
     assert tags == {"nlp", "regularization"}
     assert papers == {"1706.03762"}
     assert old_text_hits == 0 and new_text_hits == 1  # the index follows the edit
+    assert fts_consistent(engine)
 
 
 def test_edit_without_edit_date_gets_ingest_time(engine, tmp_path):
