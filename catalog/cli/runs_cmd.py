@@ -53,7 +53,7 @@ def list_reproductions(as_json: bool) -> None:
         table.add_column(col, overflow="fold")
     for e in entries.values():
         c = e.card
-        table.add_row(c.name, f"arXiv:{c.paper_id}\n{c.title}", ", ".join(c.presets), " ".join(c.measures.split()))
+        table.add_row(c.name, f"arXiv:{c.paper_id}\n{c.title}", ", ".join(c.presets), _gist(c.measures))
     stdout.print(table if entries else "no reproductions found")
 
 
@@ -159,3 +159,10 @@ def register(app: typer.Typer) -> None:
             print_json([{"id": i, "name": n, "status": st, "run_dir": d} for i, n, st, d in imported])
         else:
             stdout.print(f"imported {len(imported)} run(s)", markup=False)
+
+
+def _gist(text: str, limit: int = 160) -> str:
+    """The first sentence of a card's text, for a table cell (`--json` has it whole)."""
+    flat = " ".join(text.split())
+    first = flat.split(". ")[0].split("; ")[0]
+    return first if len(first) <= limit else first[:limit].rsplit(" ", 1)[0] + "…"
