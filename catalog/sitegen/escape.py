@@ -87,6 +87,15 @@ def md_link(label: Any, url: Any) -> Markup:
     return Markup(f"[{text}](<{target}>)")
 
 
+def html_link(label: Any, url: Any) -> Markup:
+    """``<a href="url">label</a>`` for raw HTML blocks when the URL is a safe http(s) URL, else the label."""
+    target = safe_url(url)
+    text = html_text(label)
+    if not target:
+        return text
+    return Markup(f'<a href="{html.escape(target, quote=True)}">{text}</a>')
+
+
 def yaml_value(value: Any) -> Markup:
     """A YAML flow value for front matter (JSON is YAML); strings are never YAML-interpreted."""
     return Markup(json.dumps(value, ensure_ascii=False))
