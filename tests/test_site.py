@@ -311,3 +311,30 @@ def test_cli_reports_errors_in_one_line(tmp_path):
                               text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.startswith("digest: error:") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_links_inside_raw_html_pages_resolve(built):
+    """Generated pages bypass Markdown, so mkdocs' --strict link check never sees their links: check them here."""
+    site = built["site"]
+    checked = 0
+    for path in site.rglob("index.html"):
+        page = path.read_text(encoding="utf-8")
+        body = page[page.index("<article"): page.index("</article>")]
+        for href in re.findall(r'href="([^"#?]*)"', body):
+            if href.startswith(("http://", "https://")) or not href:
+                continue
+            target = (path.parent / href).resolve()
+            assert (target / "index.html").exists() or target.is_file(), f"{path}: broken link {href}"
+            checked += 1
+    assert checked > 200
+
+
+def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
+    from catalog.sitegen.generate import PageLinks
+
+    links = PageLinks()
+    assert links("../../", "posts", "a-post") == "../../posts/a-post/"
+    with pytest.raises(DigestError, match="posts/a-post.md"):
+        links.check(tmp_path, set())
+    with pytest.raises(ValueError):
+        links("../", "posts", "../../etc")
