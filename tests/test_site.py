@@ -330,11 +330,11 @@ def test_links_inside_raw_html_pages_resolve(built):
 
 
 def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
-    from catalog.sitegen.generate import PageLinks
+    from catalog.sitegen.generate import DocsWriter, PageLinks
 
     links = PageLinks()
     assert links("../../", "posts", "a-post") == "../../posts/a-post/"
     with pytest.raises(DigestError, match="posts/a-post.md"):
-        links.check(tmp_path, set())
+        links.check(DocsWriter(tmp_path))
     with pytest.raises(ValueError):
         links("../", "posts", "../../etc")

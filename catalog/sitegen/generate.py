@@ -114,8 +114,8 @@ class PageLinks:
         self.targets.add(f"{section}/{slug}.md")
         return Markup(f"{up}{section}/{slug}/")
 
-    def check(self, docs: Path, written: set[Path]) -> None:
-        missing = sorted(t for t in self.targets if (docs / t).resolve() not in written)
+    def check(self, writer: "DocsWriter") -> None:
+        missing = sorted(t for t in self.targets if writer.path(t) not in writer.seen)
         if missing:
             raise DigestError(f"generated links to pages that do not exist: {', '.join(missing[:5])}")
 
@@ -295,14 +295,21 @@ class DocsWriter:
 
     def __init__(self, docs: Path):
         self.docs = docs
+        self.root = docs.resolve()  # resolved once: the generator names thousands of files
         self.seen: set[Path] = set()
         self.written = 0
+        self._dirs: set[Path] = set()
 
     def path(self, rel: str) -> Path:
-        target = (self.docs / rel).resolve()
-        if self.docs.resolve() not in target.parents:
+        parts = rel.split("/")
+        if rel.startswith("/") or "\\" in rel or any(part in ("", ".", "..") for part in parts):
             raise DigestError(f"refusing to write outside the docs folder: {rel}")
-        return target
+        return self.root.joinpath(*parts)
+
+    def _mkdir(self, folder: Path) -> None:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
 
     def text(self, rel: str, content: str) -> None:
         target = self.path(rel)
@@ -313,7 +320,7 @@ class DocsWriter:
                 return
         except OSError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(target.parent)
         target.write_bytes(data)
         self.written += 1
 
@@ -326,19 +333,19 @@ class DocsWriter:
                 return
         except OSError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(target.parent)
         shutil.copyfile(source, target)
         self.written += 1
 
     def remove_stale(self) -> int:
         removed = 0
-        for dirpath, dirnames, filenames in os.walk(self.docs, topdown=False):
+        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
             for name in filenames:
-                path = Path(dirpath, name).resolve()
+                path = Path(dirpath, name)
                 if name != MARKER and path not in self.seen:
                     path.unlink()
                     removed += 1
-            if dirpath != str(self.docs) and not os.listdir(dirpath):
+            if dirpath != str(self.root) and not os.listdir(dirpath):
                 os.rmdir(dirpath)
         return removed
 
@@ -392,7 +399,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     cat = Catalog(engine, cards)
     env = template_env(site_src / "templates")
     writer = DocsWriter(docs)
-    writer.seen.add((docs / MARKER).resolve())
+    writer.seen.add(writer.path(MARKER))
     roots = list(run_roots or []) + [Path.cwd(), REPO_ROOT]
 
     links = env.globals["url"]
@@ -445,7 +452,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
         page(f"reproductions/{repro['slug']}.md", "reproduction.md.j2", repro=repro,
              docs=[(h, Markup(text)) for h, text in repro["docs"]])
 
-    links.check(docs, writer.seen)
+    links.check(writer)
     removed = writer.remove_stale()
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md"), written=writer.written,
                          removed=removed, counts=counts)
