@@ -124,8 +124,9 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     os.environ["DIGEST_SITE_DB"] = str(Path(db_path).resolve())
     os.environ["DIGEST_SITE_DOCS"] = str(docs_dir)
-    # `hooks=` replaces the list in mkdocs.yml, so it names the raw-HTML hook again
-    hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "serve_hook.py")]
+    # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
+    hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
+                                                                    "serve_hook.py")]
     watch = [str(REPO_ROOT / "site"), str(Path(db_path).resolve())]
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
