@@ -6,6 +6,10 @@ would happily interpret ``<script>``, ``[x](javascript:…)``, ``{ onclick=… }
 ``{{ … }}``. So every ASCII punctuation character is written as a numeric
 character reference: Markdown leaves references alone, the browser shows the
 character, and nothing in between sees syntax.
+
+Most generated pages skip Markdown altogether (they are HTML from start to end, see
+site/templates/partials/lists.md.j2); there `html_text` and `html_link` do the
+escaping, and the same rule holds: a value is only ever text.
 """
 
 from __future__ import annotations
