@@ -311,3 +311,48 @@ def test_cli_reports_errors_in_one_line(tmp_path):
                               text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.startswith("digest: error:") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_links_inside_raw_html_pages_resolve(built):
+    """Generated pages bypass Markdown, so mkdocs' --strict link check never sees their links: check them here."""
+    site = built["site"]
+    checked = 0
+    for path in site.rglob("index.html"):
+        page = path.read_text(encoding="utf-8")
+        body = page[page.index("<article"): page.index("</article>")]
+        for href in re.findall(r'href="([^"#?]*)"', body):
+            if href.startswith(("http://", "https://")) or not href:
+                continue
+            target = (path.parent / href).resolve()
+            assert (target / "index.html").exists() or target.is_file(), f"{path}: broken link {href}"
+            checked += 1
+    assert checked > 200
+
+
+def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
+    from catalog.sitegen.generate import DocsWriter, PageLinks
+
+    links = PageLinks()
+    assert links("../../", "posts", "a-post") == "../../posts/a-post/"
+    with pytest.raises(DigestError, match="posts/a-post.md"):
+        links.check(DocsWriter(tmp_path))
+    with pytest.raises(ValueError):
+        links("../", "posts", "../../etc")
+
+
+def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
+    """theme_memo_hook reuses nav/tabs/config HTML between pages; every page must come out the same without it."""
+    from mkdocs.commands.build import build
+
+    from catalog.sitegen.build import mkdocs_config
+
+    plain_hook = tmp_path / "no_memo_hook.py"
+    plain_hook.write_text("def on_env(env, config, files):\n"
+                          "    env.globals['digest_memo'] = lambda name, page, render: render()\n    return env\n")
+    raw_hook = Path(__file__).resolve().parents[1] / "catalog" / "sitegen" / "raw_html_hook.py"
+    site = tmp_path / "site"
+    build(mkdocs_config(built["docs"], site, hooks=[str(raw_hook), str(plain_hook)]))
+    pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
+    assert pages == sorted(p.relative_to(built["site"]) for p in built["site"].rglob("*.html"))
+    for rel in pages:
+        assert (site / rel).read_bytes() == (built["site"] / rel).read_bytes(), rel

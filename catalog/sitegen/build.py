@@ -124,13 +124,15 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     os.environ["DIGEST_SITE_DB"] = str(Path(db_path).resolve())
     os.environ["DIGEST_SITE_DOCS"] = str(docs_dir)
-    hook = Path(__file__).with_name("serve_hook.py")
+    # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
+    hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
+                                                                    "serve_hook.py")]
     watch = [str(REPO_ROOT / "site"), str(Path(db_path).resolve())]
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:
         serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir), site_dir=str(site_dir),
               dev_addr=f"{host}:{port}", open_in_browser=open_browser, livereload=True,
-              watch=watch, hooks=[str(hook)])
+              watch=watch, hooks=hooks)
     finally:
         os.chdir(cwd)

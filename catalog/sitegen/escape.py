@@ -6,6 +6,10 @@ would happily interpret ``<script>``, ``[x](javascript:…)``, ``{ onclick=… }
 ``{{ … }}``. So every ASCII punctuation character is written as a numeric
 character reference: Markdown leaves references alone, the browser shows the
 character, and nothing in between sees syntax.
+
+Most generated pages skip Markdown altogether (they are HTML from start to end, see
+site/templates/partials/lists.md.j2); there `html_text` and `html_link` do the
+escaping, and the same rule holds: a value is only ever text.
 """
 
 from __future__ import annotations
@@ -85,6 +89,15 @@ def md_link(label: Any, url: Any) -> Markup:
     if not target:
         return text
     return Markup(f"[{text}](<{target}>)")
+
+
+def html_link(label: Any, url: Any) -> Markup:
+    """``<a href="url">label</a>`` for raw HTML blocks when the URL is a safe http(s) URL, else the label."""
+    target = safe_url(url)
+    text = html_text(label)
+    if not target:
+        return text
+    return Markup(f'<a href="{html.escape(target, quote=True)}">{text}</a>')
 
 
 def yaml_value(value: Any) -> Markup:

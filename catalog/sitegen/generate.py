@@ -62,14 +62,16 @@ def template_env(templates: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates do not change during a build; skips a stat per page
     )
-    env.globals.update(href=page_href)
+    env.globals.update(href=page_href, url=PageLinks())
     env.filters.update(
         inline=escape.md_inline,
         block=escape.md_block,
         html=escape.html_text,
         yaml=escape.yaml_value,
         link=escape.md_link,
+        ahref=escape.html_link,
         url=lambda v: Markup(escape.safe_url(v) or ""),
         num=format_number,
         date=format_date,
@@ -88,6 +90,42 @@ def page_href(root: str, section: str, slug: str | None = None) -> Markup:
     return Markup(f"{root}{section}/{slug}.md")
 
 
+class PageLinks:
+    """`url(up, section, slug)`: the address of a generated page, for links inside raw HTML blocks.
+
+    The list pages and the post and paper pages are written as raw HTML (Markdown would
+    spend most of the build parsing their thousands of links), and mkdocs neither
+    rewrites nor checks links there. So these are final URLs (``use_directory_urls``),
+    `up` is "../" per level of the linking page's URL, and every target is remembered
+    so that `check` can fail the build on a link to a page that was never written.
+    """
+
+    def __init__(self) -> None:
+        self.targets: set[str] = set()
+
+    def __call__(self, up: str, section: str, slug: str | None = None) -> Markup:
+        if not re.fullmatch(r"(\.\./)*", up) or not re.fullmatch(r"[a-z]+(/[a-z]+)?", section):
+            raise ValueError(f"bad link parts {up!r} {section!r}")
+        if slug is None:
+            self.targets.add(f"{section}/index.md")
+            return Markup(f"{up}{section}/")
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
+            raise ValueError(f"unsafe slug {slug!r}")
+        self.targets.add(f"{section}/{slug}.md")
+        return Markup(f"{up}{section}/{slug}/")
+
+    def check(self, writer: "DocsWriter") -> None:
+        missing = sorted(t for t in self.targets if writer.path(t) not in writer.seen)
+        if missing:
+            raise DigestError(f"generated links to pages that do not exist: {', '.join(missing[:5])}")
+
+
+def url_up(rel: str) -> str:
+    """"../" per level of the URL a docs file gets with use_directory_urls (a/b.md -> a/b/, a/index.md -> a/)."""
+    depth = rel.count("/") + (0 if rel == "index.md" or rel.endswith("/index.md") else 1)
+    return "../" * depth
+
+
 def format_number(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
@@ -98,13 +136,14 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
-def format_date(value: datetime | None, precision: str = "second") -> str:
+def format_date(value: datetime | None, precision: str = "second") -> Markup:
+    """Digits, "-", ":" and "UTC" only: inert in Markdown and HTML alike, so marked safe."""
     value = as_utc(value)
     if value is None:
-        return "undated"
+        return Markup("undated")
     if precision == "day":
-        return value.strftime("%Y-%m-%d")
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+        return Markup(value.strftime("%Y-%m-%d"))
+    return Markup(value.strftime("%Y-%m-%d %H:%M UTC"))
 
 
 # ---------------------------------------------------------------- the data
@@ -256,14 +295,21 @@ class DocsWriter:
 
     def __init__(self, docs: Path):
         self.docs = docs
+        self.root = docs.resolve()  # resolved once: the generator names thousands of files
         self.seen: set[Path] = set()
         self.written = 0
+        self._dirs: set[Path] = set()
 
     def path(self, rel: str) -> Path:
-        target = (self.docs / rel).resolve()
-        if self.docs.resolve() not in target.parents:
+        parts = rel.split("/")
+        if rel.startswith("/") or "\\" in rel or any(part in ("", ".", "..") for part in parts):
             raise DigestError(f"refusing to write outside the docs folder: {rel}")
-        return target
+        return self.root.joinpath(*parts)
+
+    def _mkdir(self, folder: Path) -> None:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
 
     def text(self, rel: str, content: str) -> None:
         target = self.path(rel)
@@ -274,7 +320,7 @@ class DocsWriter:
                 return
         except OSError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(target.parent)
         target.write_bytes(data)
         self.written += 1
 
@@ -287,19 +333,19 @@ class DocsWriter:
                 return
         except OSError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(target.parent)
         shutil.copyfile(source, target)
         self.written += 1
 
     def remove_stale(self) -> int:
         removed = 0
-        for dirpath, dirnames, filenames in os.walk(self.docs, topdown=False):
+        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
             for name in filenames:
-                path = Path(dirpath, name).resolve()
+                path = Path(dirpath, name)
                 if name != MARKER and path not in self.seen:
                     path.unlink()
                     removed += 1
-            if dirpath != str(self.docs) and not os.listdir(dirpath):
+            if dirpath != str(self.root) and not os.listdir(dirpath):
                 os.rmdir(dirpath)
         return removed
 
@@ -353,12 +399,15 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     cat = Catalog(engine, cards)
     env = template_env(site_src / "templates")
     writer = DocsWriter(docs)
-    writer.seen.add((docs / MARKER).resolve())
+    writer.seen.add(writer.path(MARKER))
     roots = list(run_roots or []) + [Path.cwd(), REPO_ROOT]
 
+    links = env.globals["url"]
+
     def page(rel: str, template: str, **ctx: Any) -> None:
-        depth = rel.count("/")
-        writer.text(rel, env.get_template(template).render(root="../" * depth, **ctx))
+        # root: from this Markdown file to the docs root (Markdown links to .md files);
+        # up: from this page's URL to the site root (final URLs in raw HTML blocks)
+        writer.text(rel, env.get_template(template).render(root="../" * rel.count("/"), up=url_up(rel), **ctx))
 
     # hand-written pages and assets, copied as they are
     pages_dir = site_src / "pages"
@@ -403,6 +452,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
         page(f"reproductions/{repro['slug']}.md", "reproduction.md.j2", repro=repro,
              docs=[(h, Markup(text)) for h, text in repro["docs"]])
 
+    links.check(writer)
     removed = writer.remove_stale()
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md"), written=writer.written,
                          removed=removed, counts=counts)
