@@ -90,9 +90,6 @@ class _Upserter:
         if rows:  # an empty list would run the statement once with no parameters
             self.conn.exec_driver_sql(sql, rows)
 
-    def _ids(self, sql_prefix: str, keys: list) -> list[tuple]:
-        return select_in(self.conn, sql_prefix, keys)
-
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
@@ -111,36 +108,45 @@ class _Upserter:
         self.stats._source_keys.add(key)
         return self.source_ids[key]
 
-    def tag_id_map(self, names: set[str]) -> dict[str, int]:
-        missing = [n for n in names if n not in self.tag_ids]
+    def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert_sql: str, select_prefix: str
+                    ) -> dict[str, int]:
+        """Ids of `keys` (rows created when missing), cached across batches."""
+        missing = [k for k in keys if k not in cache]
         if missing:
-            self.conn.exec_driver_sql("INSERT OR IGNORE INTO tag(name) VALUES (?)", [(n,) for n in missing])
-            self.tag_ids.update(self._ids("SELECT name, id FROM tag WHERE name IN", missing))
-        return self.tag_ids
+            self.conn.exec_driver_sql(insert_sql, [(k,) for k in missing])
+            cache.update(select_in(self.conn, select_prefix, missing))
+        return cache
+
+    def tag_id_map(self, names: set[str]) -> dict[str, int]:
+        return self._ensure_ids(self.tag_ids, names, "INSERT OR IGNORE INTO tag(name) VALUES (?)",
+                                "SELECT name, id FROM tag WHERE name IN")
 
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
-        missing = [i for i in ids if i not in self.paper_ids]
-        if missing:
-            self.conn.exec_driver_sql(
-                "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
-                [(i,) for i in missing])
-            self.paper_ids.update(self._ids("SELECT arxiv_id, id FROM paper WHERE arxiv_id IN", missing))
-        return self.paper_ids
+        return self._ensure_ids(
+            self.paper_ids, ids,
+            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
+            "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
+
+    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
+        """(source id, external id) -> (post id, content hash, views) for the keys already stored."""
+        by_source: dict[int, list[str]] = {}
+        for sid, ext in keys:
+            by_source.setdefault(sid, []).append(ext)
+        found: dict[tuple[int, str], tuple[int, str, int | None]] = {}
+        for sid, exts in by_source.items():
+            for ext, pid, chash, views in select_in(
+                    self.conn,
+                    f"SELECT external_id, id, content_hash, views FROM post WHERE source_id={int(sid)} AND external_id IN",
+                    exts):
+                found[(sid, ext)] = (pid, chash, views)
+        return found
 
     def write(self, batch: list[PostRecord]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
         latest: dict[tuple[int, str], PostRecord] = {}
         for rec in batch:
             latest[(self.source_id(rec.source), rec.external_id)] = rec
-        by_source: dict[int, list[str]] = {}
-        for sid, ext in latest:
-            by_source.setdefault(sid, []).append(ext)
-        existing: dict[tuple[int, str], tuple[int, str, int | None]] = {}
-        for sid, exts in by_source.items():
-            for ext, pid, chash, views in self._ids(
-                    f"SELECT external_id, id, content_hash, views FROM post WHERE source_id={int(sid)} AND external_id IN",
-                    exts):
-                existing[(sid, ext)] = (pid, chash, views)
+        existing = self._stored(latest)
 
         new_rows, changed, view_updates = [], [], []
         for (sid, ext), rec in latest.items():
@@ -176,15 +182,8 @@ class _Upserter:
             " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now) for sid, rec, chash in rows])
-        ids: dict[tuple[int, str], int] = {}
-        by_source: dict[int, list[str]] = {}
-        for sid, rec, _ in rows:
-            by_source.setdefault(sid, []).append(rec.external_id)
-        for sid, exts in by_source.items():
-            for ext, pid in self._ids(f"SELECT external_id, id FROM post WHERE source_id={int(sid)} AND external_id IN",
-                                      exts):
-                ids[(sid, ext)] = pid
-        posts = [(ids[(sid, rec.external_id)], rec) for sid, rec, _ in rows]
+        stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
+        posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
         self._write_children(posts)
         self.stats.posts_new += len(rows)
         self._write_search(posts, insert=True)

@@ -22,6 +22,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A stored time as an ISO string with its UTC offset (None stays None)."""
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
 def to_naive_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

@@ -8,14 +8,9 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import DigestError, UsageError
-from catalog.models import Paper, PaperTag, Post, PostPaper, Reproduction, Tag, as_utc
+from catalog.models import Paper, PaperTag, Post, PostPaper, Reproduction, Tag, iso_utc
 from catalog.sqlutil import chunked
 from scrapers.normalize import normalize_arxiv_id, normalize_hashtag
-
-
-def _iso(value) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
 
 
 def parse_paper_id(value: str) -> str:
@@ -56,7 +51,7 @@ def _paper_summary(paper: Paper, posts: int, reproduction: str | None) -> dict[s
         "title": paper.title,
         "authors": list(paper.authors or []),
         "primary_category": paper.primary_category,
-        "published": _iso(paper.published),
+        "published": iso_utc(paper.published),
         "status": paper.status,
         "posts": posts,
         "reproduction": reproduction,
@@ -104,19 +99,19 @@ def get_paper(engine: Engine, arxiv_id: str) -> dict[str, Any]:
             "primary_category": paper.primary_category,
             "categories": list(paper.categories or []),
             "tags": list(tags),
-            "published": _iso(paper.published),
-            "updated": _iso(paper.updated),
+            "published": iso_utc(paper.published),
+            "updated": iso_utc(paper.updated),
             "abs_url": f"https://arxiv.org/abs/{paper.arxiv_id}",
             "pdf_url": paper.pdf_url,
             "doi": paper.doi,
             "journal_ref": paper.journal_ref,
             "comment": paper.comment,
             "status": paper.status,
-            "fetched_at": _iso(paper.fetched_at),
+            "fetched_at": iso_utc(paper.fetched_at),
             "posts": [{
                 "id": p.id,
                 "source": p.source.title or p.source.handle,
-                "published_at": _iso(p.published_at),
+                "published_at": iso_utc(p.published_at),
                 "date_precision": p.date_precision,
                 "title": p.title,
                 "url": p.url,
@@ -137,6 +132,6 @@ def _reproduction(r: Reproduction) -> dict[str, Any]:
         "runs": len(r.runs),
         "last_run": None if last is None else {
             "preset": last.preset, "device": last.device, "status": last.status,
-            "started_at": _iso(last.started_at), "metrics": dict(last.metrics or {}),
+            "started_at": iso_utc(last.started_at), "metrics": dict(last.metrics or {}),
         },
     }

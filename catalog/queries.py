@@ -8,12 +8,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import DigestError
-from catalog.models import Post, PostPaper, PostTag, Source, Tag, as_utc
-
-
-def _iso(value) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
+from catalog.models import Post, PostPaper, PostTag, Source, Tag, iso_utc
 
 
 def post_dict(post: Post) -> dict[str, Any]:
@@ -24,9 +19,9 @@ def post_dict(post: Post) -> dict[str, Any]:
         "external_id": post.external_id,
         "url": post.url,
         "title": post.title,
-        "published_at": _iso(post.published_at),
+        "published_at": iso_utc(post.published_at),
         "date_precision": post.date_precision,
-        "edited_at": _iso(post.edited_at),
+        "edited_at": iso_utc(post.edited_at),
         "language": post.language,
         "views": post.views,
         "forwarded_from": post.forwarded_from,
@@ -67,7 +62,7 @@ def list_sources(engine: Engine) -> list[dict[str, Any]]:
             .outerjoin(Post, Post.source_id == Source.id).group_by(Source.id).order_by(Source.kind, Source.handle)
         ).all()
     return [{"id": src.id, "kind": src.kind, "handle": src.handle, "title": src.title, "url": src.url, "posts": n,
-             "first": _iso(first), "last": _iso(last)} for src, n, first, last in rows]
+             "first": iso_utc(first), "last": iso_utc(last)} for src, n, first, last in rows]
 
 
 def counts(engine: Engine) -> dict[str, int]:

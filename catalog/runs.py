@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,11 +26,6 @@ RUN_FILE = "run.json"
 
 
 # ---------------------------------------------------------------- reproductions
-
-def _claims_json(claims: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{"metric": c.metric, "value": c.value, "unit": c.unit, "source": c.source, "note": c.note,
-             "higher_is_better": c.higher_is_better} for c in claims]
-
 
 def _paper(session: Session, arxiv_id: str | None) -> Paper | None:
     """The Paper row for `arxiv_id`, created as ``pending`` (for `digest arxiv sync`) when missing."""
@@ -76,7 +71,7 @@ def sync_reproductions(session: Session, entries: dict[str, Any] | None = None) 
         card = entry.card
         rows.append(upsert_reproduction(
             session, slug=card.name, arxiv_id=card.paper_id, title=card.title, summary=card.summary,
-            measures=card.measures, claims=_claims_json(card.claims), presets=list(card.presets)))
+            measures=card.measures, claims=[c.as_dict() for c in card.claims], presets=list(card.presets)))
     return rows
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import UsageError
 from catalog.models import as_utc
 from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, query_terms
-from catalog.sqlutil import chunked, select_in
+from catalog.sqlutil import chunked, placeholders, select_in
 from scrapers.normalize import normalize_hashtag
 
 # bm25 with a word in the title counting as much as ten in the body: configured as
@@ -160,14 +160,13 @@ def _hits(conn: Connection, ranked: list[int], needles: list[str]) -> list[Hit]:
     if not ranked:
         return []
     ids = tuple(ranked)
-    marks = ",".join("?" * len(ids))
     rows = {r[0]: r for r in conn.exec_driver_sql(
         "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language,"
         f" (SELECT group_concat(t.name, '{_SEP}') FROM (SELECT t.name FROM post_tag pt JOIN tag t"
         "   ON t.id = pt.tag_id WHERE pt.post_id = p.id ORDER BY t.name) t),"
         f" (SELECT group_concat(x, '{_SEP}') FROM (SELECT pa.arxiv_id || '{_PAIR}' || COALESCE(pa.title, '') AS x"
         "   FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id WHERE pp.post_id = p.id ORDER BY pa.arxiv_id))"
-        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({marks})", ids)}
+        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({placeholders(ids)})", ids)}
     hits = []
     for position, pid in enumerate(ranked, 1):
         _, source, url, published, title, text, lang, tags, papers = rows[pid]

@@ -27,6 +27,11 @@ class Claim:
     note: str = ""
     higher_is_better: bool = True
 
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class Card:

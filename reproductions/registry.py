@@ -43,15 +43,25 @@ def _card_of(module_name: str) -> Card | None:
     return card if isinstance(card, Card) else None
 
 
-def discover() -> dict[str, Entry]:
-    """All reproductions by card name, ours first, then those named in ``$DIGEST_REPRODUCTIONS``."""
+def discover(on_error: Callable[[str, Exception], None] | None = None) -> dict[str, Entry]:
+    """All reproductions by card name, ours first, then those named in ``$DIGEST_REPRODUCTIONS``.
+
+    A package that fails to import raises, unless `on_error(module_name, exc)` is given:
+    then it is reported there and skipped (the site must not fail for one broken package).
+    """
     import reproductions
 
     found: dict[str, Entry] = {}
     names = [f"reproductions.{info.name}" for info in pkgutil.iter_modules(reproductions.__path__) if info.ispkg]
     names += [n.strip() for n in os.environ.get(EXTRA_ENV, "").split(",") if n.strip()]
     for module_name in sorted(set(names), key=names.index):
-        card = _card_of(module_name)
+        try:
+            card = _card_of(module_name)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(module_name, exc)
+            continue
         if card is not None:
             found[card.name] = Entry(card, module_name)
     return found

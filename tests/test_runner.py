@@ -432,3 +432,15 @@ def test_resume_from_a_folder_that_is_not_a_run_is_refused(toy, tmp_path):
     with pytest.raises(RunnerUsageError, match="drop --set"):
         runner.run(RunRequest(name=toy, out=tmp_path, resume_from=done.run_dir, overrides={"lr": 1.0},
                               device="cpu", progress=False), echo=quiet)
+
+
+def test_discover_raises_on_a_broken_package_unless_told_to_skip(monkeypatch):
+    from reproductions.registry import discover
+
+    monkeypatch.setenv("DIGEST_REPRODUCTIONS", "no_such_reproduction_pkg")
+    with pytest.raises(ModuleNotFoundError):
+        discover()
+    skipped = []
+    found = discover(on_error=lambda module, exc: skipped.append(module))
+    assert skipped == ["no_such_reproduction_pkg"]
+    assert "drophead" in found  # the others are still there

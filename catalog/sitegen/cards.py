@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import importlib
 import logging
-import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,47 +48,27 @@ def module_docstring(path: Path) -> str:
 
 
 def _card_info(package: str, folder: Path, card: Any) -> CardInfo:
-    claims = []
-    for claim in getattr(card, "claims", ()) or ():
-        claims.append({
-            "metric": getattr(claim, "metric", ""), "value": getattr(claim, "value", None),
-            "unit": getattr(claim, "unit", ""), "source": getattr(claim, "source", ""),
-            "note": getattr(claim, "note", ""), "higher_is_better": getattr(claim, "higher_is_better", True),
-        })
     docs = []
     for module, heading in DOC_MODULES:
         text = module_docstring(folder / f"{module}.py")
         if text:
             docs.append((heading, text))
     return CardInfo(
-        name=str(card.name), package=package, paper_id=str(getattr(card, "paper_id", "") or ""),
-        title=str(getattr(card, "title", "") or ""), authors=str(getattr(card, "authors", "") or ""),
-        summary=str(getattr(card, "summary", "") or ""), measures=str(getattr(card, "measures", "") or ""),
-        notes=str(getattr(card, "notes", "") or ""), claims=claims,
-        presets={str(k): dict(v) for k, v in (getattr(card, "presets", {}) or {}).items()},
-        datasets=[str(d) for d in getattr(card, "datasets", ()) or ()], docs=docs,
+        name=card.name, package=package, paper_id=card.paper_id, title=card.title, authors=card.authors,
+        summary=card.summary, measures=card.measures, notes=card.notes,
+        claims=[claim.as_dict() for claim in card.claims],
+        presets={str(k): dict(v) for k, v in card.presets.items()},
+        datasets=list(card.datasets), docs=docs,
     )
 
 
-def discover_cards(package: str = "reproductions") -> dict[str, CardInfo]:
-    """Every sub-package of `package` with a ``CARD``, by card name."""
-    try:
-        root = importlib.import_module(package)
-    except ImportError as exc:
-        log.warning("site: no reproductions package (%s)", exc)
-        return {}
-    found: dict[str, CardInfo] = {}
-    for info in pkgutil.iter_modules(root.__path__, prefix=f"{package}."):
-        if not info.ispkg:
-            continue
-        try:
-            module = importlib.import_module(info.name)
-        except Exception as exc:  # a broken package is reported, not fatal
-            log.warning("site: cannot import %s: %s: %s", info.name, exc.__class__.__name__, exc)
-            continue
-        card = getattr(module, "CARD", None)
-        if card is None or not getattr(card, "name", None):
-            continue
-        folder = Path(module.__file__).resolve().parent
-        found[str(card.name)] = _card_info(info.name, folder, card)
-    return found
+def discover_cards() -> dict[str, CardInfo]:
+    """Every reproduction the runner knows (`reproductions.registry`), by card name."""
+    from reproductions.registry import discover
+
+    def skip(module: str, exc: Exception) -> None:  # a broken package is reported, not fatal
+        log.warning("site: cannot import %s: %s: %s", module, exc.__class__.__name__, exc)
+
+    return {name: _card_info(entry.module, Path(importlib.import_module(entry.module).__file__).resolve().parent,
+                             entry.card)
+            for name, entry in discover(on_error=skip).items()}
