@@ -37,7 +37,7 @@ def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = Fal
     with session(engine) as s:
         repros = sync_reproductions(s)
         results = committed_results()
-        runs = import_runs(s, results) if results else []
+        runs = import_runs(s, results, sync=False) if results else []
     stdout.print(f"[bold]reproductions[/bold] {len(repros)} registered, {len(runs)} recorded runs imported")
     report = sync_arxiv(engine, offline=offline)
     stdout.print(f"[bold]arXiv[/bold] {report.fetched} papers fetched, {len(report.pending)} pending"

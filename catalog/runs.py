@@ -152,10 +152,12 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return sorted((p.parent for p in root.rglob(RUN_FILE)), key=lambda p: (p.name, str(p)))
 
 
-def import_runs(session: Session, root: str | Path) -> list[Run]:
-    """Import every run folder under `root`; the installed cards are synced first."""
-    dirs = find_run_dirs(root)
-    sync_reproductions(session)
+def import_runs(session: Session, *roots: str | Path, sync: bool = True) -> list[Run]:
+    """Import every run folder under `roots`; the installed cards are synced first (once)
+    unless the caller just did (`sync=False`)."""
+    dirs = [d for root in roots for d in find_run_dirs(root)]
+    if sync:
+        sync_reproductions(session)
     return [import_run(session, d) for d in dirs]
 
 

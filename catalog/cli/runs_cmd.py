@@ -151,10 +151,8 @@ def register(app: typer.Typer) -> None:
         from catalog.db import session
         from catalog.runs import import_runs
 
-        imported = []
         with session(state(ctx).engine()) as s:
-            for path in paths:
-                imported += [(r.id, r.reproduction.slug, r.status, r.run_dir) for r in import_runs(s, path)]
+            imported = [(r.id, r.reproduction.slug, r.status, r.run_dir) for r in import_runs(s, *paths)]
         if as_json:
             print_json([{"id": i, "name": n, "status": st, "run_dir": d} for i, n, st, d in imported])
         else:
