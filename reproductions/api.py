@@ -108,6 +108,7 @@ class RunContext:
         self._progress_factory = progress_factory
         self._metrics_path = self.out_dir / "metrics.jsonl"
         self._t0 = time.time()
+        self.examples_seen = 0  # training examples this rank processed (count_examples)
 
     @property
     def is_main(self) -> bool:
@@ -195,6 +196,19 @@ class RunContext:
         from reproductions.distributed import shard
 
         return shard(n, self)
+
+    def local_batch(self, global_batch: int) -> int:
+        """This rank's share of a global batch, so N processes train with the preset's batch.
+
+        The global batch must divide evenly: a silent remainder would change the recipe.
+        """
+        if global_batch % self.world_size:
+            raise ConfigError(f"batch {global_batch} does not split over {self.world_size} processes")
+        return global_batch // self.world_size
+
+    def count_examples(self, n: int) -> None:
+        """Add `n` training examples to what this rank has seen (run.json reports it per rank)."""
+        self.examples_seen += int(n)
 
     def mean_over_ranks(self, value: float) -> float:
         """Average a scalar metric over processes (the value itself with one process)."""
