@@ -47,6 +47,9 @@ class Card:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # "smoke" | "cpu" | "gpu" -> config
     datasets: tuple[str, ...] = ()  # folder names under the data dir this uses
     notes: str = ""  # honest caveats: what differs from the paper
+    # preset -> planned wall seconds of one run (for "gpu": on one H100/H200, compile included);
+    # the campaign command adds these up and refuses a plan over its budget
+    budget_s: dict[str, float] = field(default_factory=dict)
 
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if preset not in self.presets:
