@@ -4,6 +4,7 @@
     python -m reproductions run NAME [--preset smoke|cpu|gpu] [--device auto|cpu|cuda|mps]
         [--seed N] [--seeds N] [--set key=value]... [--data-dir DIR] [--out DIR]
         [--resume | --resume-from RUN_DIR] [--nproc N] [--no-progress]
+        [--nnodes N --node-rank K --rdzv-endpoint HOST:PORT] [--print-launch]
 
 Exit codes: 0 completed, 1 failed (one line on stderr: the error, or for a missing
 dataset which files to put where), 2 usage error (unknown name, bad --set), 130
@@ -21,6 +22,7 @@ from typing import Any
 
 from reproductions.devices import DEVICE_CHOICES
 from reproductions.errors import RunnerError
+from reproductions.options import add_argparse_options, request_from_options
 
 PROG = "python -m reproductions"
 
@@ -59,32 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_worker.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p_worker.add_argument("--resume", action="store_true")
     p_worker.add_argument("--no-progress", action="store_true")
+    p_worker.add_argument("--finish", action="store_true")  # rank 0 writes run.json (a --print-launch line)
     return parser
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="reproduction name (see `list`)")
-    p.add_argument("--preset", choices=("smoke", "cpu", "gpu"), help="default: gpu with CUDA, else cpu")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto: cuda, then mps, then cpu")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--seeds", type=int, help="run seeds seed..seed+N-1; metrics get mean and std")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset config key (JSON value: true, 3, 1e-3, [1,2]); also compile=true")
-    p.add_argument("--data-dir", type=Path, help="datasets folder (default $DIGEST_DATA, ../shared/data, cache)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default ./runs)")
-    p.add_argument("--resume", action="store_true", help="continue the newest unfinished run of NAME in --out")
-    p.add_argument("--resume-from", type=Path, metavar="RUN_DIR", help="continue this run folder")
-    p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP; gloo on CPU)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def request_from_args(args: argparse.Namespace) -> Any:
-    from reproductions.runner import RunRequest, parse_sets
-
-    return RunRequest(name=args.name, preset=args.preset, device=args.device, seed=args.seed, seeds=args.seeds,
-                      overrides=parse_sets(args.sets), data_dir=args.data_dir, out=args.out,
-                      resume=args.resume, resume_from=args.resume_from, nproc=args.nproc,
-                      progress=not args.no_progress)
+    add_argparse_options(p)
 
 
 def _error(message: str, code: int) -> int:
@@ -107,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "_worker":
             from reproductions.runner import worker_main
 
-            return worker_main(args.run_dir, args.device, args.resume, not args.no_progress)
-        from reproductions.runner import error_line, run, summary_lines
+            return worker_main(args.run_dir, args.device, args.resume, not args.no_progress, args.finish)
+        from reproductions.runner import error_line, prepare_launch, run, summary_lines
 
-        result = run(request_from_args(args))
+        request = request_from_options(args.name, vars(args))
+        if args.print_launch:
+            print(prepare_launch(request))
+            return 0
+        result = run(request)
         print("\n".join(summary_lines(result)))
         line = error_line(result)
         return _error(line, result.exit_code) if line else 0
