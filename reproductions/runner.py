@@ -574,7 +574,9 @@ def prepare_launch(request: RunRequest, *, entries: dict[str, Entry] | None = No
         record.write_json(run_dir / record.RUN_FILE, rec)
     cmd = worker_command(request, run_dir.resolve(), resuming=resuming, finish=True)
     cmd[:3] = ["torchrun"]  # what a scheduler's job script calls; same as python -m torch.distributed.run
-    return f"PYTHONPATH={shlex.quote(str(_package_root()))} " + " ".join(shlex.quote(c) for c in cmd)
+    # the checkout first on the path, keeping what the job's environment already has there
+    path = f"PYTHONPATH={shlex.quote(str(_package_root()))}" + "${PYTHONPATH:+:$PYTHONPATH}"
+    return f"{path} " + " ".join(shlex.quote(c) for c in cmd)
 
 
 def worker_main(run_dir: Path, device: str, resume: bool, progress: bool, finish: bool = False) -> int:
