@@ -244,7 +244,7 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
     config, seeds = rec["config"], rec["seeds"]
     setup = devices.configure(choice)
     out = Outcome(metrics_by_seed=dict(rec.get("metrics_by_seed") or {}), notes=dict(rec.get("notes") or {}),
-                  world_size=world_size)
+                  world_size=world_size, examples_per_rank=[0] if world_size == 1 else None)
     # One call for experiments that loop over config["seeds"]; otherwise one call per seed.
     calls = [seeds[0]] if experiment_takes_seeds(config) else seeds
     try:
@@ -268,9 +268,11 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
                 out.checkpoint_saved = ctx.save_on_interrupt()
                 out.notes.update(ctx.notes)
                 return out
-            finally:
+            finally:  # also on the interrupt's return: what was trained before Ctrl-C counts
                 out.notes.update(ctx.notes)
                 out.examples_seen += ctx.examples_seen
+                if world_size == 1:
+                    out.examples_per_rank = [out.examples_seen]
             if not isinstance(metrics, dict):
                 raise TypeError(f"{entry.module}.experiment.run returned {type(metrics).__name__}, not a dict")
             out.metrics_by_seed[str(seed)] = metrics
@@ -287,8 +289,6 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
         out.metrics, out.metrics_by_seed = out.metrics_by_seed.get(str(calls[0]), {}), {}
     elif out.status == "completed" or out.metrics_by_seed:
         out.metrics, out.metrics_std = record.aggregate_seeds(out.metrics_by_seed)
-    if world_size == 1:
-        out.examples_per_rank = [out.examples_seen]
     return out
 
 
