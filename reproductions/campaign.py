@@ -185,7 +185,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 # ---------------------------------------------------------------- the campaign
 
-def run_campaign(*, preset: str = "gpu", out: Path = Path("results"), only: list[str] | None = None,
+def run_campaign(*, preset: str | None = None, out: Path = Path("results"), only: list[str] | None = None,
                  force: bool = False, budget_min: float = DEFAULT_BUDGET_MIN, data_dir: Path | None = None,
                  device: str = "auto", progress: bool = True, entries: dict[str, Entry] | None = None,
                  echo: Echo | None = None) -> CampaignResult:
@@ -194,6 +194,10 @@ def run_campaign(*, preset: str = "gpu", out: Path = Path("results"), only: list
 
     echo = echo or (lambda line: print(line, file=sys.stderr))
     out = Path(out)
+    if preset is None:  # as for one run: gpu when CUDA is there, else cpu
+        import torch
+
+        preset = "gpu" if torch.cuda.is_available() else "cpu"
     entries = discover() if entries is None else entries
     chosen = select(entries, preset, only)
     state = read_state(out, preset)

@@ -2,7 +2,7 @@
 
     python -m reproductions list [--json]
     python -m reproductions campaign [--preset gpu] [--out results] [--only NAME...] [--force]
-        [--budget-min 12] [--data-dir DIR] [--device ...] [--json]
+        [--budget-min 12] [--data-dir DIR] [--device ...] [--no-progress] [--json]
     python -m reproductions run NAME [--preset smoke|cpu|gpu] [--device auto|cpu|cuda|mps]
         [--seed N] [--seeds N] [--set key=value]... [--data-dir DIR] [--out DIR]
         [--resume | --resume-from RUN_DIR] [--nproc N] [--no-progress]
@@ -24,8 +24,8 @@ from typing import Any
 
 from reproductions.devices import DEVICE_CHOICES
 from reproductions.errors import RunnerError
-from reproductions.campaign import DEFAULT_BUDGET_MIN
-from reproductions.options import OPTION_BY_DEST, PRESETS, add_argparse_options, request_from_options
+from reproductions.options import (add_argparse_options, add_campaign_argparse_options, campaign_from_options,
+                                   request_from_options)
 
 PROG = "python -m reproductions"
 
@@ -66,15 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "one table (headline metric, paper, ours, wall time, device). Run the same command again "
                     "after an interruption: finished reproductions are skipped, the interrupted one resumes "
                     "(state in OUT/campaign.json).")
-    p_campaign.add_argument("--preset", choices=PRESETS, default="gpu", help="preset to run (default gpu)")
-    p_campaign.add_argument("--out", type=Path, default=Path("results"), help="runs folder (default ./results)")
-    p_campaign.add_argument("--only", nargs="+", metavar="NAME", help="only these reproductions")
-    p_campaign.add_argument("--force", action="store_true", help="run even when the plan is over budget or unknown")
-    p_campaign.add_argument("--budget-min", type=float, default=DEFAULT_BUDGET_MIN,
-                            help=f"wall-clock budget in minutes (default {DEFAULT_BUDGET_MIN:g})")
-    p_campaign.add_argument("--data-dir", type=Path, help=OPTION_BY_DEST["data_dir"].help)
-    p_campaign.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help=OPTION_BY_DEST["device"].help)
-    p_campaign.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_campaign_argparse_options(p_campaign)
     p_campaign.add_argument("--json", action="store_true", help="print the table as a JSON array")
 
     p_worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one torchrun process
@@ -94,9 +86,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def campaign_main(args: argparse.Namespace) -> int:
     from reproductions.campaign import run_campaign, table_lines
 
-    result = run_campaign(preset=args.preset, out=args.out, only=args.only, force=args.force,
-                          budget_min=args.budget_min, data_dir=args.data_dir, device=args.device,
-                          progress=not args.no_progress)
+    result = run_campaign(**campaign_from_options(vars(args)))
     print(json.dumps(result.rows, indent=2, ensure_ascii=False) if args.json else "\n".join(table_lines(result.rows)))
     if result.status == "interrupted":
         return _error(f"interrupted; run the same command again to resume ({result.state_path})", 130)

@@ -44,7 +44,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "also compile=true", metavar="KEY=VALUE", repeat=True),
     RunOption("data_dir", "--data-dir", Path, None,
               "datasets folder (default $DIGEST_DATA, ../shared/data, ~/.cache/paper-digest/data)"),
-    RunOption("out", "--out", Path, Path("runs"), "runs folder (default ./runs)"),
+    RunOption("out", "--out", Path, None, "runs folder (default ./runs; ./results for a campaign)"),
     RunOption("resume", "--resume", bool, False, "continue the newest unfinished run of NAME in --out"),
     RunOption("resume_from", "--resume-from", Path, None, "continue this run folder", metavar="RUN_DIR"),
     RunOption("nproc", "--nproc", int, 1, "processes per machine under torchrun (DDP; NCCL on CUDA, gloo on CPU)"),
@@ -58,20 +58,64 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("no_progress", "--no-progress", bool, False, "no progress bar"),
 )
 
-OPTION_BY_DEST = {opt.dest: opt for opt in RUN_OPTIONS}
+# Options of a campaign (every reproduction back to back) beyond the run options it shares.
+CAMPAIGN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption("only", "--only", str, None, "campaign: only these reproductions", metavar="NAME", repeat=True),
+    RunOption("force", "--force", bool, False, "campaign: run even when the plan is over budget or a card "
+              "has no planned time"),
+    RunOption("budget_min", "--budget-min", float, 12.0, "campaign: wall-clock budget in minutes (default 12)"),
+)
+# The run options a campaign takes too (the others — seeds, --set, resume, processes — are per run).
+CAMPAIGN_SHARED = ("preset", "device", "data_dir", "out", "no_progress")
+DEFAULT_RUNS_DIR = Path("runs")
+DEFAULT_CAMPAIGN_DIR = Path("results")
+
+OPTION_BY_DEST = {opt.dest: opt for opt in RUN_OPTIONS + CAMPAIGN_OPTIONS}
+
+
+def _add_argparse(parser: Any, opt: RunOption, *, many: bool = False) -> None:
+    if opt.type is bool:
+        parser.add_argument(opt.flag, dest=opt.dest, action="store_true", help=opt.help)
+    elif opt.repeat:  # --set a=1 --set b=2; with `many` also --only a b
+        parser.add_argument(opt.flag, dest=opt.dest, action="extend" if many else "append", nargs="+" if many else None,
+                            default=[], type=opt.type, metavar=opt.metavar, help=opt.help)
+    else:
+        parser.add_argument(opt.flag, dest=opt.dest, type=opt.type, default=opt.default, choices=opt.choices,
+                            metavar=opt.metavar, help=opt.help)
 
 
 def add_argparse_options(parser: Any) -> None:
     """Add every run option to an argparse parser (the NAME argument is the caller's)."""
     for opt in RUN_OPTIONS:
-        if opt.type is bool:
-            parser.add_argument(opt.flag, dest=opt.dest, action="store_true", help=opt.help)
-        elif opt.repeat:
-            parser.add_argument(opt.flag, dest=opt.dest, action="append", default=[], type=opt.type,
-                                metavar=opt.metavar, help=opt.help)
-        else:
-            parser.add_argument(opt.flag, dest=opt.dest, type=opt.type, default=opt.default, choices=opt.choices,
-                                metavar=opt.metavar, help=opt.help)
+        _add_argparse(parser, opt)
+
+
+def add_campaign_argparse_options(parser: Any) -> None:
+    """Add a campaign's options (the shared run options, then its own) to an argparse parser."""
+    for dest in CAMPAIGN_SHARED:
+        _add_argparse(parser, OPTION_BY_DEST[dest])
+    for opt in CAMPAIGN_OPTIONS:
+        _add_argparse(parser, opt, many=True)
+
+
+def _values(values: Mapping[str, Any], options: tuple[RunOption, ...]) -> dict[str, Any]:
+    """Option values with the table's defaults filled in and choices checked."""
+    v = {opt.dest: opt.default for opt in options}
+    v.update({k: val for k, val in values.items() if k in v and val is not None})
+    for opt in options:
+        if opt.choices and v[opt.dest] is not None and v[opt.dest] not in opt.choices:
+            raise RunnerUsageError(f"unknown {opt.flag[2:]} {v[opt.dest]!r}; choose one of {', '.join(opt.choices)}")
+    return v
+
+
+def campaign_from_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for `reproductions.campaign.run_campaign` from option values keyed by dest."""
+    v = _values(values, tuple(OPTION_BY_DEST[d] for d in CAMPAIGN_SHARED) + CAMPAIGN_OPTIONS)
+    if v["budget_min"] <= 0:
+        raise RunnerUsageError(f"--budget-min must be positive, got {v['budget_min']:g}")
+    return {"preset": v["preset"], "device": v["device"], "data_dir": v["data_dir"],
+            "out": Path(v["out"] or DEFAULT_CAMPAIGN_DIR), "progress": not v["no_progress"],
+            "only": list(v["only"] or []) or None, "force": bool(v["force"]), "budget_min": float(v["budget_min"])}
 
 
 def request_from_options(name: str, values: Mapping[str, Any]) -> Any:
@@ -82,13 +126,9 @@ def request_from_options(name: str, values: Mapping[str, Any]) -> Any:
     """
     from reproductions.runner import RunRequest, parse_sets
 
-    v = {opt.dest: opt.default for opt in RUN_OPTIONS}
-    v.update({k: val for k, val in values.items() if k in OPTION_BY_DEST})
-    for opt in RUN_OPTIONS:
-        if opt.choices and v[opt.dest] is not None and v[opt.dest] not in opt.choices:
-            raise RunnerUsageError(f"unknown {opt.flag[2:]} {v[opt.dest]!r}; choose one of {', '.join(opt.choices)}")
+    v = _values(values, RUN_OPTIONS)
     return RunRequest(name=name, preset=v["preset"], device=v["device"], seed=v["seed"], seeds=v["seeds"],
-                      overrides=parse_sets(v["sets"]), data_dir=v["data_dir"], out=Path(v["out"]),
+                      overrides=parse_sets(v["sets"]), data_dir=v["data_dir"], out=Path(v["out"] or DEFAULT_RUNS_DIR),
                       resume=bool(v["resume"]), resume_from=v["resume_from"], nproc=v["nproc"],
                       nnodes=v["nnodes"], node_rank=v["node_rank"], rdzv_endpoint=v["rdzv_endpoint"],
                       progress=not v["no_progress"])

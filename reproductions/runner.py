@@ -10,7 +10,8 @@
 3. creates ``OUT/<name>/<UTC timestamp>/`` and writes ``run.json`` (status ``running``);
 4. seeds python/numpy/torch and calls the experiment's ``run(config, ctx)`` — once per
    seed, or once with ``config["seeds"]`` when the experiment handles seeds itself
-   (see `plan_seeds`); with ``nproc > 1`` it is torchrun that starts the copies;
+   (see `plan_seeds`); with ``nproc > 1`` or ``nnodes > 1`` it is torchrun that starts the
+   copies (`worker_command`), and rank 0 reports back (world size, backend, examples per rank);
 5. writes the final record: metrics (mean and std over seeds), the paper's claims beside
    ours, versions, device, timings, status; draws ``curves.png`` from metrics.jsonl.
 

@@ -447,10 +447,10 @@ def test_print_launch_prints_a_torchrun_line_that_runs_and_records(toy, tmp_path
     (["--nproc", "0"], "--nproc must be at least 1"),
 ])
 def test_impossible_process_layouts_exit_2_in_one_line(toy, tmp_path, capsys, args, message):
-    assert cli.main(["run", toy, "--out", str(tmp_path), *args]) == 2
+    assert cli.main(["run", toy, "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not any(tmp_path.iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- helpers experiments use

@@ -77,13 +77,18 @@ def _typer_parameter(opt) -> inspect.Parameter:
 
 def _with_run_options(fn):
     """Give `fn(ctx, name, list_, as_json, **options)` a signature typer can read: the shared run options."""
-    from reproductions.options import RUN_OPTIONS
+    from reproductions.options import CAMPAIGN_OPTIONS, RUN_OPTIONS
 
     params = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
                           default=typer.Argument(None, help="Reproduction to run (see `digest run --list`).")),
         *(_typer_parameter(opt) for opt in RUN_OPTIONS),
+        inspect.Parameter("all_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--all", help="run every reproduction's preset back to back "
+                                               "(the campaign of `python -m reproductions campaign`) and record "
+                                               "each run")),
+        *(_typer_parameter(opt) for opt in CAMPAIGN_OPTIONS),
         inspect.Parameter("list_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                           default=typer.Option(False, "--list", help="List the reproductions instead of running one.")),
         inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
@@ -95,10 +100,39 @@ def _with_run_options(fn):
     return fn
 
 
+def run_all(st: State, name: str | None, options: dict, as_json: bool) -> None:
+    """`digest run --all`: the runner's campaign, then every run recorded in the catalog."""
+    from reproductions.campaign import run_campaign, table_lines
+    from reproductions.options import CAMPAIGN_SHARED, RUN_OPTIONS, campaign_from_options
+
+    if name:
+        raise UsageError(f"--all runs every reproduction; drop {name!r} (or use --all --only {name})")
+    per_run = [opt.flag for opt in RUN_OPTIONS
+               if opt.dest not in CAMPAIGN_SHARED and options[opt.dest] not in (None, [], opt.default)]
+    if per_run:
+        raise UsageError(f"{', '.join(per_run)} apply to one run, not to --all")
+    result = _runner_call(lambda: run_campaign(**campaign_from_options(options)))
+    for row in result.rows:
+        if row["run_dir"]:
+            try:
+                row["catalog_run_id"] = record_run(st, Path(row["run_dir"]))
+            except DigestError as exc:
+                print(f"digest: warning: {row['run_dir']} not recorded in the catalog: {exc}", file=sys.stderr)
+    if as_json:
+        print_json(result.rows)
+    else:
+        stdout.print("\n".join(table_lines(result.rows)), markup=False, highlight=False, soft_wrap=True)
+    if result.status == "interrupted":
+        fail(f"interrupted; run the same command again to resume ({result.state_path})", 130)
+    if result.status == "failed":
+        failed = ", ".join(r["reproduction"] for r in result.rows if r["status"] == "failed")
+        fail(f"failed: {failed} (see their run.json); run again to retry them", 1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @_with_run_options
-    def run(ctx: typer.Context, name: Optional[str], *, list_: bool, as_json: bool, **options) -> None:
+    def run(ctx: typer.Context, name: Optional[str], *, all_: bool, list_: bool, as_json: bool, **options) -> None:
         """Run a paper reproduction and record the run in the catalog.
 
         Writes `OUT/NAME/<UTC time>/` (run.json, metrics.jsonl, curves.png, checkpoint) and,
@@ -108,8 +142,16 @@ def register(app: typer.Typer) -> None:
         if list_:
             list_reproductions(as_json)
             return
+        if all_:
+            run_all(state(ctx), name, options, as_json)
+            return
+        from reproductions.options import CAMPAIGN_OPTIONS
+
+        given = [opt.flag for opt in CAMPAIGN_OPTIONS if options[opt.dest] not in (None, [], opt.default)]
+        if given:
+            raise UsageError(f"{', '.join(given)} go with --all (a campaign of every reproduction)")
         if not name:
-            raise UsageError("name a reproduction to run, or use --list to see them")
+            raise UsageError("name a reproduction to run, or use --all or --list")
         from reproductions.options import request_from_options
         from reproductions.runner import error_line, prepare_launch, run as run_reproduction, summary_lines
 
