@@ -196,3 +196,14 @@ def test_cli_campaign_refuses_an_out_folder_of_another_preset(toys, tmp_path, ca
     (tmp_path / campaign.STATE_FILE).write_text(json.dumps({"preset": "gpu", "reproductions": {}}))
     assert cli.main(["campaign", "--preset", "smoke", "--out", str(tmp_path), "--only", "camp-fast"]) == 2
     assert "holds a campaign of preset 'gpu'" in capsys.readouterr().err
+
+
+def test_the_real_gpu_plan_fits_twelve_minutes_once_cards_give_budgets():
+    """Issue 13's bar: every card plans its gpu preset, and the campaign's plan fits 12 minutes."""
+    cards = {name: e.card for name, e in registry.discover().items() if e.module.startswith("reproductions.")}
+    if not any(c.budget_s for c in cards.values()):
+        pytest.skip("no card gives budget_s yet")
+    missing = sorted(name for name, c in cards.items() if "gpu" not in c.budget_s)
+    assert not missing, f"cards without budget_s['gpu']: {missing}"
+    plan = campaign.make_plan([registry.Entry(c, "") for c in cards.values()], "gpu", {})
+    campaign.check_plan(plan, "gpu", campaign.DEFAULT_BUDGET_MIN * 60, force=False)  # raises when over
