@@ -170,9 +170,10 @@ def register(app: typer.Typer) -> None:
             print_json({**result.record, "run_dir": str(result.run_dir), "catalog_run_id": run_id})
         else:
             stdout.print("\n".join(summary_lines(result)), markup=False, highlight=False)
-            stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
-                         f"no catalog at {st.db_path}: not recorded (later: digest import-runs {request.out})",
-                         markup=False, highlight=False)
+            if not result.record.get("node_rank"):  # a follower node has nothing to record
+                stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
+                             f"no catalog at {st.db_path}: not recorded (later: digest import-runs {request.out})",
+                             markup=False, highlight=False)
         line = error_line(result)
         if line:
             fail(line, result.exit_code)
