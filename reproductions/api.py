@@ -50,6 +50,9 @@ class Card:
     # preset -> planned wall seconds of one run (for "gpu": on one H100/H200, compile included);
     # the campaign command adds these up and refuses a plan over its budget
     budget_s: dict[str, float] = field(default_factory=dict)
+    # the one metric key the campaign table shows (dotted, as in Claim.metric); empty: the first
+    # claim's metric, or with no claims the first number the experiment returns
+    headline: str = ""
 
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if preset not in self.presets:

@@ -1,9 +1,12 @@
 """``python -m reproductions``: the runner's own command line (torch alone, no catalog).
 
     python -m reproductions list [--json]
+    python -m reproductions campaign [--preset gpu] [--out results] [--only NAME...] [--force]
+        [--budget-min 12] [--data-dir DIR] [--device ...] [--no-progress] [--json]
     python -m reproductions run NAME [--preset smoke|cpu|gpu] [--device auto|cpu|cuda|mps]
         [--seed N] [--seeds N] [--set key=value]... [--data-dir DIR] [--out DIR]
         [--resume | --resume-from RUN_DIR] [--nproc N] [--no-progress]
+        [--nnodes N --node-rank K --rdzv-endpoint HOST:PORT] [--print-launch]
 
 Exit codes: 0 completed, 1 failed (one line on stderr: the error, or for a missing
 dataset which files to put where), 2 usage error (unknown name, bad --set), 130
@@ -21,6 +24,8 @@ from typing import Any
 
 from reproductions.devices import DEVICE_CHOICES
 from reproductions.errors import RunnerError
+from reproductions.options import (add_argparse_options, add_campaign_argparse_options, campaign_from_options,
+                                   request_from_options)
 
 PROG = "python -m reproductions"
 
@@ -54,37 +59,41 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="run one reproduction")
     add_run_options(p_run)
 
+    p_campaign = sub.add_parser(
+        "campaign", help="run every reproduction's preset back to back, then print one table",
+        description="Print the planned time per reproduction (Card.budget_s), refuse a plan over --budget-min "
+                    "or with unknown times unless --force, run each preset into OUT/NAME/<time>/, and end with "
+                    "one table (headline metric, paper, ours, wall time, device). Run the same command again "
+                    "after an interruption: finished reproductions are skipped, the interrupted one resumes "
+                    "(state in OUT/campaign.json).")
+    add_campaign_argparse_options(p_campaign)
+    p_campaign.add_argument("--json", action="store_true", help="print the table as a JSON array")
+
     p_worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one torchrun process
     p_worker.add_argument("run_dir", type=Path)
     p_worker.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p_worker.add_argument("--resume", action="store_true")
     p_worker.add_argument("--no-progress", action="store_true")
+    p_worker.add_argument("--finish", action="store_true")  # rank 0 writes run.json (a --print-launch line)
     return parser
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="reproduction name (see `list`)")
-    p.add_argument("--preset", choices=("smoke", "cpu", "gpu"), help="default: gpu with CUDA, else cpu")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto: cuda, then mps, then cpu")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--seeds", type=int, help="run seeds seed..seed+N-1; metrics get mean and std")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset config key (JSON value: true, 3, 1e-3, [1,2]); also compile=true")
-    p.add_argument("--data-dir", type=Path, help="datasets folder (default $DIGEST_DATA, ../shared/data, cache)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default ./runs)")
-    p.add_argument("--resume", action="store_true", help="continue the newest unfinished run of NAME in --out")
-    p.add_argument("--resume-from", type=Path, metavar="RUN_DIR", help="continue this run folder")
-    p.add_argument("--nproc", type=int, default=1, help="processes under torchrun (DDP; gloo on CPU)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_argparse_options(p)
 
 
-def request_from_args(args: argparse.Namespace) -> Any:
-    from reproductions.runner import RunRequest, parse_sets
+def campaign_main(args: argparse.Namespace) -> int:
+    from reproductions.campaign import run_campaign, table_lines
 
-    return RunRequest(name=args.name, preset=args.preset, device=args.device, seed=args.seed, seeds=args.seeds,
-                      overrides=parse_sets(args.sets), data_dir=args.data_dir, out=args.out,
-                      resume=args.resume, resume_from=args.resume_from, nproc=args.nproc,
-                      progress=not args.no_progress)
+    result = run_campaign(**campaign_from_options(vars(args)))
+    print(json.dumps(result.rows, indent=2, ensure_ascii=False) if args.json else "\n".join(table_lines(result.rows)))
+    if result.status == "interrupted":
+        return _error(f"interrupted; run the same command again to resume ({result.state_path})", 130)
+    if result.status == "failed":
+        failed = [r["reproduction"] for r in result.rows if r["status"] == "failed"]
+        return _error(f"failed: {', '.join(failed)} (see their run.json); run again to retry them", 1)
+    return 0
 
 
 def _error(message: str, code: int) -> int:
@@ -104,13 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print("\n".join(list_lines(entries)))
             return 0
+        if args.command == "campaign":
+            return campaign_main(args)
         if args.command == "_worker":
             from reproductions.runner import worker_main
 
-            return worker_main(args.run_dir, args.device, args.resume, not args.no_progress)
-        from reproductions.runner import error_line, run, summary_lines
+            return worker_main(args.run_dir, args.device, args.resume, not args.no_progress, args.finish)
+        from reproductions.runner import error_line, prepare_launch, run, summary_lines
 
-        result = run(request_from_args(args))
+        request = request_from_options(args.name, vars(args))
+        if args.print_launch:
+            print(prepare_launch(request))
+            return 0
+        result = run(request)
         print("\n".join(summary_lines(result)))
         line = error_line(result)
         return _error(line, result.exit_code) if line else 0

@@ -9,10 +9,11 @@ two runs with the same seed give bit-identical numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from reproductions.errors import RunnerUsageError
 
@@ -81,6 +82,28 @@ def configure(choice: DeviceChoice) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = True
         return {"amp": "bf16", "tf32": True, "pin_memory": True, "deterministic": False}
     return {"amp": None, "tf32": False, "pin_memory": False, "deterministic": choice.type == "cpu"}
+
+
+@contextlib.contextmanager
+def fp32_exact() -> Iterator[None]:
+    """Full-precision fp32 matmuls and convolutions inside, whatever the runner set for speed.
+
+    On CUDA the runner allows TF32 (10-bit mantissa products), which puts ~1e-3 errors
+    into any fp32 comparison; exactness checks (``max_abs_err_vs_sdpa``) run inside this
+    block. The previous switches come back on exit, also after an exception.
+    """
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[0], saved[1]
+        torch.set_float32_matmul_precision(saved[2])
 
 
 def seed_everything(seed: int, *, deterministic: bool) -> None:

@@ -28,6 +28,33 @@ def init_process_group(device_type: str) -> None:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
 
 
+def backend_name() -> str | None:
+    """The process group's backend ("gloo", "nccl"), or None outside a group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return str(dist.get_backend())
+    return None
+
+
+def gather_ints(value: int, device: Any = "cpu") -> list[int]:
+    """Every rank's `value`, in rank order, on every rank (``[value]`` outside a group).
+
+    A collective: every rank must call it, or the others wait for it.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [int(value)]
+    # NCCL only moves CUDA tensors; gloo takes CPU ones.
+    where = device if getattr(device, "type", str(device)) == "cuda" else "cpu"
+    mine = torch.tensor([int(value)], dtype=torch.int64, device=where)
+    parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, mine)
+    return [int(p.item()) for p in parts]
+
+
 def destroy_process_group() -> None:
     import torch.distributed as dist
 

@@ -10,7 +10,8 @@
 3. creates ``OUT/<name>/<UTC timestamp>/`` and writes ``run.json`` (status ``running``);
 4. seeds python/numpy/torch and calls the experiment's ``run(config, ctx)`` — once per
    seed, or once with ``config["seeds"]`` when the experiment handles seeds itself
-   (see `plan_seeds`); with ``nproc > 1`` it is torchrun that starts the copies;
+   (see `plan_seeds`); with ``nproc > 1`` or ``nnodes > 1`` it is torchrun that starts the
+   copies (`worker_command`), and rank 0 reports back (world size, backend, examples per rank);
 5. writes the final record: metrics (mean and std over seeds), the paper's claims beside
    ours, versions, device, timings, status; draws ``curves.png`` from metrics.jsonl.
 
@@ -25,8 +26,11 @@ import contextlib
 import json
 import os
 import signal
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +47,6 @@ RUNNER_KEYS: dict[str, str] = {
     "compile": "torch.compile the model in ctx.wrap_model() (default false)",
     "amp": "bf16 autocast on CUDA via ctx.autocast() (default true on CUDA; no effect elsewhere)",
 }
-PRESETS = ("smoke", "cpu", "gpu")
 WORKER_RESULT = "worker.json"
 PLOT_FILE = "curves.png"
 
@@ -64,8 +67,15 @@ class RunRequest:
     out: Path = Path("runs")
     resume: bool = False  # continue the newest unfinished run of `name` under `out`
     resume_from: Path | None = None  # ... or this run folder
-    nproc: int = 1
+    nproc: int = 1  # processes per machine
+    nnodes: int = 1  # machines; each runs the same command with its own node_rank
+    node_rank: int = 0  # node 0 holds rank 0, which writes the record
+    rdzv_endpoint: str | None = None  # "HOST:PORT" of node 0 (torchrun static rendezvous)
     progress: bool = True
+
+    @property
+    def distributed(self) -> bool:
+        return self.nproc > 1 or self.nnodes > 1
 
 
 @dataclass
@@ -218,6 +228,10 @@ class Outcome:
     error: str | None = None
     error_kind: str | None = None  # "dataset" | "exception" | None
     checkpoint_saved: bool = False
+    examples_seen: int = 0  # training examples this rank counted (ctx.count_examples), all seeds
+    examples_per_rank: list[int] | None = None  # every rank's count, gathered after a completed run
+    world_size: int = 1
+    backend: str | None = None  # "gloo" | "nccl" when distributed
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -230,7 +244,8 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
     """Run the experiment for every planned seed; never raises for the experiment's own errors."""
     config, seeds = rec["config"], rec["seeds"]
     setup = devices.configure(choice)
-    out = Outcome(metrics_by_seed=dict(rec.get("metrics_by_seed") or {}), notes=dict(rec.get("notes") or {}))
+    out = Outcome(metrics_by_seed=dict(rec.get("metrics_by_seed") or {}), notes=dict(rec.get("notes") or {}),
+                  world_size=world_size, examples_per_rank=[0] if world_size == 1 else None)
     # One call for experiments that loop over config["seeds"]; otherwise one call per seed.
     calls = [seeds[0]] if experiment_takes_seeds(config) else seeds
     try:
@@ -254,8 +269,11 @@ def execute(entry: Entry, rec: dict[str, Any], run_dir: Path, choice: devices.De
                 out.checkpoint_saved = ctx.save_on_interrupt()
                 out.notes.update(ctx.notes)
                 return out
-            finally:
+            finally:  # also on the interrupt's return: what was trained before Ctrl-C counts
                 out.notes.update(ctx.notes)
+                out.examples_seen += ctx.examples_seen
+                if world_size == 1:
+                    out.examples_per_rank = [out.examples_seen]
             if not isinstance(metrics, dict):
                 raise TypeError(f"{entry.module}.experiment.run returned {type(metrics).__name__}, not a dict")
             out.metrics_by_seed[str(seed)] = metrics
@@ -324,7 +342,7 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
     run_dir = Path(request.out) / card.name / record.folder_stamp(started)  # created once the device is known
     rec = {
         "name": card.name, "paper_id": card.paper_id, "title": card.title, "authors": card.authors,
-        "preset": preset, "config": config, "runner": {**runner_opts, "nproc": request.nproc},
+        "preset": preset, "config": config, "runner": {**runner_opts, "nproc": request.nproc, "nnodes": request.nnodes},
         "seed": request.seed, "seeds": seeds,
         "started_at": record.iso(started), "finished_at": None, "duration_s": None, "status": "running",
         "error": None, "metrics": {}, "metrics_std": {}, "metrics_by_seed": {}, "notes": {},
@@ -337,13 +355,32 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
     return run_dir, rec, False
 
 
-def run(request: RunRequest, *, entries: dict[str, Entry] | None = None, echo: Echo | None = None) -> RunResult:
-    """Run one reproduction and write its folder; see the module docstring for the steps."""
-    echo = echo or (lambda line: print(line, file=sys.stderr))
-    entry = get(request.name, entries)
+def check_topology(request: RunRequest) -> None:
+    """Refuse impossible process layouts before anything is written."""
     if request.nproc < 1:
         raise RunnerUsageError(f"--nproc must be at least 1, got {request.nproc}")
+    if request.nnodes < 1:
+        raise RunnerUsageError(f"--nnodes must be at least 1, got {request.nnodes}")
+    if not 0 <= request.node_rank < request.nnodes:
+        raise RunnerUsageError(f"--node-rank must be in 0..{request.nnodes - 1}, got {request.node_rank}")
+    if request.nnodes > 1:
+        host, sep, port = (request.rdzv_endpoint or "").rpartition(":")
+        if not (sep and host and port.isdigit()):
+            raise RunnerUsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address and a free port), "
+                                   f"got {request.rdzv_endpoint!r}")
+
+
+def run(request: RunRequest, *, entries: dict[str, Entry] | None = None, echo: Echo | None = None) -> RunResult:
+    """Run one reproduction and write its folder; see the module docstring for the steps.
+
+    With ``node_rank > 0`` this machine only lends its processes: node 0 writes the record.
+    """
+    echo = echo or (lambda line: print(line, file=sys.stderr))
+    entry = get(request.name, entries)
+    check_topology(request)
     run_dir, rec, resuming = _start_record(entry, request, echo)  # usage errors surface before torch loads
+    if request.node_rank > 0:
+        return _run_follower(request, run_dir, rec, resuming, echo)
     choice = devices.choose_device(request.device)
     if not resuming:
         run_dir = _new_run_dir(Path(request.out), entry.card.name, run_dir.name)
@@ -362,7 +399,7 @@ def run(request: RunRequest, *, entries: dict[str, Entry] | None = None, echo: E
 
     factory = rich_progress if request.progress else None
     with _sigterm_as_interrupt():
-        if request.nproc > 1:
+        if request.distributed:
             outcome = _execute_distributed(request, run_dir, resuming, echo)
         else:
             outcome = execute(entry, rec, run_dir, choice, resume=resuming, progress_factory=factory,
@@ -390,12 +427,23 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _examples_per_rank(rec: dict[str, Any], outcome: Outcome) -> list[int] | None:
+    """This run's per-rank example counts, added to those stored before a resume (same world size)."""
+    now = outcome.examples_per_rank
+    before = rec.get("examples_per_rank")
+    if now is not None and isinstance(before, list) and len(before) == len(now):
+        return [a + b for a, b in zip(before, now)]
+    return now
+
+
 def _finish(card: Card, run_dir: Path, rec: dict[str, Any], outcome: Outcome, duration: float,
             echo: Echo) -> RunResult:
     rec.update(status=outcome.status, error=outcome.error, error_kind=outcome.error_kind,
                metrics=outcome.metrics, metrics_std=outcome.metrics_std,
                metrics_by_seed=outcome.metrics_by_seed, notes=outcome.notes,
                claims=record.compare_claims(card.claims, outcome.metrics),
+               world_size=outcome.world_size, backend=outcome.backend,
+               examples_per_rank=_examples_per_rank(rec, outcome),
                finished_at=record.iso(record.utc_now()), duration_s=round(duration, 3))
     rec["data"]["description"] = outcome.notes.get("data") or (
         f"{', '.join(card.datasets)} from {rec['data']['dir']}" if card.datasets else "no dataset")
@@ -418,32 +466,59 @@ def _package_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _execute_distributed(request: RunRequest, run_dir: Path, resuming: bool, echo: Echo) -> Outcome:
-    """Start `request.nproc` workers under torchrun; rank 0 reports its outcome in worker.json."""
-    result_path = run_dir / WORKER_RESULT
-    result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={request.nproc}",
+def torchrun_args(request: RunRequest) -> list[str]:
+    """torchrun's own options: one machine standalone, or a static rendezvous at node 0's endpoint.
+
+    The static backend keeps ``--node-rank`` meaningful: node 0 always holds global rank 0,
+    so the record is written where the user started node 0.
+    """
+    if request.nnodes == 1:
+        return ["--standalone", f"--nproc-per-node={request.nproc}"]
+    return [f"--nnodes={request.nnodes}", f"--node-rank={request.node_rank}", "--rdzv-backend=static",
+            f"--rdzv-endpoint={request.rdzv_endpoint}", f"--nproc-per-node={request.nproc}"]
+
+
+def worker_command(request: RunRequest, run_dir: Path, *, resuming: bool, finish: bool = False) -> list[str]:
+    """The full torchrun command line whose workers run the experiment in `run_dir`."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args(request),
            "-m", "reproductions", "_worker", str(run_dir), "--device", request.device]
     if resuming:
         cmd.append("--resume")
     if not request.progress:
         cmd.append("--no-progress")
+    if finish:
+        cmd.append("--finish")
+    return cmd
+
+
+def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_root()), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "1")
-    echo(f"launching {request.nproc} processes: torchrun --standalone --nproc_per_node={request.nproc}")
-    proc = subprocess.Popen(cmd, env=env)
-    interrupted = False
+    return env
+
+
+def _launch(cmd: list[str]) -> tuple[int, bool]:
+    """Run torchrun to its end; (exit code, whether the user interrupted it)."""
+    proc = subprocess.Popen(cmd, env=_worker_env())
     try:
-        code = proc.wait()
+        return proc.wait(), False
     except KeyboardInterrupt:  # Ctrl-C reached the workers too; SIGTERM would not: pass it on
-        interrupted = True
         proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(timeout=60)  # time for rank 0 to checkpoint and report
+            return proc.wait(timeout=60), True  # time for rank 0 to checkpoint and report
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
-            code = proc.wait()
+            return proc.wait(), True
+
+
+def _execute_distributed(request: RunRequest, run_dir: Path, resuming: bool, echo: Echo) -> Outcome:
+    """Start this machine's workers under torchrun; rank 0 reports its outcome in worker.json."""
+    result_path = run_dir / WORKER_RESULT
+    result_path.unlink(missing_ok=True)
+    cmd = worker_command(request, run_dir, resuming=resuming)
+    echo(f"launching: torchrun {' '.join(torchrun_args(request))}")
+    code, interrupted = _launch(cmd)
     data = record.read_json(result_path) if result_path.is_file() else None
     result_path.unlink(missing_ok=True)
     if data is not None and (data["status"] != "interrupted" or interrupted or code == 0):
@@ -455,21 +530,85 @@ def _execute_distributed(request: RunRequest, run_dir: Path, resuming: bool, ech
                    error_kind="exception", notes=(data or {}).get("notes") or {})
 
 
-def worker_main(run_dir: Path, device: str, resume: bool, progress: bool) -> int:
-    """Body of one torchrun worker: join the group, run the experiment, rank 0 reports."""
+def _run_follower(request: RunRequest, run_dir: Path, rec: dict[str, Any], resuming: bool, echo: Echo) -> RunResult:
+    """Node K > 0: lend this machine's processes to the run node 0 records; write nothing that lasts.
+
+    Its workers need the run's config: a fresh run gets a private temporary copy of the
+    record; a resumed one reads the folder named by --resume/--resume-from (a shared
+    filesystem, where the checkpoint is).
+    """
+    private = None
+    if not resuming:
+        private = Path(tempfile.mkdtemp(prefix=f"{rec['name']}-node{request.node_rank}-"))
+        run_dir = private
+        record.write_json(run_dir / record.RUN_FILE, rec)
+    echo(f"node {request.node_rank} of {request.nnodes}: joining {request.rdzv_endpoint}; node 0 writes the record")
+    t0 = time.monotonic()
+    try:
+        with _sigterm_as_interrupt():
+            code, interrupted = _launch(worker_command(request, run_dir, resuming=resuming))
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+    status = "interrupted" if interrupted else ("completed" if code == 0 else "failed")
+    rec.update(status=status, node_rank=request.node_rank, duration_s=round(time.monotonic() - t0, 3),
+               error=None if code == 0 or interrupted else f"torchrun exited with code {code} on node "
+                                                            f"{request.node_rank} (see its log above)")
+    return RunResult(run_dir, status, rec)
+
+
+def prepare_launch(request: RunRequest, *, entries: dict[str, Entry] | None = None,
+                   echo: Echo | None = None) -> str:
+    """Write the run folder (status ``prepared``) and return the torchrun line that runs it.
+
+    For a cluster scheduler: start the printed line on every node (changing ``--node-rank``),
+    with the run folder on a filesystem they share; rank 0 writes the final record itself
+    (``_worker --finish``), as the runner would.
+    """
+    echo = echo or (lambda line: print(line, file=sys.stderr))
+    entry = get(request.name, entries)
+    check_topology(request)
+    run_dir, rec, resuming = _start_record(entry, request, echo)
+    if not resuming:
+        run_dir = _new_run_dir(Path(request.out), entry.card.name, run_dir.name)
+        rec["status"] = "prepared"
+        record.write_json(run_dir / record.RUN_FILE, rec)
+    cmd = worker_command(request, run_dir.resolve(), resuming=resuming, finish=True)
+    cmd[:3] = ["torchrun"]  # what a scheduler's job script calls; same as python -m torch.distributed.run
+    # the checkout first on the path, keeping what the job's environment already has there
+    path = f"PYTHONPATH={shlex.quote(str(_package_root()))}" + "${PYTHONPATH:+:$PYTHONPATH}"
+    return f"{path} " + " ".join(shlex.quote(c) for c in cmd)
+
+
+def worker_main(run_dir: Path, device: str, resume: bool, progress: bool, finish: bool = False) -> int:
+    """Body of one torchrun worker: join the group, run the experiment, rank 0 reports.
+
+    Rank 0 reports to the launching runner in worker.json, or with `finish` (a line from
+    `prepare_launch`, no runner around) writes the final run.json itself.
+    """
+    t0 = time.monotonic()
     rec = record.read_json(run_dir / record.RUN_FILE)
     entry = get(rec["name"])
     rank, world_size, local_rank = distributed.env_rank()
     choice = devices.choose_device(device, local_rank=local_rank)
     distributed.init_process_group(choice.type)
+    backend = distributed.backend_name()
     try:
         with _sigterm_as_interrupt():  # torchrun stops workers with SIGTERM: checkpoint first
             outcome = execute(entry, rec, run_dir, choice, rank=rank, world_size=world_size, resume=resume,
                               progress_factory=rich_progress if progress else None)
+            if outcome.status == "completed":  # every rank got here: safe to gather
+                outcome.examples_per_rank = distributed.gather_ints(outcome.examples_seen, choice.device)
+        outcome.backend = backend
         if rank == 0:
-            outcome.notes.setdefault("distributed", f"{world_size} processes, backend "
-                                                     f"{'nccl' if choice.type == 'cuda' else 'gloo'}")
-            record.write_json(run_dir / WORKER_RESULT, outcome.as_dict())
+            outcome.notes.setdefault("distributed", f"{world_size} processes, backend {backend}")
+            if finish:
+                rec.update(device=devices.describe(choice))
+                rec["runner"]["device_setup"] = devices.configure(choice)
+                previous = float(rec.get("duration_s") or 0.0)
+                _finish(entry.card, run_dir, rec, outcome, previous + time.monotonic() - t0, lambda line: None)
+            else:
+                record.write_json(run_dir / WORKER_RESULT, outcome.as_dict())
     finally:
         distributed.destroy_process_group()
     return {"completed": 0, "interrupted": 130}.get(outcome.status, 1)
@@ -480,6 +619,9 @@ def worker_main(run_dir: Path, device: str, resume: bool, progress: bool) -> int
 def summary_lines(result: RunResult) -> list[str]:
     """What a CLI prints after a run: status, headline metrics, the paper beside ours."""
     rec = result.record
+    if rec.get("node_rank"):  # a follower node: the record and the metrics are on node 0
+        return [f"{rec['name']} {rec['preset']}: node {rec['node_rank']} {result.status} in "
+                f"{rec.get('duration_s') or 0:.1f}s; node 0 wrote the run record"]
     lines = [f"{rec['name']} {rec['preset']}: {result.status} in {rec.get('duration_s') or 0:.1f}s -> {result.run_dir}"]
     prefer = [c["metric"] for c in rec.get("claims", [])]
     for key, value in record.headline(result.metrics, limit=8, prefer=prefer).items():
@@ -507,4 +649,4 @@ def error_line(result: RunResult) -> str | None:
 
 
 __all__ = ["RUNNER_KEYS", "RunRequest", "RunResult", "RunnerError", "RunnerUsageError", "parse_sets",
-           "resolve_config", "plan_seeds", "run", "summary_lines", "worker_main"]
+           "prepare_launch", "resolve_config", "plan_seeds", "run", "summary_lines", "worker_main"]

@@ -79,6 +79,7 @@ def run(config, ctx):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            ctx.count_examples(len(rows))
             state["step"] = step + 1
             ctx.log(step, loss=loss.item())
             advance(1)
@@ -377,9 +378,79 @@ def test_two_process_gloo_run_matches_single_process(toy, tmp_path, monkeypatch)
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["status"] == "completed" and rec["runner"]["nproc"] == 2
     assert rec["notes"]["distributed"] == "2 processes, backend gloo"
+    assert rec["world_size"] == 2 and rec["backend"] == "gloo" and rec["examples_per_rank"] == [16 * 12, 16 * 12]
+    assert single.record["world_size"] == 1 and single.record["examples_per_rank"] == [32 * 12]
     assert rec["metrics"]["weights"] == pytest.approx(single.metrics["weights"], abs=1e-5)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(12))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built in")
+def test_two_nodes_on_localhost_train_as_one_run_recorded_by_node_0(toy, tmp_path, monkeypatch):
+    """Two launches (node ranks 0 and 1, one process each) meet at 127.0.0.1: one 2-rank gloo run,
+    the same fit as one process on all the data; only node 0 leaves a run folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [request(toy, tmp_path / f"node{k}", seed=2, nnodes=2, node_rank=k, rdzv_endpoint=endpoint)
+             for k in (0, 1)]
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda r: runner.run(r, echo=quiet), nodes)
+    assert first.status == "completed", first.error
+    assert second.status == "completed" and "node 0 wrote" in runner.summary_lines(second)[0]
+    rec = json.loads((first.run_dir / "run.json").read_text())
+    assert rec["world_size"] == 2 and rec["backend"] == "gloo" and rec["runner"]["nnodes"] == 2
+    assert rec["examples_per_rank"] == [16 * 12, 16 * 12]
+    assert not (tmp_path / "node1").exists()  # the follower wrote nothing that lasts
+    single = runner.run(request(toy, tmp_path / "one", seed=2), echo=quiet)
+    assert rec["metrics"]["weights"] == pytest.approx(single.metrics["weights"], abs=1e-5)
+
+
+def test_print_launch_prints_a_torchrun_line_that_runs_and_records(toy, tmp_path, capsys):
+    code = cli.main(["run", toy, "--preset", "smoke", "--device", "cpu", "--out", str(tmp_path), "--print-launch",
+                     "--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "10.0.0.5:29400", "--nproc", "8"])
+    line = capsys.readouterr().out.strip()
+    assert code == 0 and line.startswith("PYTHONPATH=") and " torchrun --nnodes=2 --node-rank=1 " in line
+    assert "--rdzv-backend=static --rdzv-endpoint=10.0.0.5:29400 --nproc-per-node=8" in line
+    assert " _worker " in line and line.endswith("--finish")
+    prepared = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert prepared["status"] == "prepared"
+    # A one-machine line, run as a scheduler would (no runner around it): rank 0 writes run.json.
+    out = tmp_path / "one"
+    assert cli.main(["run", toy, "--preset", "smoke", "--device", "cpu", "--out", str(out), "--no-progress",
+                     "--print-launch"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "--standalone --nproc-per-node=1" in line
+    line = line.replace(" torchrun ", f" {sys.executable} -m torch.distributed.run ", 1)
+    done = __import__("subprocess").run(["bash", "-c", line], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rec = json.loads(next(out.rglob("run.json")).read_text())
+    assert rec["status"] == "completed" and rec["world_size"] == 1 and rec["examples_per_rank"] == [32 * 12]
+    assert rec["device"]["type"] == "cpu" and rec["notes"]["distributed"] == "1 processes, backend gloo"
+    same = runner.run(request(toy, tmp_path / "ref"), echo=quiet)  # the runner's own run, same seed
+    assert rec["metrics"]["final_loss"] == pytest.approx(same.metrics["final_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nnodes", "2"], "needs --rdzv-endpoint HOST:PORT"),
+    (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"], "--node-rank must be in 0..1"),
+    (["--nnodes", "2", "--rdzv-endpoint", "nohostport"], "needs --rdzv-endpoint"),
+    (["--nproc", "0"], "--nproc must be at least 1"),
+])
+def test_impossible_process_layouts_exit_2_in_one_line(toy, tmp_path, capsys, args, message):
+    assert cli.main(["run", toy, "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- helpers experiments use

@@ -207,3 +207,48 @@ def test_cli_errors_are_one_line_with_exit_codes(toy, tmp_path):
     assert not (tmp_path / "r").exists()
     no_name = digest(tmp_path / "c.db", "run")
     assert no_name.exit_code == 2 and "--list" in no_name.stderr
+
+
+def test_both_command_lines_build_the_same_request_from_the_same_options(toy, tmp_path, monkeypatch):
+    """One option table, one builder: `digest run` and `python -m reproductions run` cannot drift apart."""
+    from reproductions import cli as runner_cli
+
+    seen = []
+
+    def capture(request, **kw):
+        seen.append(request)
+        raise KeyboardInterrupt  # stop before anything runs; both CLIs turn it into exit 130
+
+    monkeypatch.setattr(runner, "run", capture)
+    argv = [toy, "--preset", "cpu", "--device", "cpu", "--seed", "3", "--seeds", "2", "--set", "n=10",
+            "--set", "fail=false", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--nproc", "2",
+            "--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "127.0.0.1:29999", "--no-progress"]
+    assert runner_cli.main(["run", *argv]) == 130
+    assert digest(tmp_path / "c.db", "run", *argv).exit_code != 0
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0].overrides == {"n": 10, "fail": False} and seen[0].nnodes == 2 and not seen[0].progress
+    seen.clear()
+    assert runner_cli.main(["run", toy]) == 130 and digest(tmp_path / "c.db", "run", toy).exit_code != 0
+    assert seen[0] == seen[1] and seen[0].out == Path("runs") and seen[0].preset is None
+
+
+def test_cli_run_all_runs_the_campaign_and_records_every_run(toy, tmp_path):
+    db = tmp_path / "c.db"
+    open_db(db).dispose()
+    out = str(tmp_path / "results")
+    refused = digest(db, "run", "--all", "--preset", "smoke", "--device", "cpu", "--out", out)
+    assert refused.exit_code == 1 and "no planned time for preset 'smoke'" in refused.stderr
+    assert "toy-mean" in refused.stderr and "unknown" in refused.stderr  # the plan came first
+    done = digest(db, "run", "--all", "--only", toy, "--force", "--preset", "smoke", "--device", "cpu",
+                  "--no-progress", "--out", out, "--json")
+    assert done.exit_code == 0, done.output
+    rows = json.loads(done.stdout)
+    assert [(r["reproduction"], r["status"], r["metric"], r["paper"]) for r in rows] == [
+        (toy, "completed", "abs_error", 0.05)]
+    assert rows[0]["catalog_run_id"] == 1
+    runs = json.loads(digest(db, "runs", "--json").stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "completed"
+    for args, message in ((["run", toy, "--all"], "drop 'toy-mean'"), (["run", toy, "--force"], "go with --all"),
+                          (["run", "--all", "--set", "n=3"], "--set apply to one run")):
+        bad = digest(db, *args)
+        assert bad.exit_code == 2 and message in bad.stderr, bad.output

@@ -7,6 +7,7 @@ interrupted — run is recorded as a Run row of its Reproduction.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -29,8 +30,11 @@ def _runner_call(fn, *args, **kwargs):
 
 
 def record_run(st: State, run_dir: Path) -> int | None:
-    """Import `run_dir` into the catalog if one exists at ``--db``; the Run id, or None."""
-    if not st.db_path.exists():
+    """Import `run_dir` into the catalog if one exists at ``--db``; the Run id, or None.
+
+    A follower node of a multi-machine run has no record here (node 0 writes it).
+    """
+    if not st.db_path.exists() or not (run_dir / "run.json").is_file():
         return None
     from catalog.db import session
     from catalog.runs import import_run, sync_reproductions
@@ -57,44 +61,104 @@ def list_reproductions(as_json: bool) -> None:
     stdout.print(table if entries else "no reproductions found")
 
 
+def _typer_parameter(opt) -> inspect.Parameter:
+    """A typer parameter for one `reproductions.options.RunOption` (the table both CLIs share)."""
+    help_text = opt.help
+    if opt.type is bool:
+        annotation, default = bool, typer.Option(False, opt.flag, help=help_text)
+    elif opt.repeat:
+        annotation, default = Optional[List[opt.type]], typer.Option(None, opt.flag, metavar=opt.metavar,
+                                                                      help=help_text)
+    else:
+        annotation = opt.type if opt.default is not None else Optional[opt.type]
+        default = typer.Option(opt.default, opt.flag, metavar=opt.metavar, help=help_text)
+    return inspect.Parameter(opt.dest, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _with_run_options(fn):
+    """Give `fn(ctx, name, list_, as_json, **options)` a signature typer can read: the shared run options."""
+    from reproductions.options import CAMPAIGN_OPTIONS, RUN_OPTIONS
+
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                          default=typer.Argument(None, help="Reproduction to run (see `digest run --list`).")),
+        *(_typer_parameter(opt) for opt in RUN_OPTIONS),
+        inspect.Parameter("all_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--all", help="run every reproduction's preset back to back "
+                                               "(the campaign of `python -m reproductions campaign`) and record "
+                                               "each run")),
+        *(_typer_parameter(opt) for opt in CAMPAIGN_OPTIONS),
+        inspect.Parameter("list_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--list", help="List the reproductions instead of running one.")),
+        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--json",
+                                               help="With --list: JSON; after a run: the run record as JSON.")),
+    ]
+    fn.__signature__ = inspect.Signature(params)
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    return fn
+
+
+def run_all(st: State, name: str | None, options: dict, as_json: bool) -> None:
+    """`digest run --all`: the runner's campaign, then every run recorded in the catalog."""
+    from reproductions.campaign import run_campaign, table_lines
+    from reproductions.options import CAMPAIGN_SHARED, RUN_OPTIONS, campaign_from_options
+
+    if name:
+        raise UsageError(f"--all runs every reproduction; drop {name!r} (or use --all --only {name})")
+    per_run = [opt.flag for opt in RUN_OPTIONS
+               if opt.dest not in CAMPAIGN_SHARED and options[opt.dest] not in (None, [], opt.default)]
+    if per_run:
+        raise UsageError(f"{', '.join(per_run)} apply to one run, not to --all")
+    result = _runner_call(lambda: run_campaign(**campaign_from_options(options)))
+    for row in result.rows:
+        if row["run_dir"]:
+            try:
+                row["catalog_run_id"] = record_run(st, Path(row["run_dir"]))
+            except DigestError as exc:
+                print(f"digest: warning: {row['run_dir']} not recorded in the catalog: {exc}", file=sys.stderr)
+    if as_json:
+        print_json(result.rows)
+    else:
+        stdout.print("\n".join(table_lines(result.rows)), markup=False, highlight=False, soft_wrap=True)
+    if result.status == "interrupted":
+        fail(f"interrupted; run the same command again to resume ({result.state_path})", 130)
+    if result.status == "failed":
+        failed = ", ".join(r["reproduction"] for r in result.rows if r["status"] == "failed")
+        fail(f"failed: {failed} (see their run.json); run again to retry them", 1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def run(
-        ctx: typer.Context,
-        name: Optional[str] = typer.Argument(None, help="Reproduction to run (see `digest run --list`)."),
-        preset: Optional[str] = typer.Option(None, "--preset", help="smoke | cpu | gpu (default: gpu with CUDA, else cpu)."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
-        seed: int = typer.Option(0, "--seed", help="First seed."),
-        seeds: Optional[int] = typer.Option(None, "--seeds", help="Run seeds seed..seed+N-1; metrics get mean and std."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
-                                                 help="Override a preset config key (JSON value); also compile=true."),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Datasets folder (default $DIGEST_DATA)."),
-        out: Path = typer.Option(Path("runs"), "--out", help="Runs folder."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of NAME in --out."),
-        resume_from: Optional[Path] = typer.Option(None, "--resume-from", metavar="RUN_DIR", help="Continue this run folder."),
-        nproc: int = typer.Option(1, "--nproc", help="Processes under torchrun (DDP; NCCL on CUDA, gloo on CPU)."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-        list_: bool = typer.Option(False, "--list", help="List the reproductions instead of running one."),
-        as_json: bool = typer.Option(False, "--json", help="With --list: JSON; after a run: the run record as JSON."),
-    ) -> None:
+    @_with_run_options
+    def run(ctx: typer.Context, name: Optional[str], *, all_: bool, list_: bool, as_json: bool, **options) -> None:
         """Run a paper reproduction and record the run in the catalog.
 
         Writes `OUT/NAME/<UTC time>/` (run.json, metrics.jsonl, curves.png, checkpoint) and,
         when the catalog exists, a Run row. Example: `digest run drophead --preset smoke`.
+        The options are those of `python -m reproductions run` (one table: reproductions/options.py).
         """
         if list_:
             list_reproductions(as_json)
             return
-        if not name:
-            raise UsageError("name a reproduction to run, or use --list to see them")
-        from reproductions.runner import RunRequest, error_line, parse_sets, run as run_reproduction, summary_lines
+        if all_:
+            run_all(state(ctx), name, options, as_json)
+            return
+        from reproductions.options import CAMPAIGN_OPTIONS
 
-        request = _runner_call(lambda: RunRequest(
-            name=name, preset=preset, device=device, seed=seed, seeds=seeds, overrides=parse_sets(sets),
-            data_dir=data_dir, out=out, resume=resume, resume_from=resume_from, nproc=nproc,
-            progress=not no_progress))
-        if preset is not None and preset not in ("smoke", "cpu", "gpu"):
-            raise UsageError(f"unknown preset {preset!r}; choose smoke, cpu or gpu")
+        given = [opt.flag for opt in CAMPAIGN_OPTIONS if options[opt.dest] not in (None, [], opt.default)]
+        if given:
+            raise UsageError(f"{', '.join(given)} go with --all (a campaign of every reproduction)")
+        if not name:
+            raise UsageError("name a reproduction to run, or use --all or --list")
+        from reproductions.options import request_from_options
+        from reproductions.runner import error_line, prepare_launch, run as run_reproduction, summary_lines
+
+        request = _runner_call(request_from_options, name, options)
+        if options["print_launch"]:
+            stdout.print(_runner_call(prepare_launch, request), markup=False, highlight=False, soft_wrap=True)
+            return
         result = _runner_call(run_reproduction, request)
         st = state(ctx)
         try:
@@ -106,9 +170,10 @@ def register(app: typer.Typer) -> None:
             print_json({**result.record, "run_dir": str(result.run_dir), "catalog_run_id": run_id})
         else:
             stdout.print("\n".join(summary_lines(result)), markup=False, highlight=False)
-            stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
-                         f"no catalog at {st.db_path}: not recorded (later: digest import-runs {out})",
-                         markup=False, highlight=False)
+            if not result.record.get("node_rank"):  # a follower node has nothing to record
+                stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
+                             f"no catalog at {st.db_path}: not recorded (later: digest import-runs {request.out})",
+                             markup=False, highlight=False)
         line = error_line(result)
         if line:
             fail(line, result.exit_code)
