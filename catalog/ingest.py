@@ -264,12 +264,14 @@ PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 
 
 def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> None:
+    import queue as queue_mod
+
     def put(item) -> None:
         while True:
             try:
                 queue.put(item, timeout=1.0)
                 return
-            except Exception:  # queue.Full: the parent is slow, or gone (killed)
+            except queue_mod.Full:  # the parent is slow, or gone (killed)
                 if os.getppid() != parent_pid:
                     os._exit(1)
 
@@ -335,8 +337,8 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
         return ingest_records(engine, records, on_progress=on_progress)
     except ParseError as exc:
         raise DigestError(str(exc)) from exc
-    except KeyError as exc:  # unknown --format name
-        raise DigestError(exc.args[0]) from exc
+    except formats.UnknownFormat as exc:  # a bad --format name (not any KeyError: that would hide bugs)
+        raise DigestError(str(exc)) from exc
     except (OSError, UnicodeError) as exc:
         raise DigestError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
 
