@@ -314,6 +314,43 @@ def test_250_ids_take_three_paced_requests_on_one_connection(fake_arxiv, tmp_pat
     assert rows(engine, "SELECT count(*) FROM paper WHERE status='ok'") == [(250,)]
 
 
+def _many(fake_arxiv, tmp_path, n=250):
+    ids = [f"2101.{k:05d}" for k in range(1, n + 1)]
+    fake_arxiv.entries.update({i: synthetic_entry(i) for i in ids})
+    engine = open_db(tmp_path / "many.db")
+    add(engine, ids, offline=True)
+    return engine
+
+
+def test_network_lost_mid_sync_keeps_the_batches_already_stored(fake_arxiv, tmp_path):
+    engine = _many(fake_arxiv, tmp_path)
+    fake_arxiv.script = [None, "stall", "stall"]  # the first batch is answered, then nothing
+    report = sync(engine, transport=make_transport(fake_arxiv, read_timeout_s=0.5, retries=1))
+    assert report.offline and (report.fetched, report.requests, len(report.pending)) == (100, 3, 150)
+    assert rows(engine, "SELECT status, count(*) FROM paper GROUP BY status ORDER BY 1") == [("ok", 100), ("pending", 150)]
+
+
+def test_a_failed_write_stops_the_sync_and_is_raised(fake_arxiv, tmp_path, monkeypatch):
+    import sqlite3
+
+    import catalog.arxiv.syncer as syncer
+
+    engine = _many(fake_arxiv, tmp_path)
+    real_store, calls = syncer.store_papers, []
+
+    def store_then_fail(conn, found, missing=()):
+        calls.append(len(found))
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real_store(conn, found, missing)
+
+    monkeypatch.setattr(syncer, "store_papers", store_then_fail)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        sync(engine, transport=make_transport(fake_arxiv))
+    assert calls == [100, 100]  # nothing stored after the failure, though a third batch may have been fetched
+    assert rows(engine, "SELECT status, count(*) FROM paper GROUP BY status ORDER BY 1") == [("ok", 100), ("pending", 150)]
+
+
 def test_pacing_counts_time_already_spent():
     clock = FakeClock()
 

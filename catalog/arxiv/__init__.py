@@ -17,19 +17,19 @@ The modules, each with one job:
 - `client`: an `arxiv.Search` as paged API requests;
 - `meta`: a `Result` as the values of a `paper` row;
 - `store`: those rows, their category tags and the posts linking them, in the catalog;
-- `sync` and `add`: the two operations the CLI offers.
+- `syncer` (`sync`) and `adder` (`add`): the two operations the CLI offers.
 
 Only the `arxiv` package's public API is used (`Search`, `Result`, `Result.Author`,
 `Result.Link`).
 """
 
-from catalog.arxiv.add import add, parse_add_args
+from catalog.arxiv.adder import add, parse_add_args
 from catalog.arxiv.client import ArxivClient, query_url
 from catalog.arxiv.errors import ArxivResponseError, NetworkDown
 from catalog.arxiv.feed import ParsedPage, parse_feed
 from catalog.arxiv.meta import PaperMeta, category_tag, paper_meta, split_version
 from catalog.arxiv.store import store_papers
-from catalog.arxiv.sync import SyncReport, sync
+from catalog.arxiv.syncer import SyncReport, sync
 from catalog.arxiv.transport import API_URL_ENV, DEFAULT_API_URL, MAX_BATCH, USER_AGENT, ClientConfig, Transport
 
 __all__ = [

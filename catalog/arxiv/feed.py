@@ -22,6 +22,8 @@ from catalog.arxiv.errors import ArxivResponseError
 _A = "{http://www.w3.org/2005/Atom}"
 _X = "{http://arxiv.org/schemas/atom}"
 _OPENSEARCH_TOTAL = "{http://a9.com/-/spec/opensearch/1.1/}totalResults"
+_FEED, _ENTRY, _AUTHOR, _NAME, _LINK, _CATEGORY = (_A + t for t in ("feed", "entry", "author", "name", "link", "category"))
+_AFFILIATION, _PRIMARY = _X + "affiliation", _X + "primary_category"
 _TEXT_FIELDS = {_A + "id": "id", _A + "title": "title", _A + "summary": "summary", _A + "updated": "updated",
                 _A + "published": "published", _X + "comment": "comment", _X + "journal_ref": "journal_ref",
                 _X + "doi": "doi"}
@@ -43,10 +45,10 @@ def parse_feed(content: bytes) -> ParsedPage:
         root = etree.fromstring(content, _STRICT_XML)
     except etree.XMLSyntaxError as exc:
         raise ArxivResponseError(f"malformed response from the arXiv API (not valid XML: {exc})") from exc
-    if root.tag != _A + "feed":
+    if root.tag != _FEED:
         raise ArxivResponseError(f"unexpected response from the arXiv API: root element {root.tag!r}, not an Atom feed")
     results, error_ids = [], []
-    for entry in root.iterchildren(_A + "entry"):
+    for entry in root.iterchildren(_ENTRY):
         result = _entry_result(entry)
         if isinstance(result, str):
             error_ids.append(result)
@@ -85,24 +87,24 @@ def _entry_result(entry) -> arxiv.Result | str | None:
         name = _TEXT_FIELDS.get(tag)
         if name is not None:
             fields[name] = child.text
-        elif tag == _A + "author":
+        elif tag == _AUTHOR:
             author_name, affiliations = "", []
             for part in child:
-                if part.tag == _A + "name":
+                if part.tag == _NAME:
                     author_name = part.text or ""
-                elif part.tag == _X + "affiliation" and part.text is not None:
+                elif part.tag == _AFFILIATION and part.text is not None:
                     affiliations.append(part.text)
             authors.append(arxiv.Result.Author(author_name, affiliations))
-        elif tag == _A + "link":
+        elif tag == _LINK:
             href = child.get("href")
             if href is not None:
                 links.append(arxiv.Result.Link(href, title=child.get("title"), rel=child.get("rel") or "",
                                                content_type=child.get("type")))
-        elif tag == _A + "category":
+        elif tag == _CATEGORY:
             term = child.get("term")
             if term is not None:
                 categories.append(term)
-        elif tag == _X + "primary_category":
+        elif tag == _PRIMARY:
             primary = child.get("term") or ""
     entry_id = (fields.get("id") or "").strip()
     bad = _ERROR_ENTRY.search(entry_id) if "/api/errors" in entry_id else None

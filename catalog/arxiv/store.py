@@ -7,6 +7,7 @@ batch is stored whole or not at all.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import Connection
@@ -34,6 +35,11 @@ _MARK_MISSING = (
     " status=CASE WHEN paper.title IS NULL THEN excluded.status ELSE paper.status END")
 
 
+def _sql_time(value: datetime | None) -> str | None:
+    """What sqlite3's default datetime adapter would store, without its per-value call overhead."""
+    return None if value is None else value.isoformat(" ")
+
+
 def store_papers(conn: Connection, found: list[PaperMeta],
                  missing: Iterable[tuple[str, PaperStatus]] = ()) -> list[int]:
     """Upsert fetched papers and mark `missing` ids ``(arxiv_id, status)``; returns the posts touched.
@@ -41,12 +47,12 @@ def store_papers(conn: Connection, found: list[PaperMeta],
     Category tags are rewritten for these papers and for the posts linking them, and those
     posts' search rows are rebuilt (their text now includes the paper's title and abstract).
     """
-    now = utcnow()
+    now = _sql_time(utcnow())
     if found:
         conn.exec_driver_sql(_UPSERT, [
             (m.arxiv_id, m.version, m.title, json.dumps(m.authors, ensure_ascii=False), m.abstract,
-             m.primary_category, json.dumps(m.categories), m.published, m.updated, m.pdf_url, m.doi,
-             m.journal_ref, m.comment, m.status.value, now) for m in found])
+             m.primary_category, json.dumps(m.categories), _sql_time(m.published), _sql_time(m.updated), m.pdf_url,
+             m.doi, m.journal_ref, m.comment, m.status.value, now) for m in found])
     missing = [(arxiv_id, PaperStatus(status).value, now) for arxiv_id, status in missing]
     if missing:
         conn.exec_driver_sql(_MARK_MISSING, missing)

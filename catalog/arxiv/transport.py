@@ -87,6 +87,13 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = config.user_agent
+        # Proxy and CA-bundle settings from the environment, read once: with `trust_env` requests
+        # reads them again, and looks for ~/.netrc, on every request (a few ms each on a busy
+        # disk). arXiv needs no credentials, so .netrc is not consulted at all.
+        env = self.session.merge_environment_settings(config.api_url, {}, None, None, None)
+        self.session.trust_env = False
+        self.session.proxies.update(env["proxies"])
+        self.session.verify = env["verify"]
         self.sent: list[tuple[float, str]] = []
         self._last_done: float | None = None
         self._ever_answered = False

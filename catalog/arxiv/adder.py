@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from catalog.arxiv.errors import NetworkDown
 from catalog.arxiv.meta import paper_meta
 from catalog.arxiv.store import record_ids, store_papers, with_status
-from catalog.arxiv.sync import Syncer, SyncReport
+from catalog.arxiv.syncer import Syncer, SyncReport
 from catalog.arxiv.transport import ClientConfig, Transport
 from catalog.errors import UsageError
 from scrapers.normalize import normalize_arxiv_id
