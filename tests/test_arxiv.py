@@ -11,6 +11,7 @@ test ends, so a client read timeout fires whatever the load.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -113,7 +114,8 @@ class FakeArxiv:
         args = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         with self.lock:
             self.requests.append({"path": url.path, "args": args, "port": handler.client_address[1],
-                                  "agent": handler.headers.get("User-Agent", "")})
+                                  "agent": handler.headers.get("User-Agent", ""), "target": handler.path,
+                                  "accept_encoding": handler.headers.get("Accept-Encoding", "")})
             action = self.script.pop(0) if self.script else None
         if action == "stall":
             self.released.wait(60)
@@ -137,6 +139,8 @@ class FakeArxiv:
             body = body[: len(body) // 2]
         if action == "html":
             body = b"<html><body>captive portal</body></html>"
+        if action == "gzip":
+            return self.send(handler, 200, gzip.compress(body), "application/atom+xml", {"Content-Encoding": "gzip"})
         self.send(handler, 200, body, "application/atom+xml; charset=utf-8")
 
     @staticmethod
@@ -469,6 +473,28 @@ def test_offline_sync_touches_nothing_and_lists_pending(catalog_engine):
     report = sync(catalog_engine, offline=True)
     assert report.offline and report.requests == 0 and dump(catalog_engine) == before
     assert report.pending == ["1807.03819", "2004.13342", "2312.99999", "hep-th/9901001"]
+
+
+def test_gzip_answer_is_decoded(fake_arxiv, catalog_engine):
+    fake_arxiv.script = ["gzip"]
+    report = sync(catalog_engine, transport=make_transport(fake_arxiv))
+    assert report.fetched == 3 and "gzip" in fake_arxiv.requests[0]["accept_encoding"]
+    assert get_paper(catalog_engine, "1807.03819")["title"] == "Universal Transformers"
+
+
+def test_http_proxy_from_the_environment_is_used(fake_arxiv, catalog_engine, monkeypatch):
+    proxy = fake_arxiv.url.rsplit("/api/", 1)[0]  # the stand-in plays the proxy: it reads absolute URLs too
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    looked_up = []
+    clock = FakeClock()
+    transport = Transport(ClientConfig(api_url="http://arxiv.invalid/api/query"), clock=clock, sleep=clock.sleep,
+                          resolve=lambda host, port: looked_up.append((host, port)))
+    report = sync(catalog_engine, transport=transport)
+    assert report.fetched == 3 and looked_up == [("127.0.0.1", int(proxy.rsplit(":", 1)[1]))]
+    assert fake_arxiv.requests[0]["target"].startswith("http://arxiv.invalid/api/query?")
 
 
 def test_connection_refused_fails_fast_and_is_offline(catalog_engine):

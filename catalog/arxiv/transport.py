@@ -5,7 +5,10 @@ no request timeout (a dead network hangs the command), no way to set our User-Ag
 retries at once without backoff and ignores Retry-After, paces on the wall clock (tests
 would have to sleep), and turns "no network" into the same exception as an HTTP error.
 Its request path is reachable only through private names (``_session``,
-``_parse_feed``), which we do not use. So the request path is `requests` directly; the
+``_parse_feed``), which we do not use. So the request path is our own, on the standard
+library's `http.client` (not `requests`, which the package uses: per request it
+re-encodes the 1.5 KB URL character by character and re-reads the environment, several
+times the CPU of the exchange itself, and most of a no-pacing sync's overhead). The
 package still describes the query (`arxiv.Search`, see `catalog.arxiv.client`) and the
 results (`arxiv.Result`, see `catalog.arxiv.feed`).
 
@@ -16,17 +19,22 @@ pacing on a fake clock and the DNS handling with a resolver they control.
 
 from __future__ import annotations
 
+import functools
+import gzip
+import http.client
 import os
+import platform
 import re
+import select
 import socket
+import ssl
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Callable
 from urllib.parse import urlsplit
-
-import requests
 
 from catalog.arxiv.errors import ArxivResponseError, NetworkDown
 from catalog.errors import UsageError
@@ -34,7 +42,7 @@ from catalog.errors import UsageError
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 API_URL_ENV = "DIGEST_ARXIV_API_URL"
 USER_AGENT = (f"paper-digest/0.1 (catalog of ML paper digests; arXiv metadata sync; "
-              f"python-arxiv/{version('arxiv')}; requests/{requests.__version__})")
+              f"python-arxiv/{version('arxiv')}; python/{platform.python_version()})")
 MAX_BATCH = 100  # arXiv's advice for id_list queries
 MAX_RETRY_AFTER_S = 120.0
 
@@ -71,7 +79,9 @@ class Transport:
     """GETs over one kept-alive connection, paced, with timeouts and backoff.
 
     `clock` and `sleep` default to ``time.monotonic`` / ``time.sleep``; `resolve` to the
-    system resolver. `sent` records ``(clock(), url)`` per request.
+    system resolver. `sent` records ``(clock(), url)`` per request. A proxy named in the
+    environment (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``) is used as `requests`
+    would: a CONNECT tunnel for https, absolute URLs for http.
     """
 
     def __init__(self, config: ClientConfig, *, clock: Callable[[], float] = time.monotonic,
@@ -80,27 +90,18 @@ class Transport:
         self.clock = clock
         self.sleep = sleep
         self.resolve = resolve
-        self.session = requests.Session()
-        # One connection, no urllib3-level retries: the retry policy is ours alone.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0,
-                                                pool_block=True)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = config.user_agent
-        # Proxy and CA-bundle settings from the environment, read once: with `trust_env` requests
-        # reads them again, and looks for ~/.netrc, on every request (a few ms each on a busy
-        # disk). arXiv needs no credentials, so .netrc is not consulted at all.
-        env = self.session.merge_environment_settings(config.api_url, {}, None, None, None)
-        self.session.trust_env = False
-        self.session.proxies.update(env["proxies"])
-        self.session.verify = env["verify"]
         self.sent: list[tuple[float, str]] = []
+        self._target = urlsplit(config.api_url)
+        self._proxy = _proxy_for(config.api_url)
+        self._conn: http.client.HTTPConnection | None = None
         self._last_done: float | None = None
         self._ever_answered = False
         self._resolved = False
 
     def close(self) -> None:
-        self.session.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _wait_turn(self, at_least: float = 0.0) -> None:
         wait = at_least
@@ -109,18 +110,22 @@ class Transport:
         if wait > 0:
             self.sleep(wait)
 
-    def _resolve_once(self, url: str) -> None:
-        """Look the host up once, bounded by the connect timeout: requests' timeout does not
+    def _peer(self) -> tuple[str, int]:
+        """The host and port we connect to: the proxy's, if there is one."""
+        parts = self._proxy or self._target
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+    def _resolve_once(self) -> None:
+        """Look the host up once, bounded by the connect timeout: a socket timeout does not
         cover DNS, and a resolver that never answers must not hang the command."""
         if self._resolved:
             return
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host, port = self._peer()
         answer: list = []
 
         def lookup() -> None:
             try:
-                self.resolve(parts.hostname, port)
+                self.resolve(host, port)
                 answer.append(None)
             except OSError as exc:
                 answer.append(exc)
@@ -130,16 +135,70 @@ class Transport:
         worker.start()
         worker.join(self.config.connect_timeout_s)
         if not answer:
-            raise NetworkDown(f"cannot reach the arXiv API at {parts.netloc}: DNS lookup timed out "
+            raise NetworkDown(f"cannot reach the arXiv API at {host}: DNS lookup timed out "
                               f"after {self.config.connect_timeout_s:g} s")
         if answer[0] is not None:
-            raise NetworkDown(f"cannot reach the arXiv API at {parts.netloc}: DNS lookup failed ({answer[0]})")
+            raise NetworkDown(f"cannot reach the arXiv API at {host}: DNS lookup failed ({answer[0]})")
         self._resolved = True
+
+    def _connect(self) -> http.client.HTTPConnection:
+        """The kept-alive connection, opened (with the connect timeout) when there is none."""
+        if self._conn is not None and self._conn.sock is not None and not _dropped(self._conn.sock):
+            return self._conn
+        self.close()
+        host, port = self._peer()
+        cfg = self.config
+        if self._target.scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=cfg.connect_timeout_s, context=_tls_context())
+            if self._proxy:
+                conn.set_tunnel(self._target.hostname, self._target.port or 443)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=cfg.connect_timeout_s)
+        self._conn = conn
+        conn.connect()
+        conn.sock.settimeout(cfg.read_timeout_s)  # from here on, the socket timeout bounds each read
+        return conn
+
+    def _request_target(self, url: str) -> str:
+        if self._proxy and self._target.scheme == "http":
+            return url  # an http proxy takes the absolute URL
+        parts = urlsplit(url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def _exchange(self, url: str) -> tuple[int, dict, bytes]:
+        """One request and its whole answer: (status, headers, body)."""
+        cfg = self.config
+        try:
+            conn = self._connect()
+        except TimeoutError as exc:
+            self.close()
+            raise NetworkDown(f"cannot reach the arXiv API at {_host(url)}: connect timed out "
+                              f"after {cfg.connect_timeout_s:g} s") from exc
+        except OSError as exc:  # refused, unreachable, no route, TLS handshake failure
+            self.close()
+            raise _Unreachable(exc) from exc
+        try:
+            conn.request("GET", self._request_target(url), headers={
+                "User-Agent": cfg.user_agent, "Accept-Encoding": "gzip", "Connection": "keep-alive"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except BaseException:
+            self.close()  # a half-read answer leaves the connection unusable
+            raise
+        if resp.will_close:
+            self.close()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        if headers.get("content-encoding", "").lower() == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError) as exc:
+                raise ArxivResponseError(f"malformed response from the arXiv API (bad gzip body: {exc})") from exc
+        return resp.status, headers, body
 
     def get(self, url: str) -> bytes:
         """The body of a 200 answer; retries what is worth retrying, raises the rest."""
         cfg = self.config
-        self._resolve_once(url)
+        self._resolve_once()
         last_problem = ""
         asked_wait = 0.0  # a Retry-After the server sent with its 503/429
         for attempt in range(cfg.retries + 1):
@@ -147,38 +206,71 @@ class Transport:
             self._wait_turn(max(backoff, asked_wait))
             self.sent.append((self.clock(), url))
             try:
-                resp = self.session.get(url, timeout=(cfg.connect_timeout_s, cfg.read_timeout_s))
-                body = resp.content
-            except requests.exceptions.ConnectTimeout as exc:
-                raise NetworkDown(f"cannot reach the arXiv API at {_host(url)}: connect timed out "
-                                  f"after {cfg.connect_timeout_s:g} s") from exc
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError) as exc:
-                last_problem = f"no answer within {cfg.read_timeout_s:g} s" \
-                    if isinstance(exc, requests.exceptions.ReadTimeout) else "answer cut off"
+                status, headers, body = self._exchange(url)
+            except TimeoutError:
+                last_problem = f"no answer within {cfg.read_timeout_s:g} s"
                 continue
-            except requests.exceptions.ConnectionError as exc:
-                # Refused or no DNS before anything ever answered: no network, fail fast.
+            except http.client.IncompleteRead:
+                last_problem = "answer cut off"
+                continue
+            except (_Unreachable, ConnectionError, http.client.RemoteDisconnected) as exc:
+                # Refused or unreachable before anything ever answered: no network, fail fast.
                 # A dropped connection to a server that has answered before is transient.
+                reason = _reason(exc.__cause__ if isinstance(exc, _Unreachable) else exc)
                 if not self._ever_answered:
-                    raise NetworkDown(f"cannot reach the arXiv API at {_host(url)}: {_reason(exc)}") from exc
-                last_problem = f"connection lost ({_reason(exc)})"
+                    raise NetworkDown(f"cannot reach the arXiv API at {_host(url)}: {reason}") from exc
+                last_problem = f"connection lost ({reason})"
                 continue
-            except requests.exceptions.RequestException as exc:
+            except (http.client.HTTPException, OSError) as exc:
                 raise ArxivResponseError(f"arXiv API request failed: {exc.__class__.__name__}: {exc}") from exc
             finally:
                 self._last_done = self.clock()
             self._ever_answered = True
-            if resp.status_code == 200:
+            if status == 200:
                 return body
-            if resp.status_code >= 500 or resp.status_code == 429:
-                last_problem = f"HTTP {resp.status_code}"
-                asked_wait = _retry_after(resp.headers.get("Retry-After"))
+            if status >= 500 or status == 429:
+                last_problem = f"HTTP {status}"
+                asked_wait = _retry_after(headers.get("retry-after"))
                 continue
-            raise ArxivResponseError(f"arXiv API answered HTTP {resp.status_code} for {_short(url)}",
-                                     status=resp.status_code, body=body)
+            raise ArxivResponseError(f"arXiv API answered HTTP {status} for {_short(url)}", status=status, body=body)
         if last_problem.startswith("HTTP"):
             raise ArxivResponseError(f"arXiv API answered {last_problem} {cfg.retries + 1} times; try again later")
         raise NetworkDown(f"arXiv API at {_host(url)}: {last_problem}, {cfg.retries + 1} tries")
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """An idle kept-alive socket with something to read has been closed by the server."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class _Unreachable(Exception):
+    """Opening the connection failed (the OSError is its cause)."""
+
+
+def _proxy_for(url: str):
+    """The proxy the environment names for `url` (``urlsplit`` of it), or None."""
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    return urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else None
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Certificates as `requests` finds them: its environment variables, else certifi's bundle."""
+    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not cafile:
+        try:
+            import certifi
+
+            cafile = certifi.where()
+        except ImportError:
+            cafile = None
+    return ssl.create_default_context(cafile=cafile)
 
 
 def _retry_after(value: str | None) -> float:
@@ -197,7 +289,11 @@ def _short(url: str) -> str:
     return url if len(url) < 120 else url[:117] + "..."
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "DNS lookup failed"
     text = str(exc)
     for needle, reason in (("Name or service not known", "DNS lookup failed"),
                            ("Temporary failure in name resolution", "DNS lookup failed"),
