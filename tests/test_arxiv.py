@@ -697,8 +697,9 @@ def test_cli_errors_and_exit_codes(fake_arxiv, cli_db):
     assert r.exit_code == 2
     r = _cli(cli_db.parent / "missing.db", "arxiv", "sync", "--offline")
     assert r.exit_code == 1 and "no catalog at" in r.stderr and not (cli_db.parent / "missing.db").exists()
-    r = _cli(cli_db, "arxiv", "sync", "--api-url", "ftp://example")
-    assert r.exit_code == 2 and "bad arXiv API URL" in r.stderr
+    for bad_url in ("ftp://example", "http://example:port/api/query"):
+        r = _cli(cli_db, "arxiv", "sync", "--api-url", bad_url)
+        assert r.exit_code == 2 and "bad arXiv API URL" in r.stderr and r.stderr.count("\n") == 1
     fake_arxiv.script = ["truncated"]
     r = _cli(cli_db, "arxiv", "sync", "--api-url", fake_arxiv.url)
     assert r.exit_code == 1 and "malformed response" in r.stderr and "Traceback" not in r.output

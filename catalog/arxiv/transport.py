@@ -66,9 +66,17 @@ class ClientConfig:
     def from_env(cls, api_url: str | None = None, **overrides) -> ClientConfig:
         """Defaults, with the API URL from the argument, else ``$DIGEST_ARXIV_API_URL``."""
         url = api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise UsageError(f"bad arXiv API URL {url!r}: expected http(s)://host/path")
+        if not re.match(r"^https?://[^/\s]+", url) or not _port_ok(url):
+            raise UsageError(f"bad arXiv API URL {url!r}: expected http(s)://host[:port]/path")
         return cls(api_url=url, **overrides)
+
+
+def _port_ok(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a port that is not a number
+        return True
+    except ValueError:
+        return False
 
 
 def system_resolver(host: str, port: int) -> object:
