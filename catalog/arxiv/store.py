@@ -59,7 +59,8 @@ def store_papers(conn: Connection, found: list[PaperMeta],
     if not found:
         return []
     paper_ids = dict(select_in(conn, "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN", [m.arxiv_id for m in found]))
-    names = sorted({category_tag(c) for m in found for c in m.categories})
+    tag_of = {c: category_tag(c) for m in found for c in m.categories}
+    names = sorted(set(tag_of.values()))
     if names:
         conn.exec_driver_sql("INSERT OR IGNORE INTO tag(name) VALUES (?)", [(n,) for n in names])
     tag_ids = dict(select_in(conn, "SELECT name, id FROM tag WHERE name IN", names)) if names else {}
@@ -67,7 +68,7 @@ def store_papers(conn: Connection, found: list[PaperMeta],
     for part in chunked(pids):
         conn.exec_driver_sql(f"DELETE FROM paper_tag WHERE origin='arxiv-category' AND paper_id IN ({placeholders(part)})",
                              tuple(part))
-    rows = {(paper_ids[m.arxiv_id], tag_ids[category_tag(c)]) for m in found for c in m.categories}
+    rows = {(paper_ids[m.arxiv_id], tag_ids[tag_of[c]]) for m in found for c in m.categories}
     if rows:
         conn.exec_driver_sql("INSERT OR IGNORE INTO paper_tag(paper_id, tag_id, origin) VALUES (?, ?, 'arxiv-category')",
                              sorted(rows))
