@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import Connection, Engine
 
 from catalog.errors import DigestError
-from catalog.models import to_naive_utc, utcnow
+from catalog.models import PaperStatus, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
@@ -124,7 +124,8 @@ class _Upserter:
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
         return self._ensure_ids(
             self.paper_ids, ids,
-            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
+            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status)"
+            f" VALUES (?, '[]', '[]', '{PaperStatus.PENDING}')",
             "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
     def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
