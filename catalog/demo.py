@@ -1,19 +1,23 @@
-"""`digest demo`: the main job on the bundled sample corpus, end to end and offline."""
+"""The main job on the bundled sample corpus, end to end and offline-safe (`digest demo` prints it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import typer
+from sqlalchemy import Engine
 
-from catalog.cli.common import state, stdout
+from catalog.arxiv import SyncReport
 from catalog.arxiv import sync as sync_arxiv
 from catalog.db import session
+from catalog.ingest import IngestStats, ingest_paths
 from catalog.runs import import_runs, sync_reproductions
-from catalog.ingest import ingest_paths
-from catalog.search import search
+from catalog.search import Hit, search
+from catalog.sitegen import BuildResult
 from catalog.sitegen import build_site as build_static_site
+
+DEMO_QUERIES = ("drophead", "головы внимания", "注意力")  # one per language of the sample corpus
 
 
 def sample_corpus() -> list[Path]:
@@ -28,24 +32,28 @@ def committed_results() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = False) -> None:
-    st = state(ctx)
-    engine = st.engine()
+@dataclass
+class DemoReport:
+    ingest: IngestStats
+    reproductions: int
+    runs_imported: int
+    arxiv: SyncReport
+    searches: list[tuple[str, list[Hit]]] = field(default_factory=list)
+    site: BuildResult | None = None
+
+
+def run_demo(engine: Engine, *, build_site: bool = True, offline: bool = False,
+             site_out: Path = Path("build")) -> DemoReport:
+    """Ingest the sample corpus, register reproductions and their committed runs, sync arXiv
+    (offline-safe), run one search per language and build the site into `site_out`."""
     stats = ingest_paths(engine, sample_corpus())
-    stdout.print(f"[bold]ingested[/bold] {stats.posts} posts from {stats.sources} sources into {st.db_path} "
-                 f"({stats.posts_new} new, {stats.posts_updated} updated, {stats.posts_unchanged} unchanged)")
     with session(engine) as s:
         repros = sync_reproductions(s)
         results = committed_results()
         runs = import_runs(s, results, sync=False) if results else []
-    stdout.print(f"[bold]reproductions[/bold] {len(repros)} registered, {len(runs)} recorded runs imported")
-    report = sync_arxiv(engine, offline=offline)
-    stdout.print(f"[bold]arXiv[/bold] {report.fetched} papers fetched, {len(report.pending)} pending"
-                 + (f" ({report.warning})" if report.warning else ""))
-    for query in ("drophead", "головы внимания", "注意力"):
-        hits = search(engine, query, limit=3)
-        stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))
+    report = DemoReport(ingest=stats, reproductions=len(repros), runs_imported=len(runs),
+                        arxiv=sync_arxiv(engine, offline=offline))
+    report.searches = [(query, search(engine, query, limit=3)) for query in DEMO_QUERIES]
     if build_site:
-        result = build_static_site(engine, Path("build"))
-        stdout.print(f"[bold]site[/bold] {result.generated.pages} pages built into {result.site_dir}"
-                     f" (open {result.site_dir / 'index.html'}, or run `digest site serve`)")
+        report.site = build_static_site(engine, site_out)
+    return report

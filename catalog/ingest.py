@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import Connection, Engine
 
 from catalog.errors import DigestError
-from catalog.models import to_naive_utc, utcnow
+from catalog.models import PaperStatus, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
@@ -124,7 +124,8 @@ class _Upserter:
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
         return self._ensure_ids(
             self.paper_ids, ids,
-            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
+            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status)"
+            f" VALUES (?, '[]', '[]', '{PaperStatus.PENDING}')",
             "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
     def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
@@ -264,12 +265,14 @@ PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 
 
 def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> None:
+    import queue as queue_mod
+
     def put(item) -> None:
         while True:
             try:
                 queue.put(item, timeout=1.0)
                 return
-            except Exception:  # queue.Full: the parent is slow, or gone (killed)
+            except queue_mod.Full:  # the parent is slow, or gone (killed)
                 if os.getppid() != parent_pid:
                     os._exit(1)
 
@@ -335,8 +338,8 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
         return ingest_records(engine, records, on_progress=on_progress)
     except ParseError as exc:
         raise DigestError(str(exc)) from exc
-    except KeyError as exc:  # unknown --format name
-        raise DigestError(exc.args[0]) from exc
+    except formats.UnknownFormat as exc:  # a bad --format name (not any KeyError: that would hide bugs)
+        raise DigestError(str(exc)) from exc
     except (OSError, UnicodeError) as exc:
         raise DigestError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
 

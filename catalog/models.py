@@ -6,6 +6,7 @@ Times are stored as naive UTC (SQLite has no zones); `as_utc` makes them aware a
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -104,6 +105,16 @@ class PostTag(Base):
     tag: Mapped[Tag] = relationship()
 
 
+class PaperStatus(StrEnum):
+    """Where a paper's arXiv metadata stands; the value is what the `paper.status` column holds."""
+
+    PENDING = "pending"      # never asked (or not yet answered)
+    OK = "ok"                # metadata fetched
+    WITHDRAWN = "withdrawn"  # fetched, and the authors withdrew it (metadata kept)
+    NOT_FOUND = "not_found"  # arXiv does not know the id
+    ERROR = "error"          # arXiv rejected the id as malformed
+
+
 class Paper(Base):
     __tablename__ = "paper"
 
@@ -121,8 +132,7 @@ class Paper(Base):
     doi: Mapped[str | None] = mapped_column(Text)
     journal_ref: Mapped[str | None] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text)
-    # pending (never asked) | ok | not_found | withdrawn | error
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=PaperStatus.PENDING.value)  # a PaperStatus value
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     posts: Mapped[list[PostPaper]] = relationship(back_populates="paper", cascade="all, delete-orphan")

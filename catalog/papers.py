@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import DigestError, UsageError
-from catalog.models import Paper, PaperTag, Post, PostPaper, Reproduction, Tag, iso_utc
+from catalog.models import Paper, PaperStatus, PaperTag, Post, PostPaper, Reproduction, Tag, iso_utc
 from catalog.sqlutil import chunked
 from scrapers.normalize import normalize_arxiv_id, normalize_hashtag
 
@@ -19,6 +19,14 @@ def parse_paper_id(value: str) -> str:
         return normalize_arxiv_id(value)[0]
     except ValueError:
         raise UsageError(f"not an arXiv id: {value!r} (e.g. 2004.13342 or hep-th/9901001)") from None
+
+
+def paper_status(value: str) -> PaperStatus:
+    """A user-typed status (``--status not_found``) as a `PaperStatus`."""
+    try:
+        return PaperStatus(value)
+    except ValueError:
+        raise UsageError(f"unknown --status {value!r}: use one of {', '.join(PaperStatus)}") from None
 
 
 def paper_titles(conn: Connection | Session | Engine, arxiv_ids: Iterable[str]) -> dict[str, str]:
@@ -69,7 +77,7 @@ def list_papers(engine: Engine, *, tag: str | None = None, status: str | None = 
         q = q.where(Paper.id.in_(select(PaperTag.paper_id).join(Tag, Tag.id == PaperTag.tag_id)
                                  .where(Tag.name == normalize_hashtag(tag))))
     if status:
-        q = q.where(Paper.status == status)
+        q = q.where(Paper.status == paper_status(status).value)
     q = q.order_by(Paper.published.is_(None), Paper.published.desc(), Paper.arxiv_id)
     with Session(engine) as s:
         return [_paper_summary(p, n, slug) for p, n, slug in s.execute(q).all()]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.errors import DigestError
-from catalog.models import Paper, Reproduction, Run, to_naive_utc
+from catalog.models import Paper, PaperStatus, Reproduction, Run, to_naive_utc
 
 RUN_FILE = "run.json"
 
@@ -33,7 +33,7 @@ def _paper(session: Session, arxiv_id: str | None) -> Paper | None:
         return None
     paper = session.scalar(select(Paper).where(Paper.arxiv_id == arxiv_id))
     if paper is None:
-        paper = Paper(arxiv_id=arxiv_id, status="pending", authors=[], categories=[])
+        paper = Paper(arxiv_id=arxiv_id, status=PaperStatus.PENDING.value, authors=[], categories=[])
         session.add(paper)
         session.flush()
     return paper

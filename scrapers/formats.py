@@ -33,11 +33,19 @@ def describe() -> list[tuple[str, str]]:
     return [(f.NAME, getattr(f, "DESCRIPTION", "")) for f in FORMATS]
 
 
+class UnknownFormat(KeyError):
+    """A format name no reader has. A KeyError (a lookup by name), but its own type, so a
+    caller can tell a bad ``--format`` from a KeyError raised by a bug inside a parser."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown format"
+
+
 def by_name(name: str) -> ModuleType:
     for fmt in FORMATS:
         if fmt.NAME == name:
             return fmt
-    raise KeyError(f"unknown format {name!r} (known: {', '.join(names())})")
+    raise UnknownFormat(f"unknown format {name!r} (known: {', '.join(names())})")
 
 
 def detect(path: str | Path) -> ModuleType:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from catalog.cli.common import print_json, state, stderr, stdout
+from catalog.models import PaperStatus
 
 arxiv_app = typer.Typer(
     name="arxiv", no_args_is_help=True,
@@ -18,7 +19,6 @@ arxiv_app = typer.Typer(
 
 _API_URL_HELP = ("arXiv API endpoint (env DIGEST_ARXIV_API_URL; default https://export.arxiv.org/api/query). "
                  "Point it at a mirror or a local test server.")
-_STATUSES = ("pending", "ok", "withdrawn", "not_found", "error")
 
 
 @contextmanager
@@ -171,15 +171,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         tag: Optional[str] = typer.Option(None, "--tag", help="Only papers with this arXiv category tag (cs.cl)."),
         status: Optional[str] = typer.Option(None, "--status",
-                                             help="Only papers in this state: " + ", ".join(_STATUSES) + "."),
+                                             help="Only papers in this state: " + ", ".join(PaperStatus) + "."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
     ) -> None:
         """List the papers in the catalog with their post counts and reproductions."""
-        from catalog.errors import UsageError
         from catalog.papers import list_papers
 
-        if status and status not in _STATUSES:
-            raise UsageError(f"unknown --status {status!r}: use one of {', '.join(_STATUSES)}")
         rows = list_papers(state(ctx).engine(must_exist=True), tag=tag, status=status)
         if as_json:
             print_json(rows)

@@ -108,4 +108,21 @@ def register(app: typer.Typer) -> None:
         """Ingest the bundled sample corpus, sync arXiv (offline-safe), build the site, show a search."""
         from catalog.demo import run_demo
 
-        run_demo(ctx, build_site=not no_site, offline=offline)
+        st = state(ctx)
+        _print_demo(run_demo(st.engine(), build_site=not no_site, offline=offline), st.db_path)
+
+
+def _print_demo(report, db_path) -> None:
+    stats, arxiv = report.ingest, report.arxiv
+    stdout.print(f"[bold]ingested[/bold] {stats.posts} posts from {stats.sources} sources into {db_path} "
+                 f"({stats.posts_new} new, {stats.posts_updated} updated, {stats.posts_unchanged} unchanged)")
+    stdout.print(f"[bold]reproductions[/bold] {report.reproductions} registered, "
+                 f"{report.runs_imported} recorded runs imported")
+    stdout.print(f"[bold]arXiv[/bold] {arxiv.fetched} papers fetched, {len(arxiv.pending)} pending"
+                 + (f" ({arxiv.warning})" if arxiv.warning else ""))
+    for query, hits in report.searches:
+        stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))
+    if report.site:
+        site = report.site
+        stdout.print(f"[bold]site[/bold] {site.generated.pages} pages built into {site.site_dir}"
+                     f" (open {site.site_dir / 'index.html'}, or run `digest site serve`)")
