@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError
 from catalog.models import to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
+from catalog.sources import link_copies, merge_same_channels, resolve_source, set_fingerprints, text_fingerprint
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
 from scrapers import formats
@@ -38,6 +39,9 @@ class IngestStats:
     posts_unchanged: int = 0
     tags: int = 0
     arxiv_ids: int = 0
+    sources_merged: int = 0  # automatic merges of routes of one channel (catalog.sources)
+    copies: int = 0  # posts tied to an original in another source
+    merges: list = field(default_factory=list)
     _source_keys: set = field(default_factory=set, repr=False)
     _tag_names: set = field(default_factory=set, repr=False)
     _arxiv: set = field(default_factory=set, repr=False)
@@ -51,6 +55,9 @@ class IngestStats:
         self.posts_new += other.posts_new
         self.posts_updated += other.posts_updated
         self.posts_unchanged += other.posts_unchanged
+        self.sources_merged += other.sources_merged
+        self.copies += other.copies
+        self.merges += other.merges
         self._source_keys |= other._source_keys
         self._tag_names |= other._tag_names
         self._arxiv |= other._arxiv
@@ -85,6 +92,16 @@ class _Upserter:
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
+        self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
+        self.written: list[int] = []  # ids of posts inserted or updated
+
+    def finish(self) -> None:
+        """After the last batch: merge sources now known to be one channel, tie copies to originals."""
+        merges = merge_same_channels(self.conn, self.touched)
+        self.stats.sources_merged += len(merges)
+        self.stats.merges += [m.as_dict() for m in merges]
+        if self.written:
+            self.stats.copies += link_copies(self.conn, self.written)
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:  # an empty list would run the statement once with no parameters
@@ -93,18 +110,8 @@ class _Upserter:
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
-            row = self.conn.exec_driver_sql(
-                "SELECT id, title, url FROM source WHERE kind=? AND handle=?", key).first()
-            if row is None:
-                sid = self.conn.exec_driver_sql(
-                    "INSERT INTO source(kind, handle, title, url, created_at) VALUES (?,?,?,?,?)",
-                    (src.kind, src.handle, src.title, src.url, self.now)).lastrowid
-            else:
-                sid = row[0]
-                if (src.title and src.title != row[1]) or (src.url and src.url != row[2]):
-                    self.conn.exec_driver_sql("UPDATE source SET title=?, url=? WHERE id=?",
-                                              (src.title or row[1], src.url or row[2], sid))
-            self.source_ids[key] = sid
+            # any route of a channel (export, page, alias) resolves to its one source
+            self.source_ids[key] = resolve_source(self.conn, src)
         self.stats._source_keys.add(key)
         return self.source_ids[key]
 
@@ -127,18 +134,19 @@ class _Upserter:
             "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
             "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
-    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
-        """(source id, external id) -> (post id, content hash, views) for the keys already stored."""
+    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None, str | None]]:
+        """(source id, external id) -> (post id, content hash, views, fingerprint) for the keys already stored."""
         by_source: dict[int, list[str]] = {}
         for sid, ext in keys:
             by_source.setdefault(sid, []).append(ext)
-        found: dict[tuple[int, str], tuple[int, str, int | None]] = {}
+        found: dict[tuple[int, str], tuple[int, str, int | None, str | None]] = {}
         for sid, exts in by_source.items():
-            for ext, pid, chash, views in select_in(
+            for ext, pid, chash, views, fp in select_in(
                     self.conn,
-                    f"SELECT external_id, id, content_hash, views FROM post WHERE source_id={int(sid)} AND external_id IN",
+                    f"SELECT external_id, id, content_hash, views, fingerprint FROM post"
+                    f" WHERE source_id={int(sid)} AND external_id IN",
                     exts):
-                found[(sid, ext)] = (pid, chash, views)
+                found[(sid, ext)] = (pid, chash, views, fp)
         return found
 
     def write(self, batch: list[PostRecord]) -> None:
@@ -148,21 +156,26 @@ class _Upserter:
             latest[(self.source_id(rec.source), rec.external_id)] = rec
         existing = self._stored(latest)
 
-        new_rows, changed, view_updates = [], [], []
+        new_rows, changed, view_updates, other_route = [], [], [], []
         for (sid, ext), rec in latest.items():
             chash = rec.content_hash()
             self.stats._tag_names.update(rec.hashtags)
             self.stats._arxiv.update(rec.arxiv_ids)
+            self.touched.setdefault(sid, []).append(ext)
             if (sid, ext) not in existing:
                 new_rows.append((sid, rec, chash))
                 continue
-            pid, old_hash, old_views = existing[(sid, ext)]
-            if old_hash != chash:
+            pid, old_hash, old_views, old_fp = existing[(sid, ext)]
+            if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
                 changed.append((pid, rec, chash))
             else:
+                # The same text: unchanged, or the same post read by another route (an export
+                # after the page). Nothing is overwritten; what the record adds is kept.
                 self.stats.posts_unchanged += 1
-                if rec.views is not None and rec.views != old_views:
+                if rec.views is not None and rec.views != old_views and (old_hash == chash or (old_views or 0) < rec.views):
                     view_updates.append((rec.views, pid))
+                if old_hash != chash:
+                    other_route.append((pid, rec))
 
         if view_updates:
             self._many("UPDATE post SET views=? WHERE id=?", view_updates)
@@ -170,6 +183,26 @@ class _Upserter:
             self._update(changed)
         if new_rows:
             self._insert(new_rows)
+        if other_route:
+            self._add_missing_children(other_route)
+
+    def _add_missing_children(self, posts: list[tuple[int, PostRecord]]) -> None:
+        """Links, tags and papers a record has that its stored post lacks (the richest record wins)."""
+        have: dict[int, set[str]] = {}
+        for pid, url in select_in(self.conn, "SELECT post_id, url FROM link WHERE post_id IN", [p for p, _ in posts]):
+            have.setdefault(pid, set()).add(url)
+        links = []
+        for pid, rec in posts:
+            known = have.get(pid, set())
+            links += [(pid, len(known) + i, link.url, link.kind)
+                      for i, link in enumerate(lk for lk in rec.links if lk.url not in known)]
+        self._many("INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)", links)
+        tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
+        paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
+        self._many("INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag')",
+                   [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
+        self._many("INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
+                   [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
 
     def _post_values(self, rec: PostRecord, chash: str) -> tuple:
         return (rec.url, rec.title, to_naive_utc(rec.published_at), rec.date_precision, rec.text, rec.raw,
@@ -204,6 +237,8 @@ class _Upserter:
         self._write_search(posts, insert=False)
 
     def _write_children(self, posts: list[tuple[int, PostRecord]]) -> None:
+        set_fingerprints(self.conn, [(pid, rec.text) for pid, rec in posts])
+        self.written += [pid for pid, _ in posts]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
         self._many(
@@ -240,6 +275,7 @@ def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
             upserter.write(batch)
             if on_progress:
                 on_progress(len(batch))
+        upserter.finish()
     stats._finish()
     return stats
 
