@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
 
 import pytest
 from sqlalchemy import func, select
@@ -93,3 +93,122 @@ def test_same_channel_id_merges(engine, tmp_path):
         merge_sources(c, 2, 1)
     ingest_paths(engine, [write_json_export(tmp_path / "a", MESSAGES[:1], chat_id=None)])
     assert counts(engine) == (1, len(MESSAGES))
+
+
+# ---------------------------------------------------------------- the commands, on a copy of a catalog
+
+@pytest.fixture
+def two_route_catalog(tmp_path, cli):
+    """An HTML export and the page sharing only two posts (too few to merge on their own)."""
+    assert cli("ingest", str(write_html_export(tmp_path / "h", MESSAGES[:4]))).exit_code == 0
+    assert cli("ingest", str(write_tme_page(tmp_path / "t", MESSAGES[2:]))).exit_code == 0
+    rows = json.loads(cli("sources", "--json").stdout)
+    assert [(r["handle"], r["posts"]) for r in rows] == [("export:Papers Lab", 4), ("papers_lab", 3)]
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(cli.db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)  # a WAL catalog is more than its main file: copy it through SQLite
+    return copy
+
+
+def test_merge_dry_run_then_merge(two_route_catalog, cli):
+    cli.db = two_route_catalog
+    before = json.loads(cli("sources", "--json").stdout)
+    dry = cli("sources", "merge", "@papers_lab", "export:Papers Lab", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    plan = json.loads(dry.stdout)
+    assert plan["dry_run"] and plan["moved"] == 2 and plan["folded"] == 2 and plan["posts_after"] == 5
+    assert json.loads(cli("sources", "--json").stdout) == before  # nothing changed
+
+    done = cli("sources", "merge", "@papers_lab", "export:Papers Lab")
+    assert done.exit_code == 0 and "2 moved, 2 folded" in done.stdout and "5 posts after" in done.stdout
+    rows = json.loads(cli("sources", "--json").stdout)
+    assert [(r["handle"], r["posts"], r["aliases"]) for r in rows] == [("papers_lab", 5, ["export:Papers Lab"])]
+    hit = json.loads(cli("search", "retrieval heads", "--json").stdout)
+    assert len(hit) == 1
+    post = json.loads(cli("show", str(hit[0]["id"]), "--json").stdout)
+    assert post["source_handle"] == "papers_lab"
+    # re-ingesting the export now lands in the merged source
+    result = cli("ingest", "--json", str(two_route_catalog.parent / "h" / "messages.html"))
+    assert json.loads(result.stdout)["posts_new"] == 0
+    assert len(json.loads(cli("sources", "--json").stdout)) == 1
+
+
+def test_merge_keeps_the_richest_record(tmp_path, cli):
+    # the page has views; the export has an extra link the page lacks
+    richer = [Msg(m.id, m.when, m.parts + [" ", ("a", "more", "https://example.org/extra")]) for m in MESSAGES[:2]]
+    cli("ingest", str(write_html_export(tmp_path / "h", richer)))
+    cli("ingest", str(write_tme_page(tmp_path / "t", MESSAGES[:2])))
+    assert cli("sources", "merge", "papers_lab", "export:Papers Lab").exit_code == 0
+    hits = json.loads(cli("search", "adapters", "--json").stdout)
+    post = json.loads(cli("show", str(hits[0]["id"]), "--json").stdout)
+    assert post["views"] == 900 and "https://example.org/extra" in {link["url"] for link in post["links"]}
+
+
+def test_alias_ties_an_export_to_its_page_ahead_of_time(tmp_path, cli):
+    cli("ingest", str(write_html_export(tmp_path / "h", MESSAGES[:1])))
+    result = cli("sources", "alias", "export:Papers Lab", "@papers_lab")
+    assert result.exit_code == 0 and "@papers_lab now leads to source 1" in result.stdout
+    cli("ingest", str(write_tme_page(tmp_path / "t", MESSAGES[3:])))  # no overlap at all
+    rows = json.loads(cli("sources", "--json").stdout)
+    assert [(r["handle"], r["posts"], r["aliases"]) for r in rows] == [("export:Papers Lab", 3, ["papers_lab"])]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("sources", "merge", "nope", "1"), "no source 'nope'"),
+    (("sources", "merge", "1", "1"), "same source"),
+    (("sources", "alias", "42", "@papers_lab"), "no source '42'"),
+    (("sources", "alias", "1", "not a channel!"), "not a channel"),
+    (("sources", "alias", "1", "@papers_lab"), "merge the two"),
+])
+def test_bad_source_commands_are_one_line(two_route_catalog, cli, args, message):
+    cli.db = two_route_catalog
+    before = json.loads(cli("sources", "--json").stdout)
+    result = cli(*args)
+    assert result.exit_code != 0 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert json.loads(cli("sources", "--json").stdout) == before
+
+
+# ---------------------------------------------------------------- cross-posts
+
+def test_forwards_are_shown_once(tmp_path, cli):
+    original = [Msg(77, MESSAGES[4].when - __import__("datetime").timedelta(days=1), MESSAGES[4].parts)]
+    from channel_routes import tme_page
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "other.html").write_text(tme_page(original, username="other_channel", title="Other Channel"))
+    cli("ingest", str(tmp_path / "o" / "other.html"))
+    cli("ingest", str(write_tme_page(tmp_path / "t")))  # post 15 forwards other_channel/77
+    cli("ingest", str(write_json_export(tmp_path / "j")))
+    hits = json.loads(cli("search", "mixture of experts", "--json").stdout)
+    assert [h["source"] for h in hits] == ["Other Channel"]
+    every = json.loads(cli("search", "mixture of experts", "--all", "--json").stdout)
+    assert sorted(h["source"] for h in every) == ["Other Channel", "Papers Lab"]
+
+
+def test_repost_by_same_text_without_forward_link(engine, tmp_path):
+    """A repost that names no original: the same text in another source is enough."""
+    text = ["A long enough post about contrastive pretraining of vision transformers at scale."]
+    a = [Msg(5, MESSAGES[0].when, text)]
+    b = [Msg(900, MESSAGES[1].when, text, forwarded_from="Somebody")]
+    from channel_routes import tme_page
+    for name, msgs in (("chan_a", a), ("chan_b", b)):
+        path = tmp_path / f"{name}.html"
+        path.write_text(tme_page(msgs, username=name, title=name))
+        ingest_paths(engine, [path])
+    assert len(search(engine, "contrastive pretraining")) == 1
+    assert len(search(engine, "contrastive pretraining", filters=Filters(include_copies=True))) == 2
+    assert len(search(engine, "contrastive pretraining", filters=Filters(source="chan_b"))) == 0
+
+
+def test_no_jieba_chatter_on_stderr(tmp_path, sample_files):
+    """jieba loads in two places (search text, the site's search plugin); neither may print."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.db"
+    for args in (["ingest", *map(str, sample_files)], ["search", "注意力"],
+                 ["site", "build", "--out", str(tmp_path / "build")]):
+        done = subprocess.run([sys.executable, "-m", "catalog.cli", "--db", str(db), *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "prefix dict" not in done.stderr and "Loading model" not in done.stderr, done.stderr
