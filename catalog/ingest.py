@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError
 from catalog.models import to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
-from catalog.sources import link_copies, merge_same_channels, resolve_source, set_fingerprints, text_fingerprint
+from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
+                             text_fingerprint)
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
 from scrapers import formats
@@ -42,7 +43,7 @@ class IngestStats:
     sources_merged: int = 0  # automatic merges of routes of one channel (catalog.sources)
     copies: int = 0  # posts tied to an original in another source
     merges: list = field(default_factory=list)
-    _source_keys: set = field(default_factory=set, repr=False)
+    _source_keys: set = field(default_factory=set, repr=False)  # ids of the sources written to
     _tag_names: set = field(default_factory=set, repr=False)
     _arxiv: set = field(default_factory=set, repr=False)
 
@@ -59,9 +60,16 @@ class IngestStats:
         self.copies += other.copies
         self.merges += other.merges
         self._source_keys |= other._source_keys
+        self._follow_merges()
         self._tag_names |= other._tag_names
         self._arxiv |= other._arxiv
         self._finish()
+
+    def _follow_merges(self) -> None:
+        """A source merged away counts as the one it was merged into."""
+        for m in self.merges:
+            if m["other"]["id"] in self._source_keys:
+                self._source_keys = (self._source_keys - {m["other"]["id"]}) | {m["keep"]["id"]}
 
     def _finish(self) -> None:
         self.sources, self.tags, self.arxiv_ids = len(self._source_keys), len(self._tag_names), len(self._arxiv)
@@ -92,6 +100,7 @@ class _Upserter:
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
+        self.unchecked: set[int] = set()  # sources this input created, not yet compared with known ones
         self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
         self.written: list[int] = []  # ids of posts inserted or updated
 
@@ -100,6 +109,7 @@ class _Upserter:
         merges = merge_same_channels(self.conn, self.touched)
         self.stats.sources_merged += len(merges)
         self.stats.merges += [m.as_dict() for m in merges]
+        self.stats._follow_merges()
         if self.written:
             self.stats.copies += link_copies(self.conn, self.written)
 
@@ -111,9 +121,30 @@ class _Upserter:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
             # any route of a channel (export, page, alias) resolves to its one source
-            self.source_ids[key] = resolve_source(self.conn, src)
-        self.stats._source_keys.add(key)
+            self.source_ids[key], created = resolve_or_create(self.conn, src)
+            if created:
+                self.unchecked.add(self.source_ids[key])
+        self.stats._source_keys.add(self.source_ids[key])
         return self.source_ids[key]
+
+    def _adopt_new_routes(self, batch: list[PostRecord]) -> None:
+        """A source this input created, whose first records match a known channel, joins it now."""
+        texts: dict[int, dict[str, str]] = {}
+        for rec in batch:
+            sid = self.source_id(rec.source)
+            fp = text_fingerprint(rec.text) if sid in self.unchecked else None
+            if fp:
+                texts.setdefault(sid, {})[rec.external_id] = fp
+        for sid in list(self.unchecked):
+            self.unchecked.discard(sid)
+            report = adopt_route(self.conn, sid, texts.get(sid, {})) if sid in texts else None
+            if report is None:
+                continue
+            keep, gone = report.keep["id"], report.other["id"]
+            self.source_ids = {k: (keep if v == gone else v) for k, v in self.source_ids.items()}
+            self.stats.sources_merged += 1
+            self.stats.merges.append(report.as_dict())
+            self.stats._follow_merges()
 
     def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert_sql: str, select_prefix: str
                     ) -> dict[str, int]:
@@ -151,6 +182,7 @@ class _Upserter:
 
     def write(self, batch: list[PostRecord]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
+        self._adopt_new_routes(batch)
         latest: dict[tuple[int, str], PostRecord] = {}
         for rec in batch:
             latest[(self.source_id(rec.source), rec.external_id)] = rec
@@ -167,6 +199,8 @@ class _Upserter:
                 continue
             pid, old_hash, old_views, old_fp = existing[(sid, ext)]
             if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
+                if rec.views is None and old_views is not None:
+                    rec = replace(rec, views=old_views)  # an export has no view counts: keep the page's
                 changed.append((pid, rec, chash))
             else:
                 # The same text: unchanged, or the same post read by another route (an export

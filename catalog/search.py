@@ -45,8 +45,9 @@ class Filters:
             params.append(normalize_hashtag(self.tag))
         if self.source:
             where.append("p.source_id IN (SELECT id FROM source WHERE handle = ? COLLATE NOCASE"
-                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?)")
-            params += [self.source] * 3
+                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?"
+                         " UNION SELECT source_id FROM source_alias WHERE handle = ? COLLATE NOCASE)")
+            params += [self.source.lstrip("@")] * 4
         if self.lang:
             where.append("p.language = ?")
             params.append(self.lang.lower())

@@ -36,7 +36,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Index, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, delete, func, insert, inspect, or_, select, text, update
 
 from catalog.errors import DigestError
 from catalog.models import Follow, Link, Post, PostPaper, PostTag, Source, SourceAlias, utcnow
@@ -93,8 +93,8 @@ def add_source_identity_schema(conn: Connection) -> None:
                                ("post", "copy_of_id", "INTEGER")):
         if column not in columns[table]:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-            index = next(i for i in Base.metadata.tables[table].indexes if [c.name for c in i.columns] == [column])
-            Index(index.name, *[Base.metadata.tables[table].c[column]]).create(conn)
+            # the model's own Index object: a new one would join the metadata and be created twice later
+            next(i for i in Base.metadata.tables[table].indexes if [c.name for c in i.columns] == [column]).create(conn)
     _backfill_fingerprints(conn)
     for sid, handle in conn.execute(select(S.c.id, S.c.handle).where(S.c.channel_id.is_(None))).all():
         m = _CHANNEL_ID_HANDLE.match(handle)
@@ -140,10 +140,16 @@ def find_source_id(conn: Connection, kind: str, handle: str, channel_id: int | N
 
 def resolve_source(conn: Connection, src: SourceRecord) -> int:
     """The id of the source `src` lands in (created when no route of it is known yet)."""
+    return resolve_or_create(conn, src)[0]
+
+
+def resolve_or_create(conn: Connection, src: SourceRecord) -> tuple[int, bool]:
+    """(source id, whether it was just created) for the route `src`."""
     sid = find_source_id(conn, src.kind, src.handle, src.channel_id)
     if sid is None:
         return conn.execute(insert(S).values(kind=src.kind, handle=src.handle, title=src.title, url=src.url,
-                                             channel_id=src.channel_id, created_at=utcnow())).inserted_primary_key[0]
+                                             channel_id=src.channel_id, created_at=utcnow())
+                            ).inserted_primary_key[0], True
     row = conn.execute(select(S.c.kind, S.c.handle, S.c.title, S.c.url, S.c.channel_id).where(S.c.id == sid)).one()
     changes: dict[str, Any] = {}
     if src.channel_id is not None and row.channel_id is None:
@@ -160,7 +166,7 @@ def resolve_source(conn: Connection, src: SourceRecord) -> int:
             changes["url"] = src.url
     if changes:
         conn.execute(update(S).where(S.c.id == sid).values(**changes))
-    return sid
+    return sid, False
 
 
 def source_by_ref(conn: Connection, ref: str) -> int:
@@ -373,18 +379,29 @@ def same_channel_candidates(conn: Connection, sid: int, external_ids: Iterable[s
     for part in chunked(ids):
         mine.update((e, fp) for e, fp in conn.execute(select(P.c.external_id, P.c.fingerprint).where(
             P.c.source_id == sid, P.c.external_id.in_(part), P.c.fingerprint.is_not(None))))
+    known = {o for o, _ in found}
+    return found + [(o, why) for o, why in same_text_sources(conn, sid, mine) if o not in known]
+
+
+def same_text_sources(conn: Connection, sid: int, texts: dict[str, str]) -> list[tuple[int, str]]:
+    """Telegram sources other than `sid` whose posts carry the same texts under the same ids.
+
+    `texts` maps message id -> `text_fingerprint`. The rule: at least `SAME_TEXT_MIN`
+    ids agree, and they are at least `SAME_TEXT_SHARE` of the ids both sides have texts for.
+    """
     agree: dict[int, int] = {}
     disagree: dict[int, int] = {}
-    for part in chunked(list(mine)):
+    for part in chunked(list(texts)[-_SAMPLE:]):
         for other, ext, fp in conn.execute(
                 select(P.c.source_id, P.c.external_id, P.c.fingerprint).join(S, S.c.id == P.c.source_id)
                 .where(S.c.kind == "telegram", P.c.source_id != sid, P.c.external_id.in_(part),
                        P.c.fingerprint.is_not(None))):
-            bucket = agree if fp == mine[ext] else disagree
+            bucket = agree if fp == texts[ext] else disagree
             bucket[other] = bucket.get(other, 0) + 1
-    for other, n in agree.items():
+    found = []
+    for other, n in sorted(agree.items()):
         share = n / (n + disagree.get(other, 0))
-        if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE and other not in {o for o, _ in found}:
+        if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE:
             found.append((other, f"{n} message ids carry the same text ({share:.0%} of those compared)"))
     return found
 
@@ -396,6 +413,21 @@ def _keep_first(conn: Connection, a: int, b: int) -> tuple[int, int]:
         return (not _public_username(kind, handle), sid)
 
     return (a, b) if rank(a) <= rank(b) else (b, a)
+
+
+def adopt_route(conn: Connection, sid: int, texts: dict[str, str]) -> MergeReport | None:
+    """Before a new route's first posts are written: join it to the channel it certainly is.
+
+    `sid` is the source just created for the route (no posts yet) and `texts` its first
+    records' message id -> fingerprint. Its posts then land in the existing source as
+    another route of known posts (nothing new, nothing doubled).
+    """
+    if conn.execute(select(S.c.kind).where(S.c.id == sid)).scalar() != "telegram":
+        return None
+    for other, why in same_text_sources(conn, sid, texts):
+        keep, drop = _keep_first(conn, sid, other)
+        return merge_sources(conn, keep, drop, automatic=why)
+    return None
 
 
 def merge_same_channels(conn: Connection, touched: dict[int, list[str]]) -> list[MergeReport]:
@@ -474,7 +506,8 @@ def list_aliases(conn: Connection) -> dict[int, list[str]]:
     return out
 
 
-__all__ = ["MergeReport", "SAME_TEXT_MIN", "SAME_TEXT_SHARE", "add_alias", "find_source_id", "link_copies",
+__all__ = ["MergeReport", "SAME_TEXT_MIN", "SAME_TEXT_SHARE", "add_alias", "adopt_route", "resolve_or_create",
+           "same_text_sources", "find_source_id", "link_copies",
            "merge_same_channels", "merge_sources", "resolve_source", "same_channel_candidates", "set_fingerprints",
            "source_by_ref", "text_fingerprint"]
 

@@ -29,10 +29,14 @@ def sources(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "kind", "handle", "title", "posts", "first", "last", "also known as")
+    table = Table()
+    aliases = any(r["aliases"] for r in rows)
+    for col in ("id", "kind", "handle", "title", "posts", "dates") + (("also known as",) if aliases else ()):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["kind"], _esc(r["handle"]), _esc(r["title"]), str(r["posts"]),
-                      (r["first"] or "")[:10], (r["last"] or "")[:10], _esc(", ".join(r["aliases"])))
+        dates = f"{(r['first'] or '')[:10]} … {(r['last'] or '')[:10]}" if r["first"] else ""
+        table.add_row(str(r["id"]), r["kind"], _esc(r["handle"]), _esc(r["title"]), str(r["posts"]), dates,
+                      *((_esc(", ".join(r["aliases"])),) if aliases else ()))
     stdout.print(table)
 
 
