@@ -102,7 +102,8 @@ class _Upserter:
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
         self.unchecked: set[int] = set()  # sources this input created, not yet compared with known ones
         self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
-        self.written: list[int] = []  # ids of posts inserted or updated
+        # posts inserted or updated: (id, source id, fingerprint, forwarded post ref)
+        self.written: list[tuple[int, int, str | None, str | None]] = []
 
     def finish(self) -> None:
         """After the last batch: merge sources now known to be one channel, tie copies to originals."""
@@ -271,8 +272,10 @@ class _Upserter:
         self._write_search(posts, insert=False)
 
     def _write_children(self, posts: list[tuple[int, PostRecord]]) -> None:
-        set_fingerprints(self.conn, [(pid, rec.text) for pid, rec in posts])
-        self.written += [pid for pid, _ in posts]
+        fps = [(pid, text_fingerprint(rec.text)) for pid, rec in posts]
+        set_fingerprints(self.conn, fps)
+        self.written += [(pid, self.source_id(rec.source), fp, dict(rec.extra).get("forwarded_post"))
+                         for (pid, rec), (_, fp) in zip(posts, fps)]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
         self._many(

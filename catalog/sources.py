@@ -49,7 +49,7 @@ FINGERPRINT_MIN_CHARS = 24  # shorter texts ("👍", "Link") say nothing about i
 _SAMPLE = 2000  # ids of one input compared with other sources (the newest)
 
 S, P, A = Source.__table__, Post.__table__, SourceAlias.__table__
-_WORD = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"\W+")
 _CHANNEL_ID_HANDLE = re.compile(r"^channel(\d+)$")
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,63}$")
 
@@ -64,7 +64,7 @@ def text_fingerprint(value: str | None) -> str | None:
     """
     if not value:
         return None
-    letters = "".join(_WORD.findall(unicodedata.normalize("NFKC", value).casefold()))
+    letters = _NOT_WORD.sub("", unicodedata.normalize("NFKC", value).casefold())
     if len(letters) < FINGERPRINT_MIN_CHARS:
         return None
     return hashlib.sha1(letters.encode("utf-8", "surrogatepass")).hexdigest()
@@ -448,39 +448,38 @@ def merge_same_channels(conn: Connection, touched: dict[int, list[str]]) -> list
 
 # ---------------------------------------------------------------- cross-posts
 
-def link_copies(conn: Connection, post_ids: Iterable[int]) -> int:
+def link_copies(conn: Connection, posts: Iterable[tuple[int, int, str | None, str | None]]) -> int:
     """Tie posts to their originals when one is a forward or repost of the other; returns links made.
 
-    Two rules: a forward that names its original (``extra.forwarded_post`` = channel/id)
-    found in the catalog; or the same text (`text_fingerprint`) in another source, where
-    the original is the post that is not itself a forward, else the earliest.
+    `posts` are (post id, source id, fingerprint, forwarded post ref) of the posts just
+    written. Two rules: a forward that names its original (``channel/id``, from a t.me
+    page) found in the catalog; or the same text (`text_fingerprint`) in another source,
+    where the original is the post that is not itself a forward, else the earliest.
     """
-    ids = list(dict.fromkeys(post_ids))
     made = 0
     fingerprints: set[str] = set()
-    for part in chunked(ids):
-        for pid, sid, fp, extra in conn.execute(select(P.c.id, P.c.source_id, P.c.fingerprint, P.c.extra)
-                                                .where(P.c.id.in_(part))):
-            if fp:
-                fingerprints.add(fp)
-            ref = _as_dict(extra).get("forwarded_post")
-            if ref and "/" in ref:
-                channel, ext = ref.rsplit("/", 1)
-                origin_source = find_source_id(conn, "telegram", channel)
-                if origin_source is not None and origin_source != sid:
-                    original = conn.execute(select(P.c.id).where(P.c.source_id == origin_source,
-                                                                 P.c.external_id == ext)).scalar()
-                    if original is not None:
-                        made += conn.execute(update(P).where(P.c.id == pid, or_(
-                            P.c.copy_of_id.is_(None), P.c.copy_of_id != original)).values(copy_of_id=original)).rowcount
+    for pid, sid, fp, ref in posts:
+        if fp:
+            fingerprints.add(fp)
+        if ref and "/" in ref:
+            channel, ext = ref.rsplit("/", 1)
+            origin_source = find_source_id(conn, "telegram", channel)
+            if origin_source is not None and origin_source != sid:
+                original = conn.execute(select(P.c.id).where(P.c.source_id == origin_source,
+                                                             P.c.external_id == ext)).scalar()
+                if original is not None:
+                    made += conn.execute(update(P).where(P.c.id == pid, or_(
+                        P.c.copy_of_id.is_(None), P.c.copy_of_id != original)).values(copy_of_id=original)).rowcount
+    shared: list[str] = []  # texts that occur in more than one source: usually none or few
     for part in chunked(sorted(fingerprints)):
+        shared += conn.execute(select(P.c.fingerprint).where(P.c.fingerprint.in_(part)).group_by(P.c.fingerprint)
+                               .having(func.count(func.distinct(P.c.source_id)) > 1)).scalars().all()
+    for part in chunked(shared):
         groups: dict[str, list] = {}
         for row in conn.execute(select(P.c.id, P.c.source_id, P.c.fingerprint, P.c.forwarded_from, P.c.published_at,
                                        P.c.copy_of_id).where(P.c.fingerprint.in_(part))):
             groups.setdefault(row.fingerprint, []).append(row)
         for rows in groups.values():
-            if len({r.source_id for r in rows}) < 2:
-                continue  # a channel repeating itself is not a cross-post
             original = min(rows, key=lambda r: (r.forwarded_from is not None, r.published_at is None,
                                                 r.published_at or 0, r.id))
             for r in rows:
@@ -492,9 +491,9 @@ def link_copies(conn: Connection, post_ids: Iterable[int]) -> int:
     return made
 
 
-def set_fingerprints(conn: Connection, posts: Iterable[tuple[int, str]]) -> None:
-    """Store the fingerprint of each (post id, text)."""
-    rows = [{"pid": pid, "fp": text_fingerprint(body)} for pid, body in posts]
+def set_fingerprints(conn: Connection, posts: Iterable[tuple[int, str | None]]) -> None:
+    """Store each (post id, fingerprint)."""
+    rows = [{"pid": pid, "fp": fp} for pid, fp in posts]
     for part in chunked(rows):
         conn.execute(update(P).where(P.c.id == _bind("pid")).values(fingerprint=_bind("fp")), part)
 

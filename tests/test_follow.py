@@ -135,3 +135,13 @@ def test_follow_twice_and_unfollow(cli):
     assert "already followed" in cli("follow", "https://t.me/s/alpha_ch").stdout
     assert cli("unfollow", "@ALPHA_CH").exit_code == 0
     assert [r["channel"] for r in json.loads(cli("following", "--json").stdout)] == ["@beta_ch"]
+
+
+def test_sync_then_arxiv_then_site(server, cli, tmp_path):
+    cli("follow", f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--offline", "--site", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["channels"][0]["new"] == 7
+    assert report["arxiv"] is not None and report["arxiv"]["fetched"] == 0
+    assert (tmp_path / "out" / "site" / "index.html").exists() and report["site"]

@@ -238,3 +238,16 @@ def test_migration_upgrades_an_older_catalog(tmp_path):
     # and the upgraded catalog merges the next route like a new one would
     ingest_paths(eng, [write_tme_page(tmp_path / "t")])
     assert counts(eng) == (1, len(MESSAGES))
+
+
+def test_same_channel_id_is_one_source_whatever_the_handle(engine):
+    """Rule 1: a route naming a channel id already known lands in that channel's source."""
+    from catalog.sources import resolve_source
+    from scrapers.records import SourceRecord
+
+    with engine.begin() as c:
+        first = resolve_source(c, SourceRecord("telegram", "papers_lab", "Papers Lab", channel_id=None))
+        c.execute(Source.__table__.update().values(channel_id=1234567890))
+        again = resolve_source(c, SourceRecord("telegram", "channel1234567890", "Papers Lab", channel_id=1234567890))
+        other = resolve_source(c, SourceRecord("telegram", "channel99", "Else", channel_id=99))
+    assert again == first and other != first

@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
         interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between two requests (politeness)."),
         no_arxiv: bool = typer.Option(False, "--no-arxiv", help="Skip the arXiv metadata sync."),
         offline: bool = typer.Option(False, "--offline", help="arXiv: fetch nothing, only report what is pending."),
-        site: Optional[Path] = typer.Option(None, "--site", help="Rebuild the static site into this folder after.",
-                                            show_default=False),
+        site: Optional[Path] = typer.Option(None, "--site", show_default=False,
+                                            help="Then rebuild the static site in this build folder (HTML in DIR/site)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors only (for cron)."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
