@@ -251,3 +251,26 @@ def test_same_channel_id_is_one_source_whatever_the_handle(engine):
         again = resolve_source(c, SourceRecord("telegram", "channel1234567890", "Papers Lab", channel_id=1234567890))
         other = resolve_source(c, SourceRecord("telegram", "channel99", "Else", channel_id=99))
     assert again == first and other != first
+
+
+
+def test_many_copies_never_crowd_out_other_hits(engine, tmp_path):
+    """More copies than the search over-fetches: still `limit` distinct hits, no copy among them."""
+    from datetime import timedelta
+
+    from channel_routes import tme_page
+
+    text = ["Quantised low rank adapters make finetuning cheap on a single consumer GPU card."]
+    for n in range(16):  # one original and fifteen reposts of it, each in its own channel
+        path = tmp_path / f"c{n}.html"
+        when = MESSAGES[0].when + timedelta(hours=n)
+        path.write_text(tme_page([Msg(1, when, text)], username=f"chan_{n:02d}", title=f"Chan {n}"))
+        ingest_paths(engine, [path])
+    filler = " ".join(f"word{k}" for k in range(80))  # long texts rank below the short copies
+    others = [Msg(i, MESSAGES[0].when, [f"Adapters note {i}: {filler} low rank finetuning, no quantisation."])
+              for i in range(2, 6)]
+    ingest_paths(engine, [write_tme_page(tmp_path / "o", others)])
+    hits = search(engine, "low rank", limit=5)
+    assert len(hits) == 5 and len({h.id for h in hits}) == 5
+    assert sum("Quantised" in h.title for h in hits) == 1  # the original only
+    assert len(search(engine, "quantised low rank", filters=Filters(include_copies=True), limit=50)) == 16
