@@ -36,7 +36,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, inspect, or_, select, text, update
 
 from catalog.errors import DigestError
 from catalog.models import Follow, Link, Post, PostPaper, PostTag, Source, SourceAlias, utcnow
@@ -106,13 +106,7 @@ def _backfill_fingerprints(conn: Connection) -> None:
     rows = conn.execute(select(P.c.id, P.c.text).where(P.c.fingerprint.is_(None))).all()
     values = [{"pid": pid, "fp": fp} for pid, body in rows if (fp := text_fingerprint(body))]
     for part in chunked(values):
-        conn.execute(update(P).where(P.c.id == _bind("pid")).values(fingerprint=_bind("fp")), part)
-
-
-def _bind(name: str):
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
+        conn.execute(update(P).where(P.c.id == bindparam("pid")).values(fingerprint=bindparam("fp")), part)
 
 
 # ---------------------------------------------------------------- finding a source
@@ -495,7 +489,7 @@ def set_fingerprints(conn: Connection, posts: Iterable[tuple[int, str | None]]) 
     """Store each (post id, fingerprint)."""
     rows = [{"pid": pid, "fp": fp} for pid, fp in posts]
     for part in chunked(rows):
-        conn.execute(update(P).where(P.c.id == _bind("pid")).values(fingerprint=_bind("fp")), part)
+        conn.execute(update(P).where(P.c.id == bindparam("pid")).values(fingerprint=bindparam("fp")), part)
 
 
 def list_aliases(conn: Connection) -> dict[int, list[str]]:
