@@ -255,7 +255,7 @@ def test_same_channel_id_is_one_source_whatever_the_handle(engine):
 
 
 def test_many_copies_never_crowd_out_other_hits(engine, tmp_path):
-    """More copies than the search over-fetches: still `limit` distinct hits, no copy among them."""
+    """Many copies of one post ranking high: still `limit` distinct hits, the original only."""
     from datetime import timedelta
 
     from channel_routes import tme_page
