@@ -274,3 +274,21 @@ def test_many_copies_never_crowd_out_other_hits(engine, tmp_path):
     assert len(hits) == 5 and len({h.id for h in hits}) == 5
     assert sum("Quantised" in h.title for h in hits) == 1  # the original only
     assert len(search(engine, "quantised low rank", filters=Filters(include_copies=True), limit=50)) == 16
+
+
+
+def test_the_later_edit_wins_a_fold(engine, tmp_path):
+    """The page was saved before an edit, the export after: the merged post has the edited text."""
+    import json as json_mod
+
+    ingest_paths(engine, [write_tme_page(tmp_path / "t")])
+    path = write_json_export(tmp_path / "j")
+    data = json_mod.loads(path.read_text(encoding="utf-8"))
+    edited = next(m for m in data["messages"] if m["id"] == 14)
+    edited["text_entities"] = edited["text"] = [{"type": "plain", "text": "Weekly notes, corrected: warmup matters most."}]
+    edited["edited"], edited["edited_unixtime"] = "2023-07-08T10:00:00", "1688810400"
+    path.write_text(json_mod.dumps(data), encoding="utf-8")
+    stats = ingest_paths(engine, [path])
+    assert stats.sources_merged == 1  # 4 of the 5 ids agree: 80%
+    assert counts(engine) == (1, len(MESSAGES))
+    assert [h.title for h in search(engine, "warmup")] == ["Weekly notes, corrected: warmup matters most."]
