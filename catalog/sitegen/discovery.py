@@ -7,8 +7,10 @@ attached to the loaded catalog's dicts here for the templates.
 
 from __future__ import annotations
 
+import html
 from typing import Any, Callable
 
+from markupsafe import Markup
 from sqlalchemy import Engine
 
 from catalog.bibtex import catalog_keys, entry
@@ -56,7 +58,9 @@ def attach_discovery(engine: Engine, cat: Any, *, feed_entries: int) -> list[Fee
     keys = catalog_keys(engine)
     for paper in cat.papers.values():
         with_metadata = paper["title"] and paper["arxiv_id"] in keys
-        paper["bibtex"] = entry(_bibtex_fields(paper), keys[paper["arxiv_id"]]) if with_metadata else ""
+        bib = entry(_bibtex_fields(paper), keys[paper["arxiv_id"]]) if with_metadata else ""
+        # inside a raw HTML block a blank line would end the block: newlines as references
+        paper["bibtex"] = Markup(html.escape(bib).replace("\n", "&#10;"))
         paper["citation"] = _citation(paper) if with_metadata else None
     feeds = catalog_feeds(cat, limit=feed_entries)
     by_page = {feed.page: feed.path for feed in feeds}
