@@ -12,7 +12,12 @@ and weighted equally, so a cosine is a plain dot product of rows.
 
 Similarities are computed once per rebuild, in row blocks (memory stays bounded by
 block × items), and the top `K` posts and `K` papers of every item are stored in the
-``related`` table. `ensure_related` rebuilds only when the catalog changed since the
+``related`` table. Up to `EXACT_MAX` items the cosines are exact, over the sparse
+TF-IDF rows. Past that, a sparse product over hundreds of thousands of character
+n-grams grows with the square of the catalog, so the rows are first projected onto
+their `LSA_DIMS` leading singular directions (latent semantic analysis, randomised
+SVD) and compared densely: the neighbours become approximate, the cost a fixed number
+of matrix products per block. `ensure_related` rebuilds only when the catalog changed since the
 last rebuild (a fingerprint of post and paper counts and last-update times in ``meta``).
 """
 
@@ -31,6 +36,8 @@ from catalog.searchtext import document_text
 
 K = 10
 BLOCK = 256
+EXACT_MAX = 20_000  # items; above this, cosines in an LSA projection
+LSA_DIMS = 128
 POSTS_PER_PAPER = 5
 CHARS_PER_DOC = 4000  # a long post says what it is about early; the tail costs time, not quality
 FINGERPRINT_KEY = "related_fingerprint"
@@ -83,7 +90,7 @@ def vectorize(texts: list[str]):
 
     # Rare terms carry the similarity; terms in most documents only cost time.
     common = dict(sublinear_tf=True, dtype=np.float32, min_df=1 if len(texts) < 1000 else 2, max_df=0.5)
-    words = TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w\w*\b", **common)
+    words = TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w\w*\b", max_features=1 << 17, **common)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), max_features=1 << 18, **common)
     halves = []
     for vec in (words, chars):
@@ -98,17 +105,31 @@ def vectorize(texts: list[str]):
     return normalize(hstack(halves).tocsr().astype(np.float32))
 
 
+def project(matrix, dims: int = LSA_DIMS, seed: int = 0) -> np.ndarray:
+    """Rows in their `dims` leading singular directions, L2-normalised again (dense float32)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
+    dims = max(1, min(dims, matrix.shape[0] - 1, matrix.shape[1] - 1))
+    reduced = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=4,
+                           random_state=seed).fit_transform(matrix)
+    return normalize(reduced).astype(np.float32)
+
+
 def top_k(matrix, n_posts: int, k: int = K, *, block: int = BLOCK,
           progress: Callable[[int], None] | None = None):
     """For each row: the `k` most similar posts and papers (never itself), by cosine.
 
-    Yields ``(row, kind, [(other_row, score), …])`` with scores > 0, best first.
+    `matrix` is sparse (exact cosines) or a dense projection. Yields
+    ``(row, kind, [(other_row, score), …])`` with scores > 0, best first.
     """
     n = matrix.shape[0]
-    t = matrix.T.tocsc()
+    dense = isinstance(matrix, np.ndarray)
+    t = matrix.T if dense else matrix.T.tocsr()
     for start in range(0, n, block):
         stop = min(start + block, n)
-        sims = (matrix[start:stop] @ t).toarray()  # (block, n) cosine similarities
+        sims = matrix[start:stop] @ t  # (block, n) cosine similarities
+        sims = sims if dense else sims.toarray()
         sims[np.arange(stop - start), np.arange(start, stop)] = -1.0  # an item is not its own neighbour
         for kind, lo, hi in (("post", 0, n_posts), ("paper", n_posts, n)):
             if hi - lo == 0:
@@ -142,6 +163,8 @@ def rebuild_related(engine: Engine, *, k: int = K, progress: Callable[[int], Non
     rows: list[dict[str, Any]] = []
     if corpus.keys:
         matrix = vectorize(corpus.texts)
+        if matrix.shape[0] > EXACT_MAX:
+            matrix = project(matrix)
         for row, kind, best in top_k(matrix, corpus.n_posts, k, progress=progress):
             item_kind, item_id = corpus.keys[row]
             rows += [{"item_kind": item_kind, "item_id": item_id, "other_kind": kind, "rank": rank,

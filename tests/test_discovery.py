@@ -360,3 +360,22 @@ def test_most_discussed_page(site, sample_engine):
     assert 'id="all-time"' in page and 'id="recent"' in page
     top = top_papers(sample_engine, limit=1)[0]["arxiv_id"]
     assert f"arXiv:{top}" in page[page.index('id="all-time"'):]
+
+
+def test_large_catalogs_use_an_lsa_projection_that_keeps_clear_neighbours():
+    """Above EXACT_MAX the cosines come from a dense projection: near-duplicates stay nearest."""
+    import numpy as np
+
+    from catalog.related import project, top_k, vectorize
+
+    topics = ["attention heads dropout transformer regularization", "quantum qubits circuit error correction",
+              "robot grasping manipulation sim-to-real", "image segmentation convolution detection"]
+    words = topics[0].split() + topics[1].split()  # a few words of other topics as noise
+    texts = [f"{topics[i % 4]} item{i} {words[(i * 7) % len(words)]}" for i in range(80)]
+    exact = {row: [o for o, _ in best] for row, kind, best in top_k(vectorize(texts), 80, 3) if kind == "post"}
+    dense = project(vectorize(texts), dims=16)
+    assert isinstance(dense, np.ndarray) and np.allclose(np.linalg.norm(dense, axis=1), 1, atol=1e-4)
+    approx = {row: [o for o, _ in best] for row, kind, best in top_k(dense, 80, 3) if kind == "post"}
+    # every item's nearest neighbours share its topic in both paths
+    for found in (exact, approx):
+        assert all(all(o % 4 == row % 4 for o in others) for row, others in found.items())
