@@ -36,7 +36,7 @@ from catalog.searchtext import document_text
 
 K = 10
 BLOCK = 256
-EXACT_MAX = 20_000  # items; above this, cosines in an LSA projection
+EXACT_MAX = 5_000  # items; above this, cosines in an LSA projection
 LSA_DIMS = 128
 POSTS_PER_PAPER = 5
 CHARS_PER_DOC = 4000  # a long post says what it is about early; the tail costs time, not quality
