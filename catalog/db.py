@@ -71,6 +71,12 @@ def _one_source_per_channel(conn: Connection) -> None:
     add_source_identity_schema(conn)
 
 
+def _create_related(conn: Connection) -> None:
+    from catalog.models import Related
+
+    Base.metadata.create_all(conn, tables=[Related.__table__])
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -78,6 +84,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _rank_titles_higher,
     _index_inserts_explicitly,
     _one_source_per_channel,
+    _create_related,
 ]
 
 

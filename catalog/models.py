@@ -252,3 +252,20 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Related(Base):
+    """Precomputed similar items: for each post or paper, its nearest posts and papers.
+
+    Rebuilt as a whole by `catalog.related.rebuild_related` (after ingest/sync, before
+    a site build) and read by `digest related` and the pages; never computed per request.
+    """
+
+    __tablename__ = "related"
+
+    item_kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # post | paper
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    other_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 = most similar
+    other_id: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column()
