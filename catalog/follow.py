@@ -149,6 +149,7 @@ class ChannelResult:
 class SyncReport:
     channels: list[ChannelResult] = field(default_factory=list)
     arxiv: dict[str, Any] | None = None
+    related: dict[str, Any] | None = None  # counts when the related lists were rebuilt
     site: str | None = None
 
     @property
@@ -157,7 +158,7 @@ class SyncReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"channels": [asdict(c) for c in self.channels], "failed": [c.channel for c in self.failed],
-                "arxiv": self.arxiv, "site": self.site}
+                "arxiv": self.arxiv, "related": self.related, "site": self.site}
 
 
 class _PageCounter(Fetcher):
@@ -236,6 +237,10 @@ def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: b
                 on_done(result)
         if arxiv:
             report.arxiv = _sync_arxiv(engine, offline)
+        from catalog.related import ensure_related
+
+        # related lists are computed once per sync, not by the readers (no-op when nothing changed)
+        report.related = ensure_related(engine)
         if site is not None:
             from catalog.sitegen import build_site
 

@@ -86,6 +86,10 @@ def test_sync_three_channels_one_failing(server, cli):
     assert report["failed"] == []
     assert {c["channel"]: c["new"] for c in report["channels"]} == {"@alpha_ch": 1, "@beta_ch": 3, "@gamma_ch": 0}
     assert len(server.requests) == 3  # one page each: every walk stopped at the newest stored post
+    assert report["related"]["posts"] == 16  # the related lists were rebuilt after the new posts
+
+    result = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
+    assert json.loads(result.stdout)["related"] is None  # nothing changed: not recomputed
 
     result = cli("sync", "--interval", "0.1", "--no-arxiv", "--quiet")
     assert result.exit_code == 0 and result.stdout == ""
