@@ -20,6 +20,24 @@ def classes(tag: Any) -> list[str]:
     return value if isinstance(value, list) else ([value] if isinstance(value, str) else [])
 
 
+def _bare_url(url: str) -> str:
+    return _HTTP.sub("", url.strip()).rstrip("/").casefold()
+
+
+def _shows_its_url(shown: str, href: str) -> bool:
+    """True when a link's visible text is its URL (maybe cut with "…"), so the text already holds it.
+
+    A shorter label that merely occurs in the URL (``dorar.net`` for a deep link on that
+    site) hides the rest of the URL: that href must be kept as a hidden link.
+    """
+    label = _bare_url(shown)
+    if not label:
+        return False
+    if label.endswith("…"):
+        return _bare_url(href).startswith(label[:-1])
+    return label == _bare_url(href)
+
+
 def body_text(node: Any) -> tuple[str, list[str]]:
     """The visible text of a post body (``<br>`` and blocks as newlines, emoji kept) and its hidden hrefs.
 
@@ -31,7 +49,7 @@ def body_text(node: Any) -> tuple[str, list[str]]:
     for a in node.find_all("a", href=True):
         href = a["href"].strip()
         shown = a.get_text("", strip=True)
-        if _HTTP.match(href) and shown and shown.rstrip("/").split("://")[-1] not in href:
+        if _HTTP.match(href) and not _shows_its_url(shown, href):  # a link over blank text is hidden too
             hidden.append(href)
     for br in node.find_all("br"):
         br.replace_with("\n")

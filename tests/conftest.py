@@ -1,28 +1,31 @@
-"""Shared fixtures: a fresh catalog, the sample corpus, ../shared when present, a CLI runner."""
+"""Fixtures: a fresh catalog, the sample corpus, a CLI runner, a headless Chromium.
+
+Plain helpers the tests import live in tests/helpers.py. Prerequisites that CI is known
+to have (../shared, Chromium and its driver) skip with a reason on a developer's machine
+and fail under `CI=true` (see `helpers.missing`).
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from helpers import REPO, in_ci, missing, shared_root
 
 # Keep torch from fighting over the 2 CPU cores with itself in CI.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(REPO))
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, skipping the test when it is absent (CI has it; a bare clone may not)."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present (the ../shared folder beside the checkout)")
-    return path
+def pytest_configure(config) -> None:
+    """Under CI a missing ../shared stops the run at once with one line, before any test can skip."""
+    if in_ci() and not shared_root().is_dir():
+        raise pytest.UsageError(f"CI=true but the real inputs are missing: {shared_root()} is not a folder "
+                                "(CI keeps ../shared beside the checkout; DIGEST_SHARED overrides)")
 
 
 @pytest.fixture
@@ -74,37 +77,41 @@ def cli(db_path: Path) -> Cli:
     return Cli(db_path)
 
 
-def telegram_export(messages: list[dict[str, Any]], *, name: str = "Test Channel", chat_id: int = 42) -> dict:
-    return {"name": name, "type": "public_channel", "id": chat_id, "messages": messages}
+# ---------------------------------------------------------------- headless Chromium
+
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900")
 
 
-def message(msg_id: int, text: str | list, *, date: str = "2020-04-27T10:15:00", **extra) -> dict[str, Any]:
-    m: dict[str, Any] = {"id": msg_id, "type": "message", "date": date, "from": "Test Channel", "text": text}
-    m.update(extra)
-    return m
+def _find(*names: str) -> str | None:
+    return next((p for p in (shutil.which(n) for n in names) if p), None)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return path
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    """Debian's chromium + chromium-driver through selenium (no browser download)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing("selenium is not installed (pip install -e '.[dev]')")
 
-
-def table_counts(engine) -> dict[str, int]:
-    from catalog.queries import counts
-
-    with engine.connect() as c:
-        extra = {t: c.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
-                 for t in ("post_tag", "post_paper", "post_search")}
-    return counts(engine) | extra
-
-
-def dump(engine) -> list[tuple]:
-    """Every row of the content tables, for before/after comparisons."""
-    rows = []
-    with engine.connect() as c:
-        for table in ("source", "post", "tag", "post_tag", "paper", "post_paper", "link", "post_search"):
-            rows += [(table, *r) for r in c.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1, 2")]
-    return rows
-
-
-sys.path.insert(0, str(REPO))
+    binary = os.environ.get("CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
+    chromedriver = os.environ.get("CHROMEDRIVER") or _find("chromedriver")
+    if not binary or not chromedriver:
+        missing(f"Chromium not found (chromium: {binary}, chromedriver: {chromedriver}); "
+                "install Debian's chromium and chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("unhandledPromptBehavior", "ignore")  # an alert must stay open for us to see it
+    try:
+        drv = webdriver.Chrome(service=Service(chromedriver), options=options)
+    except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
+        missing(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()

@@ -13,7 +13,7 @@ import pytest
 
 from catalog.errors import DigestError
 from catalog.ingest import ingest_file, ingest_paths
-from conftest import REPO, dump, message, shared_path, table_counts, telegram_export, write_json
+from helpers import REPO, dump, message, shared_path, table_counts, telegram_export, write_json
 
 
 def test_sample_corpus_ingests_all_posts(sample_engine, sample_files):

@@ -8,7 +8,7 @@ from catalog.errors import UsageError
 from catalog.ingest import ingest_file
 from catalog.search import Filters, parse_date, search
 from catalog.searchtext import match_expression, query_terms
-from conftest import message, telegram_export, write_json
+from helpers import message, telegram_export, write_json
 
 
 def titles(hits):
