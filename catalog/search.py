@@ -24,6 +24,7 @@ from scrapers.normalize import normalize_hashtag
 # bm25 with a word in the title counting as much as ten in the body: configured as
 # the FTS5 table's rank function by a migration (catalog.db), so "ORDER BY rank" uses it.
 SNIPPET_CHARS = 160
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -136,9 +137,12 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
     filters = filters or Filters()
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    needle = " ".join(query.split())
-    if not needle:
+    if not query.split():
         raise UsageError("empty query: give a word to search for")
+    # Control characters never occur in stored text; a NUL would even cut a LIKE pattern short.
+    needle = " ".join(_CONTROL.sub(" ", query).split())
+    if not needle:
+        return []
     terms = query_terms(needle)
     with engine.connect() as conn:
         if len(needle) <= 2:
