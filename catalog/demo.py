@@ -32,7 +32,7 @@ def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = Fal
     st = state(ctx)
     engine = st.engine()
     stats = ingest_paths(engine, sample_corpus())
-    stdout.print(f"[bold]ingested[/bold] {stats.posts} posts from {stats.sources} sources into {st.db_path} "
+    stdout.print(f"[bold]ingested[/bold] {stats.posts} posts from {stats.sources} sources into {st.db_name} "
                  f"({stats.posts_new} new, {stats.posts_updated} updated, {stats.posts_unchanged} unchanged)")
     with session(engine) as s:
         repros = sync_reproductions(s)

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, select
 
+from catalog.db import dialect_insert
 from catalog.errors import DigestError
-from catalog.models import to_naive_utc, utcnow
+from catalog.models import Paper, PostPaper, PostTag, Source, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
@@ -93,12 +94,18 @@ class _Upserter:
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
+            if self.conn.dialect.name == "postgresql":
+                # Writers of the same source take turns (until commit), so none inserts a post that
+                # another is inserting; writers of different sources run side by side.
+                self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{src.kind}\x1f{src.handle}",))
             row = self.conn.exec_driver_sql(
                 "SELECT id, title, url FROM source WHERE kind=? AND handle=?", key).first()
             if row is None:
-                sid = self.conn.exec_driver_sql(
-                    "INSERT INTO source(kind, handle, title, url, created_at) VALUES (?,?,?,?,?)",
-                    (src.kind, src.handle, src.title, src.url, self.now)).lastrowid
+                # Another writer may add the same source meanwhile: keep theirs (DO NOTHING), then read its id.
+                self._insert_new(Source.__table__, [{"kind": src.kind, "handle": src.handle, "title": src.title,
+                                                     "url": src.url, "created_at": self.now}])
+                sid = self.conn.execute(select(Source.id).where(Source.kind == src.kind,
+                                                                Source.handle == src.handle)).scalar_one()
             else:
                 sid = row[0]
                 if (src.title and src.title != row[1]) or (src.url and src.url != row[2]):
@@ -108,24 +115,29 @@ class _Upserter:
         self.stats._source_keys.add(key)
         return self.source_ids[key]
 
-    def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert_sql: str, select_prefix: str
-                    ) -> dict[str, int]:
+    def _insert_new(self, table: Table, rows: list[dict]) -> None:
+        """INSERT … ON CONFLICT DO NOTHING in the dialect's own syntax: rows already there (ours or a
+        concurrent writer's) are kept as they are."""
+        if rows:
+            self.conn.execute(dialect_insert(self.conn, table).on_conflict_do_nothing(), rows)
+
+    def _ensure_ids(self, cache: dict[str, int], keys: set[str], table: Table, key: str, defaults: dict,
+                    select_prefix: str) -> dict[str, int]:
         """Ids of `keys` (rows created when missing), cached across batches."""
-        missing = [k for k in keys if k not in cache]
+        # Sorted: concurrent writers then take row locks in the same order and cannot deadlock.
+        missing = sorted(k for k in keys if k not in cache)
         if missing:
-            self.conn.exec_driver_sql(insert_sql, [(k,) for k in missing])
+            self._insert_new(table, [{key: k, **defaults} for k in missing])
             cache.update(select_in(self.conn, select_prefix, missing))
         return cache
 
     def tag_id_map(self, names: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.tag_ids, names, "INSERT OR IGNORE INTO tag(name) VALUES (?)",
-                                "SELECT name, id FROM tag WHERE name IN")
+        return self._ensure_ids(self.tag_ids, names, Tag.__table__, "name", {}, "SELECT name, id FROM tag WHERE name IN")
 
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
-        return self._ensure_ids(
-            self.paper_ids, ids,
-            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status) VALUES (?, '[]', '[]', 'pending')",
-            "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
+        return self._ensure_ids(self.paper_ids, ids, Paper.__table__, "arxiv_id",
+                                {"authors": [], "categories": [], "status": "pending"},
+                                "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
     def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
         """(source id, external id) -> (post id, content hash, views) for the keys already stored."""
@@ -206,12 +218,10 @@ class _Upserter:
     def _write_children(self, posts: list[tuple[int, PostRecord]]) -> None:
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
-        self._many(
-            "INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag')",
-            [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
-        self._many(
-            "INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
-            [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
+        self._insert_new(PostTag.__table__, [{"post_id": pid, "tag_id": tag_ids[t], "origin": "hashtag"}
+                                             for pid, rec in posts for t in rec.hashtags])
+        self._insert_new(PostPaper.__table__, [{"post_id": pid, "paper_id": paper_ids[a]}
+                                               for pid, rec in posts for a in rec.arxiv_ids])
         self._many(
             "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
@@ -224,8 +234,10 @@ class _Upserter:
         rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
         if insert:
             self._many("INSERT INTO post_search(title, body, post_id) VALUES (?, ?, ?)", rows)
-            # No insert trigger (see catalog.db): the index gets the same rows in one statement.
-            self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
+            if self.conn.dialect.name == "sqlite":
+                # No insert trigger (see catalog.db): the index gets the same rows in one statement.
+                # PostgreSQL indexes a generated column of post_search itself (catalog.search_pg).
+                self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
         else:
             self._many("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
 

@@ -33,11 +33,55 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"
 
 
+# ---------------------------------------------------------------- both engines
+
+ENGINES = ("sqlite", "postgresql")
+# The catalog's own test modules run every test that opens a catalog on both engines.
+BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli", "test_postgres"}
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_ENGINE_MODULES:
+        metafunc.parametrize("db_kind", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def engine(db_path: Path):
+def db_kind(request) -> str:
+    """"sqlite" unless the module runs on both engines (see BOTH_ENGINE_MODULES)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server: $DIGEST_TEST_PG_URL (CI starts one), else a throwaway cluster of our own."""
+    from pgserver import PgServer
+
+    server = PgServer.from_env() or PgServer.start()
+    if server is None:
+        missing("no PostgreSQL: set DIGEST_TEST_PG_URL, or install Debian's postgresql (initdb, pg_ctl)")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, migrated catalog database on the server, dropped after the test."""
+    url = pg_server.fresh_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def db_target(db_kind: str, db_path: Path, request) -> Path | str:
+    """What `--db` gets: a file for SQLite, a URL for PostgreSQL."""
+    return db_path if db_kind == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(db_target):
     from catalog.db import open_db
 
-    eng = open_db(db_path)
+    eng = open_db(db_target)
     yield eng
     eng.dispose()
 
@@ -60,7 +104,7 @@ def sample_engine(engine, sample_files):
 class Cli:
     """Runs `digest` in-process against one database and returns (exit code, stdout, stderr)."""
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path | str):
         self.db = db
 
     def __call__(self, *args: str, input: str | None = None):
@@ -73,8 +117,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db_path: Path) -> Cli:
-    return Cli(db_path)
+def cli(db_target) -> Cli:
+    return Cli(db_target)
 
 
 # ---------------------------------------------------------------- headless Chromium

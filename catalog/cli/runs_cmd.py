@@ -30,7 +30,7 @@ def _runner_call(fn, *args, **kwargs):
 
 def record_run(st: State, run_dir: Path) -> int | None:
     """Import `run_dir` into the catalog if one exists at ``--db``; the Run id, or None."""
-    if not st.db_path.exists():
+    if not st.catalog_exists():
         return None
     from catalog.db import session
     from catalog.runs import import_run, sync_reproductions
@@ -106,8 +106,8 @@ def register(app: typer.Typer) -> None:
             print_json({**result.record, "run_dir": str(result.run_dir), "catalog_run_id": run_id})
         else:
             stdout.print("\n".join(summary_lines(result)), markup=False, highlight=False)
-            stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
-                         f"no catalog at {st.db_path}: not recorded (later: digest import-runs {out})",
+            stdout.print(f"recorded as run {run_id} in {st.db_name}" if run_id is not None else
+                         f"no catalog at {st.db_name}: not recorded (later: digest import-runs {out})",
                          markup=False, highlight=False)
         line = error_line(result)
         if line:
