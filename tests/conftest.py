@@ -72,9 +72,23 @@ def pg_url(pg_server) -> str:
 
 
 @pytest.fixture
+def empty_pg_url(pg_server) -> str:
+    """A new database with nothing in it, as `createdb` leaves it: no catalog yet."""
+    url = pg_server.fresh_database(migrated=False)
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
 def db_target(db_kind: str, db_path: Path, request) -> Path | str:
-    """What `--db` gets: a file for SQLite, a URL for PostgreSQL."""
+    """What `--db` gets: a file for SQLite, a URL for PostgreSQL (a catalog already migrated)."""
     return db_path if db_kind == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def new_db_target(db_kind: str, db_path: Path, request) -> Path | str:
+    """Where no catalog exists yet: a file not created, an empty PostgreSQL database."""
+    return db_path if db_kind == "sqlite" else request.getfixturevalue("empty_pg_url")
 
 
 @pytest.fixture
@@ -117,8 +131,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db_target) -> Cli:
-    return Cli(db_target)
+def cli(new_db_target) -> Cli:
+    return Cli(new_db_target)
 
 
 # ---------------------------------------------------------------- headless Chromium

@@ -70,7 +70,12 @@ class PgServer:
         finally:
             admin.dispose()
 
-    def fresh_database(self) -> str:
+    def fresh_database(self, *, migrated: bool = True) -> str:
+        """A new database: a copy of a migrated template, or empty as after `createdb` (`migrated=False`)."""
+        name = f"digest_t{os.getpid()}_{next(_names)}"
+        if not migrated:
+            self._create(name, "template0")
+            return self._url_for(name)
         if self.template is None:
             from catalog.db import open_db
 
@@ -78,7 +83,6 @@ class PgServer:
             self.drop_database(self._url_for(self.template))
             self._create(self.template, "template0")
             open_db(self._url_for(self.template)).dispose()  # migrated once; copies start at the latest schema
-        name = f"digest_t{os.getpid()}_{next(_names)}"
         self._create(name, self.template)
         return self._url_for(name)
 
