@@ -116,9 +116,8 @@ def _qmark_to_format(conn, cursor, statement: str, parameters, context, executem
     def swap(m: re.Match) -> str:
         if m.group(1):
             return "%s"
-        if m.group(2):
-            return "%%"  # a literal % once placeholders are in play
-        return m.group(0)
+        # psycopg reads every % as a placeholder, inside string literals too: double them all.
+        return m.group(0).replace("%", "%%")
 
     if _INSERT_OR_IGNORE.match(statement):
         statement = _INSERT_OR_IGNORE.sub("INSERT INTO", statement, count=1) + " ON CONFLICT DO NOTHING"

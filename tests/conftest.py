@@ -37,7 +37,7 @@ def db_path(tmp_path: Path) -> Path:
 
 ENGINES = ("sqlite", "postgresql")
 # The catalog's own test modules run every test that opens a catalog on both engines.
-BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli", "test_postgres"}
+BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
 
 
 def pytest_generate_tests(metafunc) -> None:
