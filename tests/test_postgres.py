@@ -6,6 +6,7 @@ these are the PostgreSQL-specific checks. A fresh database per test (see conftes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -192,3 +193,59 @@ def test_concurrent_writers_lose_nothing_and_never_deadlock(pg_url, tmp_path):
     assert counts["post"] == counts["post_search"] == 1200
     assert counts["tag"] == 7 + 4 and counts["paper"] == 50
     assert counts["post_tag"] == 1200 * 2 and counts["post_paper"] == 1200
+
+
+# ---------------------------------------------------------------- digest db copy
+
+def test_db_copy_sqlite_to_postgresql_and_back(tmp_path, empty_pg_url, sample_files):
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+    from catalog.db import open_db
+    from catalog.ingest import ingest_paths
+    from helpers import dump
+
+    lite = open_db(tmp_path / "a.db")
+    ingest_paths(lite, sample_files)
+    before = dump(lite)
+    lite.dispose()
+    runner = CliRunner()
+    there = runner.invoke(app, ["db", "copy", str(tmp_path / "a.db"), empty_pg_url, "--json"])
+    assert there.exit_code == 0, there.output
+    report = json.loads(there.stdout)
+    assert report["rows"]["post"] == 29 and report["rows"]["post_search"] == 29
+    assert report["spot_checks"] and all(c["same"] and c["hits"] for c in report["spot_checks"])
+    back = runner.invoke(app, ["db", "copy", empty_pg_url, str(tmp_path / "b.db")])
+    assert back.exit_code == 0, back.output
+    assert "verified" in back.stdout
+    copied = open_db(tmp_path / "b.db")
+    assert dump(copied) == before  # every row, id and stored value survived the round trip
+    pg = open_db(empty_pg_url)
+    ingest_paths(pg, [write_json(tmp_path / "n.json", telegram_export([message(1, "after the copy")], chat_id=7))])
+    with pg.connect() as c:  # the id sequences moved past the copied ids
+        assert c.exec_driver_sql("SELECT max(id) FROM post").scalar() == 30
+    pg.dispose()
+    copied.dispose()
+
+
+def test_db_copy_refuses_a_non_empty_destination_and_changes_nothing(tmp_path, pg_url, sample_files):
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+    from catalog.db import open_db
+    from catalog.ingest import ingest_paths
+    from helpers import dump
+
+    for target in (tmp_path / "a.db", pg_url):
+        engine = open_db(target)
+        ingest_paths(engine, sample_files[:1])
+        engine.dispose()
+    pg = open_db(pg_url)
+    before = dump(pg)
+    result = CliRunner().invoke(app, ["db", "copy", str(tmp_path / "a.db"), pg_url])
+    assert result.exit_code == 1
+    assert "is not empty" in result.output and len(result.output.strip().splitlines()) == 1
+    assert dump(pg) == before
+    pg.dispose()
+    missing = CliRunner().invoke(app, ["db", "copy", str(tmp_path / "none.db"), str(tmp_path / "x.db")])
+    assert missing.exit_code == 1 and "no catalog at" in missing.output

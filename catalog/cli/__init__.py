@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import arxiv_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd
+from catalog.cli import arxiv_cmd, db_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd
 from catalog.cli.common import State, fail
 from catalog.db import is_url
 from catalog.errors import DigestError
@@ -83,7 +83,7 @@ def _global(
     ctx.obj = State(db_path=db if is_url(db) else Path(db), debug=debug)
 
 
-for _module in (ingest_cmd, query_cmd, arxiv_cmd, runs_cmd, site_cmd):
+for _module in (ingest_cmd, query_cmd, arxiv_cmd, runs_cmd, site_cmd, db_cmd):
     _module.register(app)
 
 
