@@ -110,6 +110,8 @@ _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 
 def _qmark_to_format(conn, cursor, statement: str, parameters, context, executemany):
     """Raw qmark SQL (``?``) as psycopg's format style (``%s``); SQLAlchemy's own SQL passes untouched."""
+    if getattr(context, "compiled", None) is not None:
+        return statement, parameters  # SQLAlchemy compiled it for psycopg already
     if "?" not in statement and not _INSERT_OR_IGNORE.match(statement):
         return statement, parameters
 
