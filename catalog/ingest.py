@@ -28,6 +28,7 @@ from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord
 
 CHUNK = 2000
+ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
 
 
 @dataclass
@@ -86,6 +87,7 @@ class _Upserter:
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
+        self._unanalyzed = 0
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:  # an empty list would run the statement once with no parameters
@@ -194,11 +196,23 @@ class _Upserter:
             " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now) for sid, rec, chash in rows])
+        self._keep_planner_informed(len(rows))
         stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
         posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
         self._write_children(posts)
         self.stats.posts_new += len(rows)
         self._write_search(posts, insert=True)
+
+    def _keep_planner_informed(self, added: int) -> None:
+        """PostgreSQL plans the key lookups from table statistics, which autovacuum cannot gather on rows
+        this transaction is still writing: past a few thousand new posts it would look each batch up by
+        scanning the whole source (quadratic). ANALYZE inside the transaction counts them."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        self._unanalyzed += added
+        if self._unanalyzed >= ANALYZE_EVERY:
+            self.conn.exec_driver_sql("ANALYZE post")
+            self._unanalyzed = 0
 
     def _update(self, rows: list[tuple[int, PostRecord, str]]) -> None:
         self._many(

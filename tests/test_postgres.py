@@ -249,3 +249,19 @@ def test_db_copy_refuses_a_non_empty_destination_and_changes_nothing(tmp_path, p
     pg.dispose()
     missing = CliRunner().invoke(app, ["db", "copy", str(tmp_path / "none.db"), str(tmp_path / "x.db")])
     assert missing.exit_code == 1 and "no catalog at" in missing.output
+
+
+def test_statistics_refresh_inside_the_ingest_transaction(pg_url, sample_files, monkeypatch):
+    """ANALYZE runs inside the one ingest transaction (allowed there, unlike VACUUM) and changes no row."""
+    import catalog.ingest as ingest
+    from catalog.db import open_db
+
+    monkeypatch.setattr(ingest, "ANALYZE_EVERY", 1)
+    engine = open_db(pg_url)
+    stats = ingest.ingest_paths(engine, sample_files)
+    with engine.connect() as c:
+        analyzed = c.exec_driver_sql("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'post'"
+                                     " AND analyze_count > 0").scalar()
+        posts = c.exec_driver_sql("SELECT count(*) FROM post").scalar()
+    engine.dispose()
+    assert stats.posts_new == posts == 29 and analyzed == 1
