@@ -1,16 +1,27 @@
-"""Opening the catalog: SQLite in WAL mode, foreign keys on, schema migrations.
+"""Opening the catalog on SQLite (a file) or PostgreSQL (a server), and its migrations.
 
-Migrations are an ordered list of functions; the version reached is stored in the
-``meta`` table. Upgrades only ever add: no migration drops data.
+`--db` / ``DIGEST_DB`` is a file path, a ``sqlite:///…`` URL or a PostgreSQL URL
+(``postgresql+psycopg://user@host/db``, psycopg 3). SQLite runs in WAL mode with
+foreign keys on. Migrations are ONE ordered list for both engines; a step that differs
+by engine (the full-text index) branches on the dialect inside. The version reached
+is stored in the ``meta`` table on both. Upgrades only ever add: no migration drops data.
+
+The catalog's older queries are raw SQL with ``?`` placeholders (SQLite's qmark
+style). On PostgreSQL they reach psycopg through `_qmark_to_format`, which turns
+each ``?`` outside string literals into ``%s`` and rewrites ``INSERT OR IGNORE`` to
+``ON CONFLICT DO NOTHING``; new code uses SQLAlchemy Core and needs none of it.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from catalog.errors import DigestError
@@ -24,13 +35,19 @@ def _create_base_schema(conn: Connection) -> None:
 
 
 def _create_search_index(conn: Connection) -> None:
-    # The derived search text lives in its own table; FTS5 indexes it as external
-    # content, kept in step by triggers, so the index never disagrees with the rows.
+    # The derived search text lives in its own table (the same on both engines).
     conn.exec_driver_sql(
         "CREATE TABLE IF NOT EXISTS post_search ("
         " post_id INTEGER PRIMARY KEY REFERENCES post(id) ON DELETE CASCADE,"
         " title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '')"
     )
+    if conn.dialect.name == "postgresql":
+        from catalog.search_pg import create_search_index
+
+        create_search_index(conn)
+        return
+    # FTS5 indexes it as external content, kept in step by triggers, so the index
+    # never disagrees with the rows.
     conn.exec_driver_sql(
         "CREATE VIRTUAL TABLE IF NOT EXISTS post_fts USING fts5("
         " title, body, content='post_search', content_rowid='post_id',"
@@ -54,6 +71,9 @@ def _create_search_index(conn: Connection) -> None:
 def _rank_titles_higher(conn: Connection) -> None:
     # A persistent rank function lets plain "ORDER BY rank" use bm25 with the title
     # weighted, which FTS5 evaluates faster than an explicit bm25() call in ORDER BY.
+    # PostgreSQL weighs the title in the tsvector itself (catalog.search_pg).
+    if conn.dialect.name != "sqlite":
+        return
     conn.exec_driver_sql("INSERT INTO post_fts(post_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)')")
 
 
@@ -61,6 +81,8 @@ def _index_inserts_explicitly(conn: Connection) -> None:
     # A row trigger makes FTS5 index each new row as its own statement, three times
     # slower than one multi-row insert; catalog.ingest now writes new rows to the
     # index itself (updates and deletes keep their triggers: they are rare).
+    if conn.dialect.name != "sqlite":
+        return
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS post_search_ai")
 
 
@@ -97,33 +119,107 @@ def _on_connect(dbapi_conn, _record) -> None:
     cur.close()
 
 
+_QUOTED_OR_QMARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(\?)|(%)")
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
+
+
+def _qmark_to_format(conn, cursor, statement: str, parameters, context, executemany):
+    """Raw qmark SQL (``?``) as psycopg's format style (``%s``); SQLAlchemy's own SQL passes untouched."""
+    if getattr(context, "compiled", None) is not None:
+        return statement, parameters  # SQLAlchemy compiled it for psycopg already
+    if "?" not in statement and not _INSERT_OR_IGNORE.match(statement):
+        return statement, parameters
+
+    def swap(m: re.Match) -> str:
+        if m.group(1):
+            return "%s"
+        # psycopg reads every % as a placeholder, inside string literals too: double them all.
+        return m.group(0).replace("%", "%%")
+
+    if _INSERT_OR_IGNORE.match(statement):
+        statement = _INSERT_OR_IGNORE.sub("INSERT INTO", statement, count=1) + " ON CONFLICT DO NOTHING"
+    if "?" in statement:
+        statement = _QUOTED_OR_QMARK.sub(swap, statement)
+    return statement, parameters
+
+
+def is_url(target: str | Path | URL) -> bool:
+    return isinstance(target, URL) or "://" in str(target)
+
+
+def catalog_url(target: str | Path | URL) -> URL:
+    """The SQLAlchemy URL of `target`: a file path, ``sqlite:///…`` or a PostgreSQL URL."""
+    if isinstance(target, URL):
+        return target
+    if not is_url(target):
+        return URL.create("sqlite", database=str(Path(target)))
+    try:
+        url = make_url(str(target))
+    except ArgumentError:
+        raise DigestError(f"not a database URL: {target!r}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3, the driver we depend on
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DigestError(f"unsupported database {url.get_backend_name()!r}: use a file path, sqlite:/// or "
+                          "postgresql+psycopg://")
+    return url
+
+
+def describe(target: str | Path | URL) -> str:
+    """`target` for messages: a path as given, a URL without its password."""
+    return catalog_url(target).render_as_string(hide_password=True) if is_url(target) else str(target)
+
+
+def catalog_exists(target: str | Path | URL) -> bool:
+    """Whether a catalog is there to read: the file exists; a server's database has our schema."""
+    url = catalog_url(target)
+    if url.get_backend_name() == "sqlite":
+        return bool(url.database) and Path(url.database).exists()
+    try:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return schema_version(conn) > 0
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - unreachable server or missing database: nothing to read
+        return False
+
+
 def schema_version(conn: Connection) -> int:
-    has_meta = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").first()
-    if not has_meta:
+    if not inspect(conn).has_table("meta"):
         return 0
     value = conn.execute(select(Meta.value).where(Meta.key == SCHEMA_VERSION_KEY)).scalar()
     return int(value) if value is not None else 0
 
 
+def dialect_insert(conn: Connection, table):
+    """The dialect's own INSERT, which has ON CONFLICT (upserts) on both engines."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def migrate(engine: Engine) -> int:
     """Bring the schema up to date; returns the version reached."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several processes may open a fresh catalog at once: one migrates, the others wait.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
         current = schema_version(conn)
         if current > len(MIGRATIONS):
             raise DigestError(
                 f"catalog schema version {current} is newer than this program ({len(MIGRATIONS)}): upgrade paper-digest")
         for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
             step(conn)
-            conn.exec_driver_sql(
-                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (SCHEMA_VERSION_KEY, str(version)))
+            stmt = dialect_insert(conn, Meta.__table__).values(key=SCHEMA_VERSION_KEY, value=str(version))
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value}))
         return len(MIGRATIONS)
 
 
-def open_db(path: str | Path, *, create: bool = True) -> Engine:
-    """Open (creating and migrating when needed) the catalog at `path`."""
-    path = Path(path)
+def _open_sqlite(path: Path, *, create: bool) -> Engine:
     if path.exists() and path.is_dir():
         raise DigestError(f"{path} is a directory, not a catalog database")
     if not create and not path.exists():
@@ -132,12 +228,33 @@ def open_db(path: str | Path, *, create: bool = True) -> Engine:
         raise DigestError(f"cannot create catalog {path}: folder {path.parent} does not exist")
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def _open_postgresql(url: URL) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "before_cursor_execute", _qmark_to_format, retval=True)
+    return engine
+
+
+def open_db(target: str | Path, *, create: bool = True) -> Engine:
+    """Open (creating and migrating when needed) the catalog at `target`: a path or a URL."""
+    url = catalog_url(target)
+    if url.get_backend_name() == "sqlite":
+        engine = _open_sqlite(Path(url.database or ""), create=create)
+    else:
+        engine = _open_postgresql(url)
+        if not create and not catalog_exists(url):
+            engine.dispose()
+            raise DigestError(f"no catalog at {describe(target)}")
     try:
         migrate(engine)
     except DigestError:
         raise
-    except Exception as exc:  # a file that is not SQLite, a locked or read-only DB
-        raise DigestError(f"cannot open catalog {path}: {exc.__class__.__name__}: {exc}") from exc
+    except Exception as exc:  # a file that is not SQLite, a locked or read-only DB, a server that refuses
+        engine.dispose()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}: {first}") from exc
     return engine
 
 

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, select
 
+from catalog.db import dialect_insert
 from catalog.errors import DigestError
-from catalog.models import PaperStatus, to_naive_utc, utcnow
+from catalog.models import Paper, PaperStatus, PostPaper, PostTag, Source, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
                              text_fingerprint)
@@ -29,6 +30,7 @@ from scrapers.errors import ParseError
 from scrapers.records import PostRecord, SourceRecord
 
 CHUNK = 2000
+ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Upserter:
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
+        self._unanalyzed = 0
         self.unchecked: set[int] = set()  # sources this input created, not yet compared with known ones
         self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
         # posts inserted or updated: (id, source id, fingerprint, forwarded post ref)
@@ -121,6 +124,10 @@ class _Upserter:
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
+            if self.conn.dialect.name == "postgresql":
+                # Writers of the same source take turns (until commit), so none inserts a post that
+                # another is inserting; writers of different sources run side by side.
+                self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{src.kind}\x1f{src.handle}",))
             # any route of a channel (export, page, alias) resolves to its one source
             self.source_ids[key], created = resolve_or_create(self.conn, src)
             if created:
@@ -147,25 +154,29 @@ class _Upserter:
             self.stats.merges.append(report.as_dict())
             self.stats._follow_merges()
 
-    def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert_sql: str, select_prefix: str
-                    ) -> dict[str, int]:
+    def _insert_new(self, table: Table, rows: list[dict]) -> None:
+        """INSERT … ON CONFLICT DO NOTHING in the dialect's own syntax: rows already there (ours or a
+        concurrent writer's) are kept as they are."""
+        if rows:
+            self.conn.execute(dialect_insert(self.conn, table).on_conflict_do_nothing(), rows)
+
+    def _ensure_ids(self, cache: dict[str, int], keys: set[str], table: Table, key: str, defaults: dict,
+                    select_prefix: str) -> dict[str, int]:
         """Ids of `keys` (rows created when missing), cached across batches."""
-        missing = [k for k in keys if k not in cache]
+        # Sorted: concurrent writers then take row locks in the same order and cannot deadlock.
+        missing = sorted(k for k in keys if k not in cache)
         if missing:
-            self.conn.exec_driver_sql(insert_sql, [(k,) for k in missing])
+            self._insert_new(table, [{key: k, **defaults} for k in missing])
             cache.update(select_in(self.conn, select_prefix, missing))
         return cache
 
     def tag_id_map(self, names: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.tag_ids, names, "INSERT OR IGNORE INTO tag(name) VALUES (?)",
-                                "SELECT name, id FROM tag WHERE name IN")
+        return self._ensure_ids(self.tag_ids, names, Tag.__table__, "name", {}, "SELECT name, id FROM tag WHERE name IN")
 
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
-        return self._ensure_ids(
-            self.paper_ids, ids,
-            "INSERT OR IGNORE INTO paper(arxiv_id, authors, categories, status)"
-            f" VALUES (?, '[]', '[]', '{PaperStatus.PENDING}')",
-            "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
+        return self._ensure_ids(self.paper_ids, ids, Paper.__table__, "arxiv_id",
+                                {"authors": [], "categories": [], "status": PaperStatus.PENDING.value},
+                                "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
     def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None, str | None]]:
         """(source id, external id) -> (post id, content hash, views, fingerprint) for the keys already stored."""
@@ -251,11 +262,23 @@ class _Upserter:
             " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now) for sid, rec, chash in rows])
+        self._keep_planner_informed(len(rows))
         stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
         posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
         self._write_children(posts)
         self.stats.posts_new += len(rows)
         self._write_search(posts, insert=True)
+
+    def _keep_planner_informed(self, added: int) -> None:
+        """PostgreSQL plans the key lookups from table statistics, which autovacuum cannot gather on rows
+        this transaction is still writing: past a few thousand new posts it would look each batch up by
+        scanning the whole source (quadratic). ANALYZE inside the transaction counts them."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        self._unanalyzed += added
+        if self._unanalyzed >= ANALYZE_EVERY:
+            self.conn.exec_driver_sql("ANALYZE post")
+            self._unanalyzed = 0
 
     def _update(self, rows: list[tuple[int, PostRecord, str]]) -> None:
         self._many(
@@ -279,12 +302,10 @@ class _Upserter:
                          for (pid, rec), (_, fp) in zip(posts, fps)]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
-        self._many(
-            "INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag')",
-            [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
-        self._many(
-            "INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
-            [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
+        self._insert_new(PostTag.__table__, [{"post_id": pid, "tag_id": tag_ids[t], "origin": "hashtag"}
+                                             for pid, rec in posts for t in rec.hashtags])
+        self._insert_new(PostPaper.__table__, [{"post_id": pid, "paper_id": paper_ids[a]}
+                                               for pid, rec in posts for a in rec.arxiv_ids])
         self._many(
             "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
@@ -297,8 +318,10 @@ class _Upserter:
         rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
         if insert:
             self._many("INSERT INTO post_search(title, body, post_id) VALUES (?, ?, ?)", rows)
-            # No insert trigger (see catalog.db): the index gets the same rows in one statement.
-            self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
+            if self.conn.dialect.name == "sqlite":
+                # No insert trigger (see catalog.db): the index gets the same rows in one statement.
+                # PostgreSQL indexes a generated column of post_search itself (catalog.search_pg).
+                self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
         else:
             self._many("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
 

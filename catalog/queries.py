@@ -47,12 +47,19 @@ def get_post(engine: Engine, post_id: int) -> dict[str, Any]:
 
 
 def list_tags(engine: Engine) -> list[dict[str, Any]]:
+    # Counted per (tag, origin) and summed here: string aggregation differs between engines.
     with Session(engine) as s:
         rows = s.execute(
-            select(Tag.name, func.count(PostTag.post_id), func.group_concat(PostTag.origin.distinct()))
-            .join(PostTag, PostTag.tag_id == Tag.id).group_by(Tag.id)
-            .order_by(func.count(PostTag.post_id).desc(), Tag.name)).all()
-    return [{"tag": name, "posts": n, "origins": sorted((origins or "").split(","))} for name, n, origins in rows]
+            select(Tag.name, PostTag.origin, func.count(PostTag.post_id))
+            .join(PostTag, PostTag.tag_id == Tag.id).group_by(Tag.name, PostTag.origin)).all()
+    tags: dict[str, dict[str, Any]] = {}
+    for name, origin, n in rows:
+        tag = tags.setdefault(name, {"tag": name, "posts": 0, "origins": []})
+        tag["posts"] += n
+        tag["origins"].append(origin or "")
+    for tag in tags.values():
+        tag["origins"].sort()
+    return sorted(tags.values(), key=lambda t: (-t["posts"], t["tag"]))
 
 
 def list_sources(engine: Engine) -> list[dict[str, Any]]:

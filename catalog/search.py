@@ -24,6 +24,7 @@ from scrapers.normalize import normalize_hashtag
 # bm25 with a word in the title counting as much as ten in the body: configured as
 # the FTS5 table's rank function by a migration (catalog.db), so "ORDER BY rank" uses it.
 SNIPPET_CHARS = 160
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -145,12 +146,19 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
     filters = filters or Filters()
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    needle = " ".join(query.split())
-    if not needle:
+    if not query.split():
         raise UsageError("empty query: give a word to search for")
+    # Control characters never occur in stored text; a NUL would even cut a LIKE pattern short.
+    needle = " ".join(_CONTROL.sub(" ", query).split())
+    if not needle:
+        return []
     terms = query_terms(needle)
     with engine.connect() as conn:
-        if len(needle) <= 2:
+        if conn.dialect.name == "postgresql":  # its own index and SQL, the same rules: catalog.search_pg
+            from catalog import search_pg
+
+            ranked = search_pg.ranked_ids(conn, needle, terms, filters, limit)
+        elif len(needle) <= 2:
             ranked = _substring_ids(conn, needle, filters, limit)
         elif not terms:
             return []  # nothing searchable left (only punctuation): no hits, no error
@@ -169,13 +177,18 @@ def _hits(conn: Connection, ranked: list[int], needles: list[str]) -> list[Hit]:
     if not ranked:
         return []
     ids = tuple(ranked)
-    rows = {r[0]: r for r in conn.exec_driver_sql(
-        "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language,"
-        f" (SELECT group_concat(t.name, '{_SEP}') FROM (SELECT t.name FROM post_tag pt JOIN tag t"
-        "   ON t.id = pt.tag_id WHERE pt.post_id = p.id ORDER BY t.name) t),"
-        f" (SELECT group_concat(x, '{_SEP}') FROM (SELECT pa.arxiv_id || '{_PAIR}' || COALESCE(pa.title, '') AS x"
-        "   FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id WHERE pp.post_id = p.id ORDER BY pa.arxiv_id))"
-        f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({placeholders(ids)})", ids)}
+    if conn.dialect.name == "postgresql":
+        from catalog import search_pg
+
+        rows = search_pg.hit_rows(conn, ranked)
+    else:
+        rows = {r[0]: r for r in conn.exec_driver_sql(
+            "SELECT p.id, COALESCE(NULLIF(s.title, ''), s.handle), p.url, p.published_at, p.title, p.text, p.language,"
+            f" (SELECT group_concat(t.name, '{_SEP}') FROM (SELECT t.name FROM post_tag pt JOIN tag t"
+            "   ON t.id = pt.tag_id WHERE pt.post_id = p.id ORDER BY t.name) t),"
+            f" (SELECT group_concat(x, '{_SEP}') FROM (SELECT pa.arxiv_id || '{_PAIR}' || COALESCE(pa.title, '') AS x"
+            "   FROM post_paper pp JOIN paper pa ON pa.id = pp.paper_id WHERE pp.post_id = p.id ORDER BY pa.arxiv_id))"
+            f" FROM post p JOIN source s ON s.id = p.source_id WHERE p.id IN ({placeholders(ids)})", ids)}
     hits = []
     for position, pid in enumerate(ranked, 1):
         _, source, url, published, title, text, lang, tags, papers = rows[pid]

@@ -50,8 +50,12 @@ class Entry:
     url: str = ""
 
 
+_INLINE_TAG = re.compile(r"</?(?:a|span|b|strong|em|i|time)\b[^>]*>", re.I)
+
+
 def sniff(head: bytes) -> bool:
-    text = head_text(head)
+    # inline tags go first: the author or the date may be a link inside the meta line
+    text = _INLINE_TAG.sub("", head_text(head))
     return any(_META.match(ln) for ln in re.split(r"[\n\r]|<[^>]+>", text)[:2000])
 
 

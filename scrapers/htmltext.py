@@ -20,12 +20,22 @@ def classes(tag: Any) -> list[str]:
     return value if isinstance(value, list) else ([value] if isinstance(value, str) else [])
 
 
-def _shows_its_url(shown: str, href: str) -> bool:
-    """Whether an anchor's visible text is its URL (then the link is found in the text itself)."""
-    def bare(u: str) -> str:
-        return u.split("://", 1)[-1].removeprefix("www.").rstrip("/").casefold()
+def _bare_url(url: str) -> str:
+    return _HTTP.sub("", url.strip()).removeprefix("www.").rstrip("/").casefold()
 
-    return bool(shown) and " " not in shown.strip() and bare(shown.strip()) == bare(href)
+
+def _shows_its_url(shown: str, href: str) -> bool:
+    """True when a link's visible text is its URL (maybe cut with "…"), so the text already holds it.
+
+    A shorter label that merely occurs in the URL (``dorar.net`` for a deep link on that
+    site) hides the rest of the URL: that href must be kept as a hidden link.
+    """
+    label = _bare_url(shown)
+    if not label:
+        return False
+    if label.endswith("…"):
+        return _bare_url(href).startswith(label[:-1])
+    return label == _bare_url(href)
 
 
 def body_text(node: Any) -> tuple[str, list[str]]:
@@ -42,8 +52,15 @@ def body_text(node: Any) -> tuple[str, list[str]]:
     hidden: list[str] = []
     for a in node.find_all("a", href=True):
         href = a["href"].strip()
-        if _HTTP.match(href) and not _shows_its_url(a.get_text("", strip=True), href):
+        shown = a.get_text("", strip=True)
+        if not _HTTP.match(href):
+            continue
+        if not _shows_its_url(shown, href):  # a link over blank text is hidden too
             hidden.append(href)
+        elif not _HTTP.match(shown):
+            # a schemeless label (t.me/x) may not be found in the text: keep it as the
+            # JSON export does, scheme added by normalize_url
+            hidden.append(shown)
     for br in node.find_all("br"):
         br.replace_with("\n")
     for block in node.find_all(_BLOCKS):

@@ -1,28 +1,31 @@
-"""Shared fixtures: a fresh catalog, the sample corpus, ../shared when present, a CLI runner."""
+"""Fixtures: a fresh catalog, the sample corpus, a CLI runner, a headless Chromium.
+
+Plain helpers the tests import live in tests/helpers.py. Prerequisites that CI is known
+to have (../shared, Chromium and its driver) skip with a reason on a developer's machine
+and fail under `CI=true` (see `helpers.missing`).
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+from helpers import REPO, in_ci, missing, shared_root
 
 # Keep torch from fighting over the 2 CPU cores with itself in CI.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(REPO))
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, skipping the test when it is absent (CI has it; a bare clone may not)."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present (the ../shared folder beside the checkout)")
-    return path
+def pytest_configure(config) -> None:
+    """Under CI a missing ../shared stops the run at once with one line, before any test can skip."""
+    if in_ci() and not shared_root().is_dir():
+        raise pytest.UsageError(f"CI=true but the real inputs are missing: {shared_root()} is not a folder "
+                                "(CI keeps ../shared beside the checkout; DIGEST_SHARED overrides)")
 
 
 @pytest.fixture
@@ -30,11 +33,69 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"
 
 
+# ---------------------------------------------------------------- both engines
+
+ENGINES = ("sqlite", "postgresql")
+# The catalog's own test modules run every test that opens a catalog on both engines.
+BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_ENGINE_MODULES:
+        metafunc.parametrize("db_kind", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def engine(db_path: Path):
+def db_kind(request) -> str:
+    """"sqlite" unless the module runs on both engines (see BOTH_ENGINE_MODULES)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server: $DIGEST_TEST_PG_URL (CI starts one), else a throwaway cluster of our own."""
+    from pgserver import PgServer
+
+    server = PgServer.from_env() or PgServer.start()
+    if server is None:
+        missing("no PostgreSQL: set DIGEST_TEST_PG_URL, or install Debian's postgresql (initdb, pg_ctl)")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, migrated catalog database on the server, dropped after the test."""
+    url = pg_server.fresh_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def empty_pg_url(pg_server) -> str:
+    """A new database with nothing in it, as `createdb` leaves it: no catalog yet."""
+    url = pg_server.fresh_database(migrated=False)
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def db_target(db_kind: str, db_path: Path, request) -> Path | str:
+    """What `--db` gets: a file for SQLite, a URL for PostgreSQL (a catalog already migrated)."""
+    return db_path if db_kind == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def new_db_target(db_kind: str, db_path: Path, request) -> Path | str:
+    """Where no catalog exists yet: a file not created, an empty PostgreSQL database."""
+    return db_path if db_kind == "sqlite" else request.getfixturevalue("empty_pg_url")
+
+
+@pytest.fixture
+def engine(db_target):
     from catalog.db import open_db
 
-    eng = open_db(db_path)
+    eng = open_db(db_target)
     yield eng
     eng.dispose()
 
@@ -57,7 +118,7 @@ def sample_engine(engine, sample_files):
 class Cli:
     """Runs `digest` in-process against one database and returns (exit code, stdout, stderr)."""
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path | str):
         self.db = db
 
     def __call__(self, *args: str, input: str | None = None):
@@ -70,41 +131,45 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db_path: Path) -> Cli:
-    return Cli(db_path)
+def cli(new_db_target) -> Cli:
+    return Cli(new_db_target)
 
 
-def telegram_export(messages: list[dict[str, Any]], *, name: str = "Test Channel", chat_id: int = 42) -> dict:
-    return {"name": name, "type": "public_channel", "id": chat_id, "messages": messages}
+# ---------------------------------------------------------------- headless Chromium
+
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900")
 
 
-def message(msg_id: int, text: str | list, *, date: str = "2020-04-27T10:15:00", **extra) -> dict[str, Any]:
-    m: dict[str, Any] = {"id": msg_id, "type": "message", "date": date, "from": "Test Channel", "text": text}
-    m.update(extra)
-    return m
+def _find(*names: str) -> str | None:
+    return next((p for p in (shutil.which(n) for n in names) if p), None)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return path
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    """Debian's chromium + chromium-driver through selenium (no browser download)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing("selenium is not installed (pip install -e '.[dev]')")
 
-
-def table_counts(engine) -> dict[str, int]:
-    from catalog.queries import counts
-
-    with engine.connect() as c:
-        extra = {t: c.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
-                 for t in ("post_tag", "post_paper", "post_search")}
-    return counts(engine) | extra
-
-
-def dump(engine) -> list[tuple]:
-    """Every row of the content tables, for before/after comparisons."""
-    rows = []
-    with engine.connect() as c:
-        for table in ("source", "post", "tag", "post_tag", "paper", "post_paper", "link", "post_search"):
-            rows += [(table, *r) for r in c.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1, 2")]
-    return rows
-
-
-sys.path.insert(0, str(REPO))
+    binary = os.environ.get("CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
+    chromedriver = os.environ.get("CHROMEDRIVER") or _find("chromedriver")
+    if not binary or not chromedriver:
+        missing(f"Chromium not found (chromium: {binary}, chromedriver: {chromedriver}); "
+                "install Debian's chromium and chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("unhandledPromptBehavior", "ignore")  # an alert must stay open for us to see it
+    try:
+        drv = webdriver.Chrome(service=Service(chromedriver), options=options)
+    except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
+        missing(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()

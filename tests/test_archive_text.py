@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
 from scrapers import archive_text
-from scraper_helpers import seed
+from helpers import seed
 
 DUMP = """Size: x y z
 

@@ -31,8 +31,6 @@ from catalog.papers import get_paper, list_papers, paper_titles
 from catalog.search import search
 from scrapers.records import PostRecord, SourceRecord
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-ARXIV_FIXTURES = SHARED / "fixtures" / "arxiv"
 
 # ---------------------------------------------------------------- our own Atom entries
 
@@ -594,10 +592,9 @@ def test_paper_titles_for_search_hits(fake_arxiv, catalog_engine):
 # ---------------------------------------------------------------- real responses from ../shared
 
 def _shared(name: str) -> bytes:
-    path = ARXIV_FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared beside the checkout)")
-    return path.read_bytes()
+    from helpers import shared_path  # skips locally, fails under CI=true when absent
+
+    return shared_path("fixtures", "arxiv", name).read_bytes()
 
 
 def test_real_id_list_response(fake_arxiv, tmp_path):

@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
 from scrapers import blog_listing
-from scraper_helpers import seed
+from helpers import seed
 
 TEXT = """变分推断的一个小技巧
 By 测试作者 | 2021-05-06 | 1234位读者 | 引用本文介绍一个小技巧。

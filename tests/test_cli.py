@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, message, telegram_export, write_json
+from helpers import REPO, message, telegram_export, write_json
 
 
 def all_commands() -> list[str]:

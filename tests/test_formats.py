@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 
 from catalog.ingest import ingest_paths
 from catalog.search import Filters, search
-from conftest import dump, message, telegram_export, write_json
+from helpers import dump, message, seed, shared_path, telegram_export, write_json
 from scrapers import formats
 from scrapers.errors import ParseError
-from scraper_helpers import seed, shared
 from test_blog_listing import LISTING, TEXT as BLOG_TEXT
 from test_hashtag_dump import DUMP as HASHTAG_DUMP
 from test_mirror_page import PAGE as MIRROR_PAGE
@@ -94,7 +93,7 @@ def test_every_seed_ingests_once_and_is_searchable(engine):
 
 
 def test_seed_cli_ingest_zero_errors(cli):
-    folder = shared("seeds")
+    folder = shared_path("seeds")
     result = cli("ingest", str(folder), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["posts_new"] == sum(SEED_COUNTS.values())
@@ -103,7 +102,7 @@ def test_seed_cli_ingest_zero_errors(cli):
 def test_fixture_export_streams_like_json_load():
     from scrapers import telegram_json
 
-    path = shared("fixtures", "telegram", "uponthepathofsalaf_result.json")
+    path = shared_path("fixtures", "telegram", "uponthepathofsalaf_result.json")
     streamed = list(telegram_json.parse_file(path))
     assert streamed == list(telegram_json.parse_export(json.loads(path.read_bytes())))
     assert len(streamed) == 208

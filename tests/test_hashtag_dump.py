@@ -1,5 +1,5 @@
 from scrapers import hashtag_dump, mojibake
-from scraper_helpers import seed
+from helpers import seed
 from test_mojibake import damage
 
 POST_A = """🔥Sparse Experts Revisited

@@ -2,7 +2,7 @@ import pytest
 
 from scrapers import mirror_page
 from scrapers.errors import ParseError
-from scraper_helpers import seed
+from helpers import seed
 
 BODY = """Обзор: Sparse Attention
 

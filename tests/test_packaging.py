@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_package_list_matches_the_tree():

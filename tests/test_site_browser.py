@@ -1,16 +1,15 @@
 """The built site in a real headless Chromium: search in three languages, hostile content inert.
 
 Uses Debian's `chromium` and `chromium-driver` through selenium (no browser download);
-the site is served from a local HTTP server on 127.0.0.1. Skips, with the reason, only
-when selenium, Chromium or its driver is missing or Chromium cannot start.
+the site is served from a local HTTP server on 127.0.0.1. The `driver` fixture
+(tests/conftest.py) skips, with the reason, only when selenium, Chromium or its driver is
+missing or Chromium cannot start, and fails instead under `CI=true`.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -22,38 +21,6 @@ from test_site import build_sample_site  # same module object pytest collected: 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900")
-
-
-def _find(*names: str) -> str | None:
-    return next((p for p in (shutil.which(n) for n in names) if p), None)
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    binary = os.environ.get("CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
-    chromedriver = os.environ.get("CHROMEDRIVER") or _find("chromedriver")
-    if not binary or not chromedriver:
-        pytest.skip(f"Chromium not found (chromium: {binary}, chromedriver: {chromedriver}); "
-                    "install Debian's chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("unhandledPromptBehavior", "ignore")  # an alert must stay open for us to see it
-    try:
-        drv = webdriver.Chrome(service=Service(chromedriver), options=options)
-    except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
-        pytest.skip(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    drv.set_page_load_timeout(60)
-    yield drv
-    drv.quit()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

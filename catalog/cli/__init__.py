@@ -14,8 +14,10 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import arxiv_cmd, discovery_cmd, follow_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd, sources_cmd
+from catalog.cli import (arxiv_cmd, db_cmd, discovery_cmd, follow_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd,
+                         sources_cmd)
 from catalog.cli.common import State, fail
+from catalog.db import is_url
 from catalog.errors import DigestError
 
 
@@ -71,16 +73,18 @@ app = typer.Typer(
 @app.callback()
 def _global(
     ctx: typer.Context,
-    db: Path = typer.Option(
-        Path("digest.db"), "--db", envvar="DIGEST_DB", help="Catalog database file (created when missing).",
+    db: str = typer.Option(
+        "digest.db", "--db", envvar="DIGEST_DB",
+        help="Catalog: a database file (created when missing), or a URL: sqlite:///PATH or "
+             "postgresql+psycopg://USER@HOST/DB (a PostgreSQL server).",
         show_default=True,
     ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
 ) -> None:
-    ctx.obj = State(db_path=db, debug=debug)
+    ctx.obj = State(db_path=db if is_url(db) else Path(db), debug=debug)
 
 
-for _module in (ingest_cmd, query_cmd, arxiv_cmd, discovery_cmd, runs_cmd, site_cmd, sources_cmd, follow_cmd):
+for _module in (ingest_cmd, query_cmd, arxiv_cmd, discovery_cmd, runs_cmd, site_cmd, sources_cmd, follow_cmd, db_cmd):
     _module.register(app)
 
 

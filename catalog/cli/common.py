@@ -24,9 +24,21 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 @dataclass
 class State:
-    db_path: Path
+    db_path: Path | str  # a file, or a database URL (sqlite:///…, postgresql+psycopg://…)
     debug: bool = False
     _engine: Any = None
+
+    @property
+    def db_name(self) -> str:
+        """The catalog for messages (a URL without its password)."""
+        from catalog.db import describe
+
+        return describe(self.db_path)
+
+    def catalog_exists(self) -> bool:
+        from catalog.db import catalog_exists
+
+        return catalog_exists(self.db_path)
 
     def engine(self, *, must_exist: bool = False):
         """Open (and migrate) the catalog; `must_exist` for read-only commands."""
@@ -34,8 +46,8 @@ class State:
         from catalog.errors import DigestError
 
         if self._engine is None:
-            if must_exist and not self.db_path.exists():
-                raise DigestError(f"no catalog at {self.db_path}: run `digest ingest PATH` or `digest demo` first")
+            if must_exist and not self.catalog_exists():
+                raise DigestError(f"no catalog at {self.db_name}: run `digest ingest PATH` or `digest demo` first")
             self._engine = open_db(self.db_path)
         return self._engine
 

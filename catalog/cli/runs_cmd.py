@@ -34,7 +34,7 @@ def record_run(st: State, run_dir: Path) -> int | None:
 
     A follower node of a multi-machine run has no record here (node 0 writes it).
     """
-    if not st.db_path.exists() or not (run_dir / "run.json").is_file():
+    if not st.catalog_exists() or not (run_dir / "run.json").is_file():
         return None
     from catalog.db import session
     from catalog.runs import import_run, sync_reproductions
@@ -171,8 +171,8 @@ def register(app: typer.Typer) -> None:
         else:
             stdout.print("\n".join(summary_lines(result)), markup=False, highlight=False)
             if not result.record.get("node_rank"):  # a follower node has nothing to record
-                stdout.print(f"recorded as run {run_id} in {st.db_path}" if run_id is not None else
-                             f"no catalog at {st.db_path}: not recorded (later: digest import-runs {request.out})",
+                stdout.print(f"recorded as run {run_id} in {st.db_name}" if run_id is not None else
+                             f"no catalog at {st.db_name}: not recorded (later: digest import-runs {request.out})",
                              markup=False, highlight=False)
         line = error_line(result)
         if line:

@@ -109,7 +109,7 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, time.perf_counter() - t1, warnings)
 
 
-def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: str = "127.0.0.1",
+def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",
                port: int = 8000, open_browser: bool = False) -> None:
     """Serve the site with live reload; the catalog is re-read when the database file changes.
 
@@ -119,15 +119,19 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     """
     from mkdocs.commands.serve import serve
 
+    from catalog.db import is_url
+
     docs_dir, site_dir = out_dirs(out)
     generate_docs(engine, docs_dir)
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
-    os.environ["DIGEST_SITE_DB"] = str(Path(db_path).resolve())
+    # A server catalog (a URL) is passed as it is; a file is made absolute and watched for changes.
+    server_db = is_url(db_path)
+    os.environ["DIGEST_SITE_DB"] = str(db_path) if server_db else str(Path(db_path).resolve())
     os.environ["DIGEST_SITE_DOCS"] = str(docs_dir)
     # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
     hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
                                                                     "serve_hook.py")]
-    watch = [str(REPO_ROOT / "site"), str(Path(db_path).resolve())]
+    watch = [str(REPO_ROOT / "site")] + ([] if server_db else [str(Path(db_path).resolve())])
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:

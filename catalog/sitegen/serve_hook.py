@@ -20,7 +20,7 @@ def on_pre_build(config, **kwargs) -> None:
     db, docs = os.environ.get("DIGEST_SITE_DB"), os.environ.get("DIGEST_SITE_DOCS")
     if not db or not docs:
         return
-    engine = open_db(Path(db), create=False)
+    engine = open_db(db, create=False)  # a file path or a database URL
     try:
         stats = generate_docs(engine, Path(docs))
     finally:
