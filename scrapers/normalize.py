@@ -151,8 +151,11 @@ _OLD_ARCHIVES = (
 _NEW_ID = (r"(?P<new>(?:0[7-9]|1[0-4])(?:0[1-9]|1[0-2])\.\d{4}(?!\d)"
            r"|(?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}(?!\d))(?:v(?P<newv>\d{1,3}))?")
 _OLD_ID = rf"(?P<old>(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}})(?:v(?P<oldv>\d{{1,3}}))?"
-# Cheap candidates first; each is then checked in a small window around it.
-_CANDIDATE = re.compile(r"\d{4}\.\d{4}|/\d{7}")
+# Cheap candidates first; each is then checked in a small window around it. The matches
+# of ``\d{4}\.\d{4}|/\d{7}``, written to start with a character class: then the regex
+# engine skips in C to the next digit or slash instead of trying a match at every
+# character (twice as fast; tests compare the two).
+_CANDIDATE = re.compile(r"[\d/](?:(?<=/)\d{7}|(?<=\d)\d{3}\.\d{4})")
 _NEW_RX = re.compile(_NEW_ID)
 _OLD_RX = re.compile(rf"(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}}(?:v\d{{1,3}})?", re.I)
 _OLD_FULL = re.compile(_OLD_ID, re.I)

@@ -9,6 +9,7 @@ export (ru/en/zh) and compares a full dump of the catalog.
 from __future__ import annotations
 
 import pickle
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -100,3 +101,23 @@ def test_records_survive_the_trip_between_processes():
                      language="en", views=3, extra=(("author", "x"),))
     back = pickle.loads(pickle.dumps([rec, rec], protocol=pickle.HIGHEST_PROTOCOL))
     assert back == [rec, rec] and back[0].links[0].kind == "arxiv" and back[0].source == src
+
+
+REFERENCE_CANDIDATE = re.compile(r"\d{4}\.\d{4}|/\d{7}")  # the arXiv candidate scan as first written
+
+
+def _same_candidates(text: str) -> bool:
+    return [m.span() for m in normalize._CANDIDATE.finditer(text)] == \
+        [m.span() for m in REFERENCE_CANDIDATE.finditer(text)]
+
+
+def test_arxiv_candidates_match_the_plain_pattern_on_the_corpus():
+    texts = [m["text"] for m in export(2000, seed=11)["messages"]]
+    texts += ["12345.67890.1234 /1234567 x/12345678 ١٢٣٤.٥٦٧٨ arXiv:2004.13342v2 hep-th/9901001 1.2004.13"]
+    assert all(_same_candidates(t) for t in texts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789./v ٣a"), max_size=60))
+def test_arxiv_candidates_match_the_plain_pattern_on_any_text(text):
+    assert _same_candidates(text)
