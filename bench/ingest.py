@@ -82,7 +82,7 @@ def main() -> None:
     import catalog.ingest  # noqa: F401  (import cost is not ingest cost)
     from catalog.searchtext import _segmenter
 
-    _segmenter()  # jieba's dictionary load is a one-off start-up cost, not per-post work
+    _segmenter()  # the segmenter's dictionary load is a one-off start-up cost, not per-post work
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = write_export(tmp / "export.json", args.posts)

@@ -151,8 +151,11 @@ _OLD_ARCHIVES = (
 _NEW_ID = (r"(?P<new>(?:0[7-9]|1[0-4])(?:0[1-9]|1[0-2])\.\d{4}(?!\d)"
            r"|(?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}(?!\d))(?:v(?P<newv>\d{1,3}))?")
 _OLD_ID = rf"(?P<old>(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}})(?:v(?P<oldv>\d{{1,3}}))?"
-# Cheap candidates first; each is then checked in a small window around it.
-_CANDIDATE = re.compile(r"\d{4}\.\d{4}|/\d{7}")
+# Cheap candidates first; each is then checked in a small window around it. The matches
+# of ``\d{4}\.\d{4}|/\d{7}``, written to start with a character class: then the regex
+# engine skips in C to the next digit or slash instead of trying a match at every
+# character (twice as fast; tests compare the two).
+_CANDIDATE = re.compile(r"[\d/](?:(?<=/)\d{7}|(?<=\d)\d{3}\.\d{4})")
 _NEW_RX = re.compile(_NEW_ID)
 _OLD_RX = re.compile(rf"(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}}(?:v\d{{1,3}})?", re.I)
 _OLD_FULL = re.compile(_OLD_ID, re.I)
@@ -241,6 +244,32 @@ _SAMPLE_CHARS = 1000
 
 
 _NON_LATIN_SHARE = 0.2
+# In UTF-8 an ASCII letter is its own byte, and U+0400–U+04FF (Cyrillic) and U+0600–U+06FF
+# (Arabic) are exactly the two-byte characters led by D0–D3 and D8–DB; so those counts are
+# byte counts, which bytes.translate makes in C without building a string per word.
+_LATIN_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
+_CYRILLIC_LEADS = bytes(range(0xD0, 0xD4))
+_ARABIC_LEADS = bytes(range(0xD8, 0xDC))
+
+
+def script_counts(body: str) -> dict[str, int]:
+    """Weighted letters per script of `_SCRIPTS` (in its order): what `detect_language` weighs.
+
+    Equal to summing the lengths of each script's regex matches (tests check it), about
+    4× faster: this runs on every post.
+    """
+    raw = body.encode("utf-8", "surrogatepass")
+    size = len(raw)
+    latin = size - len(raw.translate(None, _LATIN_BYTES))
+    if body.isascii():
+        return {"zh": 0, "ru": 0, "en": latin, "ar": 0}
+    han = _SCRIPTS["zh"]
+    return {
+        "zh": sum(map(len, han.findall(body))) * _WEIGHT["zh"] if han.search(body) else 0,
+        "ru": size - len(raw.translate(None, _CYRILLIC_LEADS)),
+        "en": latin,
+        "ar": size - len(raw.translate(None, _ARABIC_LEADS)),
+    }
 
 
 def detect_language(text: str, *, without_links: bool = False) -> str | None:
@@ -253,7 +282,7 @@ def detect_language(text: str, *, without_links: bool = False) -> str | None:
     Han, so a non-Latin script wins once it is a fifth of the (weighted) letters.
     """
     body = text[:_SAMPLE_CHARS] if without_links else strip_links(text[:_SAMPLE_CHARS])
-    counts = {lang: sum(map(len, rx.findall(body))) * _WEIGHT.get(lang, 1) for lang, rx in _SCRIPTS.items()}
+    counts = script_counts(body)
     total = sum(counts.values())
     if total < 3:
         return None
