@@ -27,6 +27,7 @@ summed over ranks.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import statistics
@@ -291,6 +292,8 @@ def train_one(arm: str, seed: int, cfg: DropHeadConfig, train, test, vocab_size:
             ctx.log(step + 1, arm=arm, seed=seed, loss=round(ctx.mean_over_ranks(loss.item()), 5),
                     drophead_rate=round(rate, 4))
     final_loss = ctx.mean_over_ranks(loss.item())
+    del model, opt, sched  # release the DDP wrapper (and its reducer) while the process group is alive
+    gc.collect()
     acc = accuracy(net, *test, ctx)
     n_fit = min(cfg.train_eval_max, len(labels))
     train_acc = accuracy(net, tokens[:n_fit], labels[:n_fit], ctx)  # the fit gauge: over-fitting shows here
@@ -353,6 +356,7 @@ def run(config: dict, ctx: RunContext) -> dict:
         metrics["gain_points_vs_dropout"] = 100 * d["mean"]
     if ctx.is_main:
         plot_arms(metrics, ctx.out_dir / "accuracy_by_arm.png", title="SST-2 dev accuracy")
+    ctx.mean_over_ranks(0.0)  # a barrier: no rank leaves before rank 0 has written its artefacts
     return metrics
 
 

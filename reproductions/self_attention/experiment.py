@@ -20,6 +20,7 @@ sharded the same way and the accuracies averaged over ranks.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -155,6 +156,9 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
                 ctx.log(step, loss=round(ctx.mean_over_ranks(loss.item()), 5), lr=sched.get_last_lr()[0])
             advance(1)
     train_s = time.time() - t0
+    final_loss = ctx.mean_over_ranks(loss.item())
+    del model, opt, sched  # release the DDP wrapper (and its reducer) while the process group is alive
+    gc.collect()
 
     accuracy, seq_accuracy = evaluate(net, cfg, test_gen, device, ctx.shard(cfg.batch_size))
     accuracy, seq_accuracy = ctx.mean_over_ranks(accuracy), ctx.mean_over_ranks(seq_accuracy)  # equal shards
@@ -165,7 +169,7 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         "sequence_accuracy": seq_accuracy,
         "target_accuracy": cfg.target_accuracy,
         "reached_target": accuracy >= cfg.target_accuracy,
-        "final_loss": ctx.mean_over_ranks(loss.item()),
+        "final_loss": final_loss,
         "train_s": round(train_s, 2),
         "params": sum(p.numel() for p in net.parameters()),
         "world_size": ctx.world_size,
