@@ -207,7 +207,6 @@ def test_set_drophead_rate_reaches_every_layer():
 
 # ---------------------------------------------------------------- statistics and the experiment
 
-from pathlib import Path  # noqa: E402
 
 from reproductions.api import RunContext  # noqa: E402
 from reproductions.data import DatasetMissing  # noqa: E402
