@@ -51,17 +51,18 @@ class ReversalConfig:
 
 @contextlib.contextmanager
 def true_fp32() -> Iterator[None]:
-    """TF32 matmuls and convolutions off inside (restored after), so fp32 means fp32 on CUDA too."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.get_float32_matmul_precision())
+    """TF32 matmuls and convolutions off inside (restored after), so fp32 means fp32 on CUDA too.
+
+    Only the ``allow_tf32`` flags, the API the runner uses to turn TF32 on: torch refuses to
+    read the precision through the newer ``float32_matmul_precision`` API once both are mixed.
+    """
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
-        torch.set_float32_matmul_precision(saved[2])
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def max_abs_err_vs_sdpa(device: torch.device, *, b: int = 3, t: int = 37, d: int = 64, n_head: int = 4,
