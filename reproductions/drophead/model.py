@@ -33,14 +33,14 @@ Why this and not dropout's ``1 / (1 - p)``:
 
 In eval mode, and at rate 0, DropHead is the identity.
 
-**Scheduled drop rate.** The paper argues the rate should change during training: a
-high rate at the start, when a few heads would otherwise take over; none in the
-middle, so all heads learn freely; and rising again towards the end, as a
-regulariser against over-fitting. That is the V-shaped schedule (`DropHeadSchedule`
-with ``kind="v"``): linear from ``p_start`` down to 0 at ``turn`` (a fraction of
-training) then linear up to ``p_end``. ``kind="inverse_v"`` is the mirror image the
-one-cycle idea suggests (0 → ``p_max`` at ``turn`` → 0), kept for ablations;
-``kind="constant"`` is plain DropHead.
+**Scheduled drop rate.** The paper (§3.2, "V-shaped" scheduler) changes the rate during
+training: high at the start, in the early stage where a few heads would otherwise take
+over; falling linearly to 0 by the end of that stage, which the paper ties to the
+learning-rate warm-up; then rising linearly to ``p_end`` by the end of training, as a
+regulariser against over-fitting. `DropHeadSchedule` with ``kind="v"`` is that shape,
+with the turning point given in steps (``turn_step``; the experiment passes its
+learning-rate warm-up length). ``kind="inverse_v"`` is the mirror image (0 → ``p_start``
+at the turn → 0), kept for ablations; ``kind="constant"`` is plain DropHead.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class DropHeadSchedule:
     """Drop rate as a function of the training step.
 
     kind "constant": ``p_start`` throughout.
-    kind "v": ``p_start`` → 0 linearly until ``turn * total_steps``, then 0 → ``p_end``.
+    kind "v": ``p_start`` → 0 linearly over steps 0 … ``turn_step``, then 0 → ``p_end``
+    linearly until ``total_steps`` (the paper puts the turn at the end of the lr warm-up).
     kind "inverse_v": 0 → ``p_start`` until the turn, then back down to 0 (``p_end`` unused).
     Steps past ``total_steps`` hold the last value.
     """
@@ -114,23 +115,27 @@ class DropHeadSchedule:
     total_steps: int
     p_start: float
     p_end: float | None = None  # defaults to p_start
-    turn: float = 0.5
+    turn_step: int | None = None  # required for "v" and "inverse_v"
 
     def __post_init__(self):
         if self.kind not in ("constant", "v", "inverse_v"):
             raise ValueError(f"unknown schedule kind {self.kind!r} (constant, v, inverse_v)")
-        if self.total_steps < 1 or not 0.0 < self.turn < 1.0:
-            raise ValueError("need total_steps >= 1 and 0 < turn < 1")
+        if self.total_steps < 1:
+            raise ValueError("need total_steps >= 1")
+        if self.kind != "constant" and (self.turn_step is None or not 0 < self.turn_step < self.total_steps):
+            raise ValueError(f"a {self.kind} schedule needs 0 < turn_step < total_steps "
+                             f"(got {self.turn_step} of {self.total_steps})")
 
     def rate(self, step: int) -> float:
         if self.kind == "constant":
             return self.p_start
         p_end = self.p_start if self.p_end is None else self.p_end
-        x = min(max(step, 0), self.total_steps) / self.total_steps  # progress in [0, 1]
-        if x <= self.turn:
-            down = 1.0 - x / self.turn  # 1 at the start, 0 at the turn
+        step = min(max(step, 0), self.total_steps)
+        turn = self.turn_step
+        if step <= turn:
+            down = 1.0 - step / turn  # 1 at the start, 0 at the turn
             return self.p_start * down if self.kind == "v" else self.p_start * (1.0 - down)
-        up = (x - self.turn) / (1.0 - self.turn)  # 0 at the turn, 1 at the end
+        up = (step - turn) / (self.total_steps - turn)  # 0 at the turn, 1 at the end
         return p_end * up if self.kind == "v" else self.p_start * (1.0 - up)
 
 
@@ -142,13 +147,13 @@ class DropHeadEncoderLayer(nn.Module):
     ``out_proj``) it computes the same function; a test checks that.
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+    def __init__(self, d_model: int, n_head: int, d_ff: int = 2048, dropout: float = 0.1,
                  drophead: float = 0.0, norm_first: bool = False, layer_norm_eps: float = 1e-5):
         super().__init__()
-        self.self_attn = MultiHeadSelfAttention(d_model, nhead, attn_dropout=dropout, head_hook=DropHead(drophead))
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.self_attn = MultiHeadSelfAttention(d_model, n_head, dropout=dropout, head_hook=DropHead(drophead))
+        self.linear1 = nn.Linear(d_model, d_ff)
         self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.linear2 = nn.Linear(d_ff, d_model)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout1 = nn.Dropout(dropout)
@@ -172,14 +177,14 @@ class DropHeadEncoderLayer(nn.Module):
 
 
 class TextClassifier(nn.Module):
-    """Embeddings + positions → ``layers`` DropHead encoder layers → mean over real tokens → logits.
+    """Embeddings + positions → ``n_layer`` DropHead encoder layers → mean over real tokens → logits.
 
     ``emb_dropout`` and ``dropout`` are the standard-dropout knobs (0 in the "none" arm);
     the DropHead rate is set per step with `set_drophead_rate`.
     """
 
-    def __init__(self, vocab: int, max_len: int, classes: int = 2, d_model: int = 64, heads: int = 4,
-                 layers: int = 2, d_ff: int = 128, dropout: float = 0.0, emb_dropout: float = 0.0,
+    def __init__(self, vocab: int, max_len: int, classes: int = 2, d_model: int = 64, n_head: int = 4,
+                 n_layer: int = 2, d_ff: int = 128, dropout: float = 0.0, emb_dropout: float = 0.0,
                  pad_id: int = 0):
         super().__init__()
         self.pad_id = pad_id
@@ -187,7 +192,7 @@ class TextClassifier(nn.Module):
         self.pos = nn.Embedding(max_len, d_model)
         self.emb_dropout = nn.Dropout(emb_dropout)
         self.layers = nn.ModuleList(
-            DropHeadEncoderLayer(d_model, heads, d_ff, dropout=dropout, norm_first=True) for _ in range(layers))
+            DropHeadEncoderLayer(d_model, n_head, d_ff, dropout=dropout, norm_first=True) for _ in range(n_layer))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, classes)
 
