@@ -19,6 +19,7 @@ from reproductions.optimus.tokenizer import Vocab
 def greedy_decode(decoder, z: torch.Tensor, vocab: Vocab, max_tokens: int) -> list[str]:
     """Decode one sentence per row of z (N, D), stopping at <eos> or max_tokens."""
     N = z.shape[0]
+    max_tokens = min(max_tokens, decoder.cfg.max_len - 1)  # positions the decoder has
     ids = torch.full((N, 1), vocab.bos_id, dtype=torch.long, device=z.device)
     done = torch.zeros(N, dtype=torch.bool, device=z.device)
     for _ in range(max_tokens):
@@ -42,10 +43,11 @@ def posterior_mean(encoder, sentences: list[list[str]], vocab: Vocab, device) ->
     return mu
 
 
-def write_demos(out_dir: Path, models: dict, vocab: Vocab, test: list[list[str]], config: dict, device,
-                seed: int) -> dict:
-    """demos.json and demos.txt with, per VAE arm: reconstructions, an interpolation, prior samples."""
-    n, max_tokens = config.get("demo_sentences", 5), config.get("demo_max_tokens", 30)
+def write_demos(out_dir: Path, models: dict, vocab: Vocab, test: list[list[str]], n: int, max_tokens: int,
+                device, seed: int) -> dict:
+    """demos.json and demos.txt with, per VAE arm: reconstructions of `n` test sentences (greedy from
+    the posterior mean), a 5-point interpolation between two of them, and `n` prior samples."""
+    n = max(2, n)  # the interpolation needs two sentences
     short = [s for s in test if 6 <= len(s) <= 20] or test
     picks = [short[i * len(short) // n] for i in range(n)]
     result: dict = {}
