@@ -23,9 +23,9 @@ PRESETS = {
     # cpu: see CPU_REGIME below; ~12-15 min on 2 idle cores
     "cpu": {**_COMMON, "max_words": 20, "max_vocab": 2000, "max_len": 24, "max_train_len": 21,
             "max_valid_sentences": 400, "max_test_sentences": 1000, "d_model": 64, "n_layer": 2, "n_enc_layer": 1,
-            "d_ff": 256, "d_latent": 16, "kl_threshold": 0.1, "batch_size": 32, "eval_batch_size": 200, "steps": 2000,
-            "ae_pretrain_steps": 400, "warmup_steps": 100, "lr": 2e-3, "log_every": 50, "eval_every": 500,
-            "iw_samples": 20, "threads": 2},
+            "d_ff": 256, "d_latent": 16, "kl_threshold": 0.1, "batch_size": 32, "eval_batch_size": 200, "steps": 1200,
+            "ae_pretrain_steps": 240, "warmup_steps": 60, "lr": 2e-3, "log_every": 50, "eval_every": 400,
+            "iw_samples": 20, "threads": 1},
     # gpu: full PTB (10k vocabulary, all lengths); planned ~3 min on one H100/H200, see GPU_ESTIMATE
     "gpu": {**_COMMON, "max_len": 96, "max_train_len": 90, "d_model": 256, "n_head": 4, "n_layer": 4,
             "n_enc_layer": 2, "d_ff": 1024, "d_latent": 32, "dropout": 0.2, "batch_size": 128,
@@ -38,8 +38,11 @@ PRESETS = {
 # would not finish even one epoch per arm. We keep PTB but (1) only sentences of <= 20 words in
 # every split (21.5k of 42k train sentences, 1,929 of 3,761 test), (2) the 2,000 most frequent
 # words (13.7% of train tokens become <unk>, on top of PTB's own 5%). That is ~6x cheaper per
-# token, so each arm gets 2,000 steps x 32 sentences = ~3 epochs: the LM is well past its first
-# epoch, and the Optimus arm gets 400 AE steps, then one beta cycle (800 at beta=0, 400 ramp, 400 at 1).
+# token, so each arm gets 1,200 steps x 32 sentences = ~1.8 epochs (the LM is past its first epoch),
+# and the Optimus arm 240 AE steps, then one beta cycle (480 at beta=0, 240 ramp, 240 at 1). One
+# thread: on a machine shared by several jobs two OpenMP threads per process made steps ~5x slower
+# (threads spin while the other is descheduled). ~0.15 s/step for the LM and ~0.3 s for a VAE arm
+# on one idle core -> ~13 min; on the shared machine ~1 h.
 # lambda = 0.1 (not the paper's 0.5) from 800-step trials of the Optimus arm on this regime (test, 300
 # sentences; LM 800 steps: PPL 107.8): lambda 0.5 -> ppl_iw 167.0, MI 1.70; 0.25 -> 139.8, MI 1.12;
 # 0.1 -> 133.4, MI 0.66, all 16 units active. With 16 dims and ~14-token sentences, 0.5 nats free per
