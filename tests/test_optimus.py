@@ -398,6 +398,8 @@ def test_smoke_preset_runs_and_writes_its_artefacts(tmp_path, monkeypatch):
     demos = json.loads((tmp_path / "run" / "demos.json").read_text())
     assert set(demos) == {"vae", "optimus"} and len(demos["optimus"]["interpolation"]["steps"]) == 5
     assert len(demos["optimus"]["reconstructions"]) == 5
+    assert all("<unk>" not in r["output"].split() for r in demos["optimus"]["reconstructions"])
+    assert set(demos["optimus"]["nll_per_token"]) == {"own_z", "swapped_z", "tokens"}
     assert (tmp_path / "run" / "demos.txt").read_text().count("== optimus ==") == 1
     assert (tmp_path / "run" / "optimus_curves.png").stat().st_size > 1000
     assert CARD.name == "optimus" and set(CARD.presets) == {"smoke", "cpu", "gpu"}
