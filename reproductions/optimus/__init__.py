@@ -41,8 +41,9 @@ PRESETS = {
 # token, so each arm gets 2,000 steps x 32 sentences = ~3 epochs (the LM is well past its first
 # epoch), and the Optimus arm 400 AE steps, then one beta cycle (800 at beta=0, 400 ramp, 400 at 1).
 # One thread: on a machine shared by several jobs two OpenMP threads per process made steps ~5x
-# slower (threads spin while the other is descheduled). Measured on the shared machine: ~0.19 s/step
-# for the LM and ~0.25 s for a VAE arm -> ~25 min; on one idle core less.
+# slower (threads spin while the other is descheduled). The committed run took 34 min on the shared
+# machine (load ~15 on 2 cores: LM 0.21 s/step, VAE arms ~0.33 s/step, IW K=50 ~2 min per VAE arm);
+# the same work needed ~0.1 s/step for the LM on a lightly loaded core, so ~12-15 min idle (estimate).
 # lambda from 800-step trials of the Optimus arm on this regime (test, 300 sentences; the LM at 800
 # steps: PPL 107.8): lambda 0.5 -> ppl_iw 167.0, MI 1.70; 0.25 -> 139.8, MI 1.12; 0.1 -> 133.4, MI 0.66,
 # all 16 units active; with 16 dims and ~14-token sentences, 0.5 nats free per dimension and sentence
