@@ -4,42 +4,59 @@ The paper (Li et al. 2020) joins a pre-trained BERT (encoder, posterior q(z|x)) 
 pre-trained GPT-2 (decoder, p(x|z)) through a Gaussian latent z. The decoder sees z in
 two ways, both switchable here:
 
-* **memory** — z is projected to one extra vector per decoder layer, h_l = W_l z. Every
-  position of layer l may attend to it as an extra key/value slot in front of the
-  sequence (keys and values come from the layer's own projections), so each layer
-  attends to exactly T + 1 positions instead of T.
+* **memory** — one projection maps z to L vectors of width d_model, h = W z ∈ R^{L×d}
+  (L = decoder layers). Layer l's h_l is an extra key/value slot in front of the sequence,
+  so each layer attends to T + 1 positions instead of T. ``memory_kv="raw"`` (default, as
+  the paper and its code do) uses h_l itself as that slot's key AND value, split into
+  heads like any key; ``memory_kv="projected"`` (our earlier form) sends h_l through the
+  layer's own key/value projections instead, as if it were one more token.
 * **embedding** — z is projected to d_model and added to every token embedding.
 
 With both switches off the decoder *is* a plain causal transformer LM; this is how the
 LM baseline is built, and a test checks it matches a VAE decoder bit for bit given
 the same weights. No pre-trained weights are reachable offline, so both halves are
 small transformers trained from scratch (our own blocks, pre-LayerNorm like GPT-2).
+The attention arithmetic itself is the project's one core,
+`reproductions.self_attention.attention`; SDPA is the fast path and a test checks they agree.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
+
+from reproductions.self_attention.attention import attend
+
+MEMORY_KV = ("raw", "projected")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimusConfig:
+    """Architecture only (the experiment's config holds training and data settings)."""
+
     vocab_size: int
     max_len: int = 128  # positions, <bos> included
     d_model: int = 128
     n_head: int = 4
+    n_layer: int = 2  # decoder layers (the paper's L: one memory vector per decoder layer)
     n_enc_layer: int = 2
-    n_dec_layer: int = 2
-    ff_mult: int = 4
+    d_ff: int = 512
     d_latent: int = 32
     dropout: float = 0.1
     inject_memory: bool = True
     inject_embedding: bool = True
+    memory_kv: str = "raw"  # "raw": h_l is the key and value; "projected": through the layer's K/V
     pad_id: int = 0
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
+        if self.memory_kv not in MEMORY_KV:
+            raise ValueError(f"memory_kv must be one of {MEMORY_KV}, got {self.memory_kv!r}")
 
 
 def init_weights(module: nn.Module) -> None:
@@ -50,49 +67,53 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class SelfAttention(nn.Module):
+class MemoryAttention(nn.Module):
     """Multi-head self-attention with an optional causal mask and an optional memory slot.
 
-    Two paths compute the same thing: `F.scaled_dot_product_attention` (fast) and an
-    explicit softmax (reference, and the only one that can return the weights).
+    Two paths compute the same thing: `F.scaled_dot_product_attention` (fast) and the
+    project's explicit core `attend` (reference, and the only one that returns the weights).
     """
 
-    def __init__(self, d_model: int, n_head: int, causal: bool, dropout: float):
+    def __init__(self, d_model: int, n_head: int, causal: bool, dropout: float, memory_kv: str = "raw"):
         super().__init__()
-        assert d_model % n_head == 0
-        self.n_head, self.causal, self.dropout = n_head, causal, dropout
+        self.n_head, self.causal, self.dropout, self.memory_kv = n_head, causal, dropout, memory_kv
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, S, d) -> (B, H, S, d/H)
-        B, S, d = x.shape
-        return x.view(B, S, self.n_head, d // self.n_head).transpose(1, 2)
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return rearrange(x, "b s (h e) -> b h s e", h=self.n_head)
+
+    def _keys_values(self, x: torch.Tensor, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, H, S, d/H), the memory slot (if any) at position 0."""
+        if memory is None:
+            k, v = self.kv(x).chunk(2, dim=-1)
+        elif self.memory_kv == "projected":  # memory treated as one more token of the layer's input
+            k, v = self.kv(torch.cat([memory.unsqueeze(1), x], dim=1)).chunk(2, dim=-1)
+        else:  # raw: the memory vector is itself the key and the value of its slot
+            k_tok, v_tok = self.kv(x).chunk(2, dim=-1)
+            slot = memory.unsqueeze(1).to(k_tok.dtype)
+            k, v = torch.cat([slot, k_tok], dim=1), torch.cat([slot, v_tok], dim=1)
+        return self._heads(k), self._heads(v)
 
     def forward(self, x: torch.Tensor, key_pad: torch.Tensor | None = None, memory: torch.Tensor | None = None,
                 reference: bool = False, return_attn: bool = False):
         # x: (B, T, d); key_pad: (B, T) True where padding; memory: (B, d) or None
-        B, T, d = x.shape
-        src = x if memory is None else torch.cat([memory.unsqueeze(1), x], dim=1)  # (B, S, d), S = T (+1)
-        S = src.shape[1]
+        B, T, _ = x.shape
         q = self._heads(self.q(x))  # (B, H, T, dh)
-        k, v = (self._heads(t) for t in self.kv(src).chunk(2, dim=-1))  # (B, H, S, dh)
-
-        allowed = self._mask(B, T, S, key_pad, x.device)  # (B, 1, T, S) bool or None
+        k, v = self._keys_values(x, memory)  # (B, H, S, dh), S = T (+1)
+        allowed = self._mask(B, T, k.shape[2], key_pad, x.device)  # (B, 1, T, S) bool or None
         p = self.dropout if self.training else 0.0
+        att = None
         if reference or return_attn:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, S)
-            if allowed is not None:
-                att = att.masked_fill(~allowed, float("-inf"))
-            att = att.softmax(dim=-1)
-            y = F.dropout(att, p, self.training) @ v
+            if allowed is None and self.causal:
+                allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            y, att = attend(q, k, v, allowed, dropout_p=p, training=self.training, return_weights=True)
+        elif allowed is None and self.causal:  # the common LM case: let the kernel build the mask
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
-            att = None
-            if allowed is None and self.causal:  # the common LM case: let the kernel build the mask
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-            else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-        y = self.proj(y.transpose(1, 2).reshape(B, T, d))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        y = self.proj(rearrange(y, "b h t e -> b t (h e)"))
         return (y, att) if return_attn else y
 
     def _mask(self, B, T, S, key_pad, device):
@@ -116,8 +137,8 @@ class Block(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = SelfAttention(d, cfg.n_head, causal, cfg.dropout)
-        self.mlp = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
+        self.attn = MemoryAttention(d, cfg.n_head, causal, cfg.dropout, cfg.memory_kv)
+        self.mlp = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, d))
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, key_pad=None, memory=None, reference=False, return_attn=False):
@@ -175,13 +196,14 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = Embed(cfg)
-        self.blocks = nn.ModuleList(Block(cfg, causal=True) for _ in range(cfg.n_dec_layer))
+        self.blocks = nn.ModuleList(Block(cfg, causal=True) for _ in range(cfg.n_layer))
         self.ln = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.embed.tok.weight  # tied input/output embeddings, as in GPT-2
         # Latent projections exist only when used, so an LM has exactly the LM's parameters.
         if cfg.inject_memory:
-            self.z_to_memory = nn.Linear(cfg.d_latent, cfg.n_dec_layer * cfg.d_model, bias=False)
+            # the paper's single projection z -> L x H: one memory vector per decoder layer
+            self.z_to_memory = nn.Linear(cfg.d_latent, cfg.n_layer * cfg.d_model, bias=False)
         if cfg.inject_embedding:
             self.z_to_embedding = nn.Linear(cfg.d_latent, cfg.d_model, bias=False)
         self.apply(init_weights)
@@ -192,9 +214,9 @@ class Decoder(nn.Module):
         cfg = self.cfg
         use_z = z is not None
         extra = self.z_to_embedding(z) if use_z and cfg.inject_embedding else None
-        memories = [None] * cfg.n_dec_layer
+        memories = [None] * cfg.n_layer
         if use_z and cfg.inject_memory:
-            memories = list(self.z_to_memory(z).chunk(cfg.n_dec_layer, dim=-1))  # n_layer x (B, d)
+            memories = list(rearrange(self.z_to_memory(z), "b (l d) -> l b d", l=cfg.n_layer))  # L x (B, d)
         h = self.embed(ids, extra)
         atts = []
         for blk, mem in zip(self.blocks, memories):
@@ -226,11 +248,16 @@ class OptimusVAE(nn.Module):
     def sample_z(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
-    def forward(self, enc_ids: torch.Tensor, dec_in: torch.Tensor, targets: torch.Tensor):
-        """One-sample ELBO terms: rec (B,) summed NLL, kl (B, D) per dimension, and mu, logvar."""
+    def forward(self, enc_ids: torch.Tensor, dec_in: torch.Tensor, targets: torch.Tensor,
+                eps: torch.Tensor | None = None):
+        """One-sample ELBO terms: rec (B,) summed NLL, kl (B, D) per dimension, and mu, logvar.
+
+        ``eps`` (B, D) is the reparameterisation noise when the caller draws it (so a data-parallel
+        run can give each sentence the same noise as a single-process run); fresh N(0, I) otherwise.
+        """
         mu, logvar = self.encoder(enc_ids)
         mu, logvar = mu.float(), logvar.float()  # KL and sampling in fp32 even under bf16 autocast
-        z = self.sample_z(mu, logvar)
+        z = self.sample_z(mu, logvar) if eps is None else mu + eps.to(mu) * (0.5 * logvar).exp()
         rec = sentence_nll(self.decoder(dec_in, z), targets, self.cfg.pad_id)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)  # KL(q(z_i|x) || N(0,1)) per dim
         return {"rec": rec, "kl": kl, "mu": mu, "logvar": logvar, "z": z}
@@ -241,7 +268,6 @@ class LanguageModel(nn.Module):
 
     def __init__(self, cfg: OptimusConfig):
         super().__init__()
-        from dataclasses import replace
         self.cfg = replace(cfg, inject_memory=False, inject_embedding=False)
         self.decoder = Decoder(self.cfg)
 

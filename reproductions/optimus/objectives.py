@@ -1,13 +1,22 @@
 """The two tricks Optimus uses against posterior collapse, as plain functions.
 
-**KL thresholding** (per dimension, "free bits" style; the paper's Eq. with λ):
+**KL thresholding** ("free bits" per dimension; the paper's λ):
 
-    L = rec + β · Σ_i max(λ, KL_i),   KL_i = E_batch KL(q(z_i|x) || N(0, 1))
+* ``"example"`` (default; what the official Optimus code does) — per sentence and per
+  latent dimension, a dimension's KL counts only where it exceeds λ:
 
-A dimension whose batch-averaged KL is already below λ contributes the constant λ and
-therefore no gradient: the optimiser is not pushed to squeeze its information out,
-so the encoder can keep using it. Only the training loss uses this; every reported
-number uses the true KL.
+      L = mean_x [ rec(x) + β · Σ_i 1[KL_i(x) > λ] · KL_i(x) ],   KL_i(x) = KL(q(z_i|x) || N(0, 1))
+
+* ``"batch"`` (our earlier form) — the threshold acts on the batch-mean KL of each dimension:
+
+      L = mean_x rec(x) + β · Σ_i max(λ, mean_x KL_i(x))
+
+Either way a KL term below λ gives no gradient: the optimiser is not pushed to squeeze
+that information out, so the encoder can keep using it. The per-example form lets
+each sentence keep up to λ nats per dimension; the batch form lets the average do so,
+which a dimension can satisfy with no information at all (every posterior narrow
+around the same mean). Only the training loss uses this; every reported number uses
+the true KL.
 
 **Cyclical β schedule** (Fu et al. 2019, as configured in Optimus): training is cut
 into ``n_cycles`` equal cycles; in each, β = 0 for the first ``ratio_zero`` of the
@@ -26,12 +35,22 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
 
 
-def thresholded_kl(kl: torch.Tensor, lam: float) -> torch.Tensor:
-    """Σ_i max(λ, mean_batch KL_i) for per-sample, per-dim KL (B, D) -> scalar; λ = 0 is the plain KL."""
-    per_dim = kl.mean(dim=0)  # (D,)
+THRESHOLD_MODES = ("example", "batch")
+
+
+def thresholded_kl(kl: torch.Tensor, lam: float, mode: str = "example") -> torch.Tensor:
+    """The KL term of the training loss for per-sample, per-dim KL (B, D) -> scalar (batch mean).
+
+    λ <= 0 gives the plain KL, mean_x Σ_i KL_i(x), in either mode.
+    """
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"KL threshold mode must be one of {THRESHOLD_MODES}, got {mode!r}")
     if lam <= 0:
-        return per_dim.sum()
-    return per_dim.clamp(min=lam).sum()  # clamp: constant λ and zero gradient below the threshold
+        return kl.sum(dim=1).mean()
+    if mode == "example":
+        # the mask is a constant: entries at or below λ drop out with their gradient
+        return (kl * (kl > lam).to(kl.dtype)).sum(dim=1).mean()
+    return kl.mean(dim=0).clamp(min=lam).sum()  # clamp: constant λ and zero gradient below it
 
 
 def cyclical_beta(step: int, total_steps: int, n_cycles: int = 1, ratio_zero: float = 0.5,
@@ -48,6 +67,6 @@ def cyclical_beta(step: int, total_steps: int, n_cycles: int = 1, ratio_zero: fl
     return beta_max * min(1.0, (t - ratio_zero) / ratio_increase)
 
 
-def vae_loss(rec: torch.Tensor, kl: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def vae_loss(rec: torch.Tensor, kl: torch.Tensor, beta: float, lam: float, mode: str = "example") -> torch.Tensor:
     """Per-sentence training loss averaged over the batch: mean rec + β · thresholded KL."""
-    return rec.mean() + beta * thresholded_kl(kl, lam)
+    return rec.mean() + beta * thresholded_kl(kl, lam, mode)
