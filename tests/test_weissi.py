@@ -24,7 +24,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 def _mlp(seed: int = 0, dtype=torch.float32, **kw) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(ModelConfig(arch="mlp", hidden=32, depth=3, **kw)).to(dtype).eval()
+    return build_model(ModelConfig(arch="mlp", d_hidden=32, n_layer=3, **kw)).to(dtype).eval()
 
 
 # ---------------------------------------------------------------- the invariance itself
@@ -54,7 +54,7 @@ def test_scale_shift_keeps_outputs_and_weissi_but_moves_l2(c, layer):
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_scale_shift_through_conv_and_maxpool(layer):
     torch.manual_seed(5)
-    model = build_model(ModelConfig(arch="cnn", hidden=16, channels=4)).double().eval()
+    model = build_model(ModelConfig(arch="cnn", d_hidden=16, channels=4)).double().eval()
     x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
         out0, w0 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
@@ -85,7 +85,7 @@ def test_shift_breaks_invariance_of_nothing_but_l2_in_float32():
 def test_batchnorm_makes_preceding_layer_fully_scale_free():
     """With BatchNorm after layer 0, scaling layer 0 alone (no compensation) changes nothing (batch statistics)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch="mlp", hidden=16, depth=2, norm="batch")).double().train()
+    model = build_model(ModelConfig(arch="mlp", d_hidden=16, n_layer=2, norm="batch")).double().train()
     model.net[2].eps = 1e-20  # BN's epsilon is the only thing that sees the scale (torch wants it > 0)
     x = torch.rand(32, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
@@ -181,7 +181,7 @@ def trained_model():
 
     torch.manual_seed(0)
     x, y = synthetic_digits(1500, seed=0)
-    model = build_model(ModelConfig(arch="mlp", hidden=64, depth=1))
+    model = build_model(ModelConfig(arch="mlp", d_hidden=64, n_layer=1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for _ in range(6):
         for i in range(0, len(x), 100):

@@ -11,12 +11,13 @@ bounds the input gradient — and so constrains what L2 was meant to constrain.
 from reproductions.api import Card
 
 _COMMON = {  # every config key, so each can be changed with `--set KEY=VALUE`
-    "arch": "mlp", "hidden": 256, "depth": 2, "channels": 32, "norm": "none",
-    "train_limit": 0, "test_limit": 0, "allow_synthetic": False,
+    "arch": "mlp", "d_hidden": 256, "n_layer": 2, "channels": 32, "norm": "none",
+    "train_images": 0, "test_images": 0, "holdout_images": 5000, "holdout_seed": 1234, "allow_synthetic": False,
     "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "epochs": 20, "batch_size": 128, "cosine": True,
-    "arms": ["none", "l2", "weissi"], "seeds": 5,
-    "l2_lambda": 2e-3, "weissi_lambda_e": 0.1, "weissi_lambda_n": 0.0, "weissi_decoupled": False,
-    "fgsm_eps": 0.1, "pgd_eps": 0.1, "pgd_steps": 20, "eval_batch": 500,
+    "arms": ["none", "l2", "weissi_e", "weissi"], "seeds": 5,
+    "l2_lambda": 2e-3, "weissi_lambda_e": 0.1, "weissi_lambda_n": 1e-3, "weissi_decoupled": False,
+    "l2_grid": [], "lambda_e_grid": [], "lambda_n_grid": [],
+    "fgsm_eps": 0.1, "pgd_eps": 0.1, "pgd_steps": 20, "pgd_images": 0, "eval_batch_size": 500,
 }
 
 CARD = Card(
@@ -40,13 +41,22 @@ CARD = Card(
     ),
     claims=(),  # the paper's tables could not be read (see notes); no number is claimed here
     presets={
-        "smoke": {**_COMMON, "hidden": 64, "epochs": 4, "seeds": 2, "train_limit": 2000, "test_limit": 500,
-                  "pgd_steps": 5, "lr": 0.1, "allow_synthetic": True},
-        "cpu": {**_COMMON, "epochs": 20, "seeds": 5, "pgd_steps": 20, "lr": 0.05},
-        # gpu: a CNN; with the full 60k MNIST train set (if the data dir has it) this is ~100k steps.
-        "gpu": {**_COMMON, "arch": "cnn", "hidden": 512, "channels": 32, "epochs": 20, "seeds": 5,
-                "batch_size": 256, "pgd_steps": 40, "lr": 0.1},
+        "smoke": {**_COMMON, "d_hidden": 64, "epochs": 4, "seeds": 2, "train_images": 2000, "test_images": 500,
+                  "holdout_images": 500, "pgd_steps": 5, "lr": 0.1, "allow_synthetic": True,
+                  "l2_grid": [5e-4, 5e-3], "lambda_e_grid": [0.02, 0.1], "lambda_n_grid": [1e-3]},
+        # CPU, 2 cores (~8 min uncontended, ~4 s per epoch): MLP 784-256-256-10, 3 epochs over 55k images,
+        # 7 tuning runs on the held-out 5k, then 4 arms x 5 seeds scored on the 10k test images (clean and
+        # FGSM on all 10k, PGD-20 on the first 2000: PGD on all would cost 4 epochs' worth per model).
+        "cpu": {**_COMMON, "epochs": 3, "seeds": 5, "pgd_steps": 20, "pgd_images": 2000, "lr": 0.05,
+                "eval_batch_size": 1000, "l2_grid": [5e-4, 2e-3, 5e-3], "lambda_e_grid": [0.03, 0.1],
+                "lambda_n_grid": [3e-4, 3e-3]},
+        # one H100/H200, ~1.5 min of the campaign: the CNN with BatchNorm, 4 epochs at batch 256, 6 tuning runs
+        # and 4 arms x 5 seeds (26 runs of ~860 steps at ~1.5 ms, ~35 s) plus PGD-20 on the 10k test images.
+        "gpu": {**_COMMON, "arch": "cnn", "norm": "batch", "d_hidden": 512, "channels": 32, "epochs": 4,
+                "seeds": 5, "batch_size": 256, "pgd_steps": 20, "lr": 0.1, "eval_batch_size": 2000,
+                "l2_grid": [5e-4, 2e-3], "lambda_e_grid": [0.03, 0.1], "lambda_n_grid": [1e-4, 1e-3]},
     },
+    budget_s={"smoke": 60, "cpu": 900, "gpu": 90},
     datasets=("mnist",),
     notes=(
         "Regulariser used (per layer l over every Linear/Conv weight W_l, biases excluded): "
