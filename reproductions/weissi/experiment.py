@@ -203,6 +203,19 @@ def sharded_accuracy(model: torch.nn.Module, split: Split, ctx: RunContext, atta
     return _sum_over_ranks(correct, ctx) / len(split.y)
 
 
+def epoch_batches(n: int, batch_size: int, gen: torch.Generator, ctx: RunContext):
+    """This rank's training indices for each step of one epoch.
+
+    Every rank draws the same permutation of ``range(n)`` and cuts it into full global
+    batches (the tail is dropped); a rank keeps rows ``rank::world_size`` of each, so the
+    ranks' shards are disjoint and together form exactly the one-process batch.
+    """
+    perm = torch.randperm(n, generator=gen)
+    rows = torch.tensor(list(ctx.shard(batch_size)), dtype=torch.long)
+    for i in range(n // batch_size):
+        yield perm[i * batch_size:(i + 1) * batch_size][rows]
+
+
 def train_one(cfg: ExperimentConfig, reg: Regularizer, seed: int, data: Data, ctx: RunContext, step0: int,
               *, tag: str, evaluate_on: str = "test") -> dict[str, Any]:
     """Train one model with one penalty; returns its final metrics and norm trajectory.
@@ -225,16 +238,14 @@ def train_one(cfg: ExperimentConfig, reg: Regularizer, seed: int, data: Data, ct
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)) if cfg.cosine else 1.0)
     order_gen = torch.Generator().manual_seed(seed)
-    rows = torch.tensor(list(ctx.shard(cfg.batch_size)), dtype=torch.long)
     ctx.local_batch(cfg.batch_size)  # refuses a batch that does not split evenly
 
     trajectory = [{"epoch": 0, "norms": layer_norms(model)}]
     step = 0
     for epoch in range(1, cfg.epochs + 1):
-        perm = torch.randperm(len(xtr), generator=order_gen)  # the same on every rank
         loss_sum = pen_sum = 0.0
-        for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size][rows].to(dev)  # this rank's rows
+        for idx in epoch_batches(len(xtr), cfg.batch_size, order_gen, ctx):
+            idx = idx.to(dev)
             with ctx.autocast():
                 ce = F.cross_entropy(forward(xtr[idx]), ytr[idx])
             pen = reg.penalty(model)
