@@ -7,7 +7,8 @@ this device. On CUDA that is bf16 autocast + channels_last + torch.compile. On t
 only channels_last applies (oneDNN's depthwise and 3x3 convolutions run faster in
 NHWC); bf16 autocast is measured as an extra row but not used (slow without AMX), and
 torch.compile is measured only with ``--compile`` (minutes of compilation on 2 cores).
-Every step includes the spectral regulariser and KL balancing, as in training.
+Every step includes the spectral regulariser, the BN-scale penalty and KL balancing, as in
+training (the model has weight-normalised convolutions, as in training).
 Prints a table, then ``ratio=<ours/baseline>`` as the last line.
 """
 
@@ -47,7 +48,7 @@ def images_per_second(mcfg: NVAEConfig, device: torch.device, batch: int, steps:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         with amp:
-            loss, _ = loss_fn(forward, x, 0.5, True, sizes, spectral, 0.01)
+            loss, _ = loss_fn(forward, x, 0.5, True, sizes, spectral, 0.01, model, 0.01)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

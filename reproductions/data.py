@@ -75,10 +75,11 @@ class ImageSplit:
 def load_mnist(root: Path, *, test_holdout: int = 2000, seed: int = 1234) -> tuple[ImageSplit, ImageSplit]:
     """Labelled MNIST as (train, test).
 
-    With ``train-images-idx3-ubyte.gz`` present this is the standard 60k/10k split.
-    Without it (as in ``../shared/data``, which lacks that file) the 10k test set is
-    split by a fixed permutation into ``10000 - test_holdout`` train and
-    ``test_holdout`` test images; the description says which one was used.
+    With ``train-images-idx3-ubyte.gz`` and its labels present (``../shared/data`` has all
+    four canonical files) this is the standard 60k/10k split. Without them the 10k test
+    set is split by a fixed permutation into ``10000 - test_holdout`` train and
+    ``test_holdout`` test images; the description says which one was used, and callers
+    record it in run.json.
     """
     d = root / "mnist"
     test_x, test_y = _require(root, "mnist", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])

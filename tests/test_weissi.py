@@ -13,18 +13,18 @@ import torch.nn.functional as F
 from reproductions.api import RunContext
 from reproductions.weissi import CARD
 from reproductions.weissi.attacks import accuracy_under_attack, fgsm, pgd
-from reproductions.weissi.experiment import ExperimentConfig, run
+from reproductions.weissi.experiment import ExperimentConfig, epoch_batches, holdout_split, load_data, run
 from reproductions.weissi.model import ModelConfig, build_model, shift_scale_
 from reproductions.weissi.regularizers import (Regularizer, decoupled_weissi_, direction_l1_penalty, l2_penalty,
                                                log_norm_penalty, weight_matrices, weissi_grad, weissi_penalty,
                                                weissi_penalty_reference)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from conftest import shared_path
 
 
 def _mlp(seed: int = 0, dtype=torch.float32, **kw) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(ModelConfig(arch="mlp", hidden=32, depth=3, **kw)).to(dtype).eval()
+    return build_model(ModelConfig(arch="mlp", d_hidden=32, n_layer=3, **kw)).to(dtype).eval()
 
 
 # ---------------------------------------------------------------- the invariance itself
@@ -54,7 +54,7 @@ def test_scale_shift_keeps_outputs_and_weissi_but_moves_l2(c, layer):
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_scale_shift_through_conv_and_maxpool(layer):
     torch.manual_seed(5)
-    model = build_model(ModelConfig(arch="cnn", hidden=16, channels=4)).double().eval()
+    model = build_model(ModelConfig(arch="cnn", d_hidden=16, channels=4)).double().eval()
     x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
         out0, w0 = model(x), weissi_penalty(weight_matrices(model), 1.0, 1.0).item()
@@ -85,7 +85,7 @@ def test_shift_breaks_invariance_of_nothing_but_l2_in_float32():
 def test_batchnorm_makes_preceding_layer_fully_scale_free():
     """With BatchNorm after layer 0, scaling layer 0 alone (no compensation) changes nothing (batch statistics)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch="mlp", hidden=16, depth=2, norm="batch")).double().train()
+    model = build_model(ModelConfig(arch="mlp", d_hidden=16, n_layer=2, norm="batch")).double().train()
     model.net[2].eps = 1e-20  # BN's epsilon is the only thing that sees the scale (torch wants it > 0)
     x = torch.rand(32, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
@@ -94,6 +94,26 @@ def test_batchnorm_makes_preceding_layer_fully_scale_free():
         model.net[1].bias.mul_(5.0)
         out1 = model(x)
     assert torch.allclose(out0, out1, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch,norm", [("mlp", "none"), ("cnn", "none"), ("cnn", "batch")])
+def test_random_layer_rescaling_keeps_weissi_to_1e6_and_changes_l2(arch, norm):
+    """Random (c, 1/c) between a random pair of adjacent layers, c from exp(U(-3, 3)), five draws."""
+    g = torch.Generator().manual_seed(11)
+    torch.manual_seed(5)
+    model = build_model(ModelConfig(arch=arch, norm=norm, d_hidden=24, channels=4)).double()
+    n_layers = len(weight_matrices(model))
+    for _ in range(5):
+        layer = int(torch.randint(0, n_layers - 1, (1,), generator=g))
+        c = float(torch.exp(torch.empty(1, dtype=torch.float64).uniform_(-3, 3, generator=g)))
+        with torch.no_grad():
+            w0 = weissi_penalty(weight_matrices(model), 0.7, 0.3).item()
+            l2_0 = l2_penalty(weight_matrices(model)).item()
+            shift_scale_(model, layer, c)
+            w1 = weissi_penalty(weight_matrices(model), 0.7, 0.3).item()
+            l2_1 = l2_penalty(weight_matrices(model)).item()
+        assert abs(w1 - w0) <= 1e-6 * max(1.0, abs(w0)), (layer, c)
+        assert abs(l2_1 - l2_0) > 1e-3 * l2_0, (layer, c)
 
 
 def test_shift_rejects_bad_arguments():
@@ -181,7 +201,7 @@ def trained_model():
 
     torch.manual_seed(0)
     x, y = synthetic_digits(1500, seed=0)
-    model = build_model(ModelConfig(arch="mlp", hidden=64, depth=1))
+    model = build_model(ModelConfig(arch="mlp", d_hidden=64, n_layer=1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for _ in range(6):
         for i in range(0, len(x), 100):
@@ -231,42 +251,111 @@ def test_card_presets_are_valid_configs():
     assert CARD.name == "weissi"
     for preset in ("smoke", "cpu", "gpu"):
         cfg = ExperimentConfig.from_dict(CARD.config(preset))
-        assert set(cfg.arms) == {"none", "l2", "weissi"}
+        assert set(cfg.arms) == {"none", "l2", "weissi_e", "weissi"}
+        assert cfg.lambda_n_grid and min(cfg.lambda_n_grid) > 0  # the normalised-L1 term is exercised
+        assert cfg.holdout_images == (5000 if preset != "smoke" else 500)
+    gpu = ExperimentConfig.from_dict(CARD.config("gpu"))
+    assert gpu.arch == "cnn" and gpu.norm == "batch" and CARD.budget_s["gpu"] <= 90
     with pytest.raises(ValueError, match="weissi: unknown config keys"):
         ExperimentConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="lambda_n must be > 0"):
+        ExperimentConfig.from_dict({"weissi_lambda_n": 0.0})
 
 
-def test_smoke_run_writes_metrics_and_plots(tmp_path, monkeypatch):
-    data_dir = SHARED / "data"
-    if not (data_dir / "mnist" / "t10k-images-idx3-ubyte.gz").is_file():
-        monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))  # smoke falls back to synthetic
-        data_dir = None
+def test_holdout_is_fixed_and_disjoint_from_training_and_test_is_untouched(tmp_path):
+    data_dir = shared_path("data", "mnist").parent
+    tr, ho = holdout_split(60000, 5000, 1234)
+    assert len(tr) == 55000 and len(ho) == 5000 and not set(tr.tolist()) & set(ho.tolist())
+    assert (holdout_split(60000, 5000, 1234)[1] == ho).all()
+    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), RunContext(tmp_path, data_dir=data_dir))
+    assert data.source == "mnist"
+    assert (len(data.train.y), len(data.holdout.y), len(data.test.y)) == (55000, 5000, 10000)
+    # MNIST's class balance: every digit in every split, none above 12%
+    for split in (data.train, data.holdout, data.test):
+        counts = torch.bincount(split.y, minlength=10).float() / len(split.y)
+        assert counts.min() > 0.08 and counts.max() < 0.12
+    assert data.test.y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the canonical t10k labels
+
+
+def test_ranks_get_disjoint_shards_whose_union_is_the_one_process_batch(tmp_path):
+    one = list(epoch_batches(50, 8, torch.Generator().manual_seed(3), RunContext(tmp_path / "one")))
+    ranks = [list(epoch_batches(50, 8, torch.Generator().manual_seed(3),
+                                RunContext(tmp_path / f"r{r}", rank=r, world_size=2))) for r in (0, 1)]
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 6  # full global batches only
+    for full, a, b in zip(one, *ranks):
+        assert len(a) == len(b) == 4 and set(a.tolist()).isdisjoint(b.tolist())
+        assert sorted(a.tolist() + b.tolist()) == sorted(full.tolist())
+
+
+def test_smoke_run_on_real_mnist_writes_metrics_and_plots(tmp_path):
+    data_dir = shared_path("data", "mnist").parent
     ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
     metrics = run(CARD.config("smoke", {"seeds": [0, 1]}), ctx)  # the runner passes an explicit list
-    assert set(metrics) == {"none", "l2", "weissi"}
-    for arm in metrics.values():
+    # which data it used: the real MNIST train images with the fixed held-out part, never synthetic
+    assert ctx.notes["data_source"] == "mnist"
+    assert ctx.notes["data"].startswith("train: MNIST train (60k) minus a fixed held-out 500")
+    assert ctx.notes["split_sizes"] == {"train": 2000, "holdout": 500, "test": 500}
+    arms = {"none", "l2", "weissi_e", "weissi"}
+    assert arms <= set(metrics)
+    for arm in arms:
         for key in ("accuracy", "fgsm_accuracy", "pgd_accuracy"):
-            assert len(arm[key]["per_seed"]) == 2
-            assert 0.0 <= arm[key]["mean"] <= 1.0
-        assert arm["accuracy"]["mean"] > 0.5  # it learned something
-        assert arm["pgd_accuracy"]["mean"] <= arm["accuracy"]["mean"]
+            assert len(metrics[arm][key]["per_seed"]) == 2
+            assert 0.0 <= metrics[arm][key]["mean"] <= 1.0
+        assert metrics[arm]["accuracy"]["mean"] > 0.6  # it learned something
+        assert metrics[arm]["pgd_accuracy"]["mean"] <= metrics[arm]["accuracy"]["mean"]
+    search = ctx.notes["lambda_search"]
+    assert search["l2_lambda"]["chosen"] in search["l2_lambda"]["grid"]
+    assert metrics["lambdas"]["weissi_lambda_n"] > 0
+    for name in ("l2_lambda", "weissi_lambda_e", "weissi_lambda_n"):
+        best = max(search[name]["holdout_accuracy"])
+        assert search[name]["holdout_accuracy"][search[name]["grid"].index(search[name]["chosen"])] == best
+    assert set(metrics["weissi_vs_l2"]) == {"weissi_e", "weissi"}
     assert (tmp_path / "run" / "weight_norms.png").stat().st_size > 1000
     assert (tmp_path / "run" / "table.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {r["arm"] for r in rows} == {"none", "l2", "weissi"}
+    assert arms <= {r["arm"] for r in rows} and any(r["arm"].startswith("tune_") for r in rows)
     inv = ctx.notes["invariance_check"]
     assert inv["max_output_change"] < 1e-4 and inv["weissi_after"] == pytest.approx(inv["weissi_before"], rel=1e-5)
     assert inv["l2_after"] > 2 * inv["l2_before"]
-    if data_dir is None:
-        assert ctx.notes["data"].startswith("synthetic")
-    else:
-        assert "8000 train / 2000 test" in ctx.notes["data"] or "60k" in ctx.notes["data"]
 
 
-def test_cpu_preset_refuses_synthetic_data(tmp_path, monkeypatch):
+def test_smoke_falls_back_to_synthetic_only_when_allowed_and_says_so(tmp_path, monkeypatch):
     from reproductions.data import DatasetMissing
 
     monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))
-    ctx = RunContext(tmp_path / "run", preset="cpu")
+    small = {"seeds": 1, "epochs": 1, "arms": ["none"], "l2_grid": [], "lambda_e_grid": [], "lambda_n_grid": []}
+    ctx = RunContext(tmp_path / "smoke", preset="smoke")
+    run(CARD.config("smoke", small), ctx)
+    assert ctx.notes["data_source"] == "synthetic" and ctx.notes["data"].startswith("synthetic")
     with pytest.raises(DatasetMissing):
-        run(CARD.config("cpu", {"epochs": 1, "seeds": 1}), ctx)
+        run(CARD.config("cpu", small), RunContext(tmp_path / "cpu", preset="cpu"))
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built in")
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, monkeypatch):
+    """`run weissi --preset smoke --nproc 2`: world_size 2, half the batch per rank, and (no BatchNorm in
+    the MLP) the same accuracies as one process: clean/FGSM within 0.5 points, PGD within 2 (its random
+    starts are drawn per rank)."""
+    from reproductions import runner
+    from reproductions.runner import RunRequest
+
+    data_dir = shared_path("data", "mnist").parent
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    overrides = {"seeds": 1, "arms": ["l2", "weissi"], "l2_grid": [], "lambda_e_grid": [], "lambda_n_grid": [],
+                 "epochs": 2, "test_images": 400}
+    recs = {}
+    for nproc in (1, 2):
+        res = runner.run(RunRequest(name="weissi", preset="smoke", device="cpu", out=tmp_path / str(nproc),
+                                    overrides=overrides, data_dir=data_dir, nproc=nproc, progress=False),
+                         echo=lambda _line: None)
+        assert res.status == "completed", res.error
+        recs[nproc] = json.loads((res.run_dir / "run.json").read_text())
+    one, two = recs[1], recs[2]
+    assert two["runner"]["nproc"] == 2 and two["notes"]["world_size"] == 2
+    assert two["notes"]["batch"] == {"global": 128, "per_rank": 64} and two["notes"]["data_source"] == "mnist"
+    steps = 2 * (2000 // 128)
+    assert two["metrics"]["examples_per_rank"] == [2 * steps * 64] * 2
+    assert one["metrics"]["examples_per_rank"] == [2 * steps * 128]
+    for arm in ("l2", "weissi"):
+        for key, tol in (("accuracy", 0.005), ("fgsm_accuracy", 0.005), ("pgd_accuracy", 0.02)):
+            assert two["metrics"][arm][key]["mean"] == pytest.approx(one["metrics"][arm][key]["mean"], abs=tol)

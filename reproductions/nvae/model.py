@@ -28,6 +28,7 @@ Shapes for the defaults (MNIST padded to 32x32, ``channels=C``, two pre-downsamp
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -46,6 +47,7 @@ class NVAEConfig:
     cells_per_group: int = 1  # residual cells between two groups (encoder and decoder each)
     expand: int = 3  # expansion of the generative cell's inverted bottleneck
     residual_normal: bool = True  # posterior relative to the prior (False: independent Gaussian)
+    weight_norm: bool = True  # every conv as g * v / ||v|| per output channel (paper Sec. 3.2, Appendix)
     image_size: int = 28
 
     @property
@@ -85,7 +87,7 @@ class Output:
 
     def log_weight(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x, z) - log q(z | x)`` at the sampled z: one importance weight per image (B,)."""
-        log_px = bernoulli_log_prob(self.logits, x)
+        log_px = bernoulli_log_prob(self.logits.float(), x.float())
         return log_px + sum(g.log_p - g.log_q for g in self.groups)
 
 
@@ -113,7 +115,7 @@ class NVAE(nn.Module):
         # ---- top-down path, shared by the generative model and the posterior
         self.h0 = nn.Parameter(torch.randn(1, cfg.scale_channels(0), cfg.scale_size(0), cfg.scale_size(0)))
         self.dec_cells = nn.ModuleList()  # cells before each group (empty for the very first)
-        self.prior_heads = nn.ModuleList()  # h -> prior params (unused for group 0: N(0, I))
+        self.prior_heads = nn.ModuleList()  # h -> prior params (Identity for group 0, whose prior is N(0, I))
         self.post_mix = nn.ModuleList()  # h -> added to the encoder feature
         self.post_heads = nn.ModuleList()  # encoder feature + h -> posterior params
         self.merge = nn.ModuleList()  # [h, z] -> h
@@ -126,7 +128,9 @@ class NVAE(nn.Module):
                 self.group_scale.append(s)
                 n_cells = 0 if first else cfg.cells_per_group
                 self.dec_cells.append(nn.Sequential(*[GenerativeCell(c, expand=cfg.expand) for _ in range(n_cells)]))
-                self.prior_heads.append(nn.Sequential(Swish(), nn.Conv2d(c, 2 * Z, 3, padding=1)))
+                # the first group's prior is N(0, I): no head (DDP refuses parameters without gradients)
+                self.prior_heads.append(nn.Identity() if first else
+                                        nn.Sequential(Swish(), nn.Conv2d(c, 2 * Z, 3, padding=1)))
                 self.post_mix.append(nn.Conv2d(c, c, 1))
                 self.post_heads.append(nn.Sequential(Swish(), nn.Conv2d(c, 2 * Z, 3, padding=1)))
                 self.merge.append(nn.Conv2d(c + Z, c, 1))
@@ -137,6 +141,8 @@ class NVAE(nn.Module):
         self.post = nn.Sequential(*[GenerativeCell(c // 2 ** i, c // 2 ** (i + 1), expand=cfg.expand, upsample=True)
                                     for i in range(cfg.pre_downs)])
         self.to_logits = nn.Sequential(Swish(), nn.Conv2d(C, 1, 3, padding=1))
+        if cfg.weight_norm:
+            apply_weight_norm(self)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -204,10 +210,40 @@ class NVAE(nn.Module):
         return torch.sigmoid(self.top_down(None, n, temperature).logits)
 
 
-def elbo_terms(model: NVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Output]:
-    """Reconstruction log-likelihood (B,) and per-group KL (B, L) of one posterior sample."""
-    out = model(x)
-    return bernoulli_log_prob(out.logits, x), out.kl_per_group(), out
+def apply_weight_norm(model: nn.Module) -> None:
+    """Reparameterise every conv weight as ``g * v / ||v||`` (one g per output channel).
+
+    Initialised so the function is unchanged; the spectral regulariser then sees the
+    effective weight, as it reads ``module.weight`` at every step.
+    """
+    from torch.nn.utils.parametrizations import weight_norm
+
+    for module in list(model.modules()):
+        if isinstance(module, nn.Conv2d):
+            weight_norm(module, name="weight", dim=0)
+
+
+@torch.no_grad()
+def readjust_batchnorm(model: nn.Module, passes: Iterable[Callable[[], object]]) -> None:
+    """Re-estimate every BatchNorm's running mean/var as a plain average over ``passes``.
+
+    The running statistics collected during training lag behind the weights (they mix
+    many past models); NVAE recomputes them before sampling. Each pass is a forward
+    call in train mode: ``lambda: model(x)`` over training images before evaluation,
+    ``lambda: model.sample(n)`` before sampling. The model is left in eval mode; every
+    rank must make the same passes so the statistics agree.
+    """
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    for forward in passes:
+        forward()
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
 
 
 def count_params(model: nn.Module) -> int:

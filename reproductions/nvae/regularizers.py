@@ -9,6 +9,9 @@
 * **KL warm-up.** The KL term is multiplied by ``beta`` rising linearly from ~0 to 1
   over the first part of training, so the decoder learns to use the latents before
   the KL pushes them to the prior.
+* **BN-scale penalty.** BatchNorm's scale can undo the smoothing above (a large
+  gamma after a smooth conv is not smooth), so the largest ``|gamma|`` of every BN
+  layer is penalised with the same ``lambda`` (the official recipe does this too).
 * **KL balancing.** During warm-up each group's KL gets a coefficient proportional
   to its own (batch-mean) KL divided by its size, normalised to mean 1: groups that
   carry little information are penalised less, which keeps groups from collapsing
@@ -42,39 +45,44 @@ def spectral_norm_estimate(weight: torch.Tensor, u: torch.Tensor, v: torch.Tenso
 
 
 class SpectralRegularizer:
-    """Sum of the estimated spectral norms of every conv and linear weight of a model.
+    """Sum of the estimated spectral norms of the convolution weights of a model.
 
+    Convolutions only, as in the official recipe; ``include_linear=True`` adds the
+    squeeze-and-excitation MLPs. Weights are read from their modules at every call, so
+    a weight-normalised conv contributes its effective weight ``g * v / ||v||``.
     Weights of the same shape are stacked and handled in one batched matmul, so the
     cost is a few small bmm calls per step instead of a Python loop over layers.
     """
 
-    def __init__(self, model: nn.Module, init_iters: int = 20):
-        by_shape: dict[tuple[int, int], list[nn.Parameter]] = defaultdict(list)
+    def __init__(self, model: nn.Module, init_iters: int = 20, include_linear: bool = False):
+        kinds = (nn.Conv2d, nn.Linear) if include_linear else (nn.Conv2d,)
+        by_shape: dict[tuple[int, int], list[nn.Module]] = defaultdict(list)
         for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if isinstance(module, kinds):
                 w = module.weight
-                by_shape[(w.shape[0], w[0].numel())].append(w)
+                by_shape[(w.shape[0], w[0].numel())].append(module)
         self.groups = list(by_shape.items())
         self.u: list[torch.Tensor] = []
         self.v: list[torch.Tensor] = []
         gen = torch.Generator().manual_seed(0)
-        for (m, n), params in self.groups:
-            dev = params[0].device
-            u = F.normalize(torch.randn(len(params), m, generator=gen), dim=1).to(dev)
-            v = F.normalize(torch.randn(len(params), n, generator=gen), dim=1).to(dev)
-            u, v = power_iteration(self._stack(params), u, v, init_iters)
+        for (m, n), modules in self.groups:
+            dev = modules[0].weight.device
+            u = F.normalize(torch.randn(len(modules), m, generator=gen), dim=1).to(dev)
+            v = F.normalize(torch.randn(len(modules), n, generator=gen), dim=1).to(dev)
+            with torch.no_grad():
+                u, v = power_iteration(self._stack(modules), u, v, init_iters)
             self.u.append(u)
             self.v.append(v)
 
     @staticmethod
-    def _stack(params: list[nn.Parameter]) -> torch.Tensor:  # -> (G, m, n)
-        return torch.stack([p.reshape(p.shape[0], -1) for p in params]).float()
+    def _stack(modules: list[nn.Module]) -> torch.Tensor:  # -> (G, m, n)
+        return torch.stack([mod.weight.reshape(mod.weight.shape[0], -1) for mod in modules]).float()
 
     def __call__(self, iters: int = 1) -> torch.Tensor:
         """One power-iteration step for every weight, then the differentiable sum of norms."""
         total = 0.0
-        for i, (_, params) in enumerate(self.groups):
-            w = self._stack(params)
+        for i, (_, modules) in enumerate(self.groups):
+            w = self._stack(modules)
             self.u[i], self.v[i] = power_iteration(w.detach(), self.u[i], self.v[i], iters)
             total = total + spectral_norm_estimate(w, self.u[i], self.v[i]).sum()
         return total
@@ -85,6 +93,15 @@ class SpectralRegularizer:
     def load_state_dict(self, state: dict) -> None:
         self.u = [t.to(u.device) for t, u in zip(state["u"], self.u)]
         self.v = [t.to(v.device) for t, v in zip(state["v"], self.v)]
+
+
+def bn_scale_penalty(model: nn.Module) -> torch.Tensor:
+    """``sum over BatchNorm layers of max_c |gamma_c|`` (differentiable; 0 without BN)."""
+    total = 0.0
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.weight is not None:
+            total = total + module.weight.abs().max()
+    return total
 
 
 def kl_warmup(step: int, warmup_steps: int, floor: float = 1e-4) -> float:

@@ -19,26 +19,26 @@ from torch import nn
 @dataclass
 class ModelConfig:
     arch: str = "mlp"  # mlp | cnn
-    hidden: int = 256  # mlp: width of each hidden layer; cnn: width of the dense layer
-    depth: int = 2  # mlp: number of hidden layers
+    d_hidden: int = 256  # mlp: width of each hidden layer; cnn: width of the dense layer
+    n_layer: int = 2  # mlp: number of hidden layers
     channels: int = 32  # cnn: channels of the first conv (the second has twice as many)
     norm: str = "none"  # none | batch
     n_classes: int = 10
 
 
 class MLP(nn.Module):
-    """x (B, 1, 28, 28) -> flatten (B, 784) -> [Linear -> (BN) -> ReLU] x depth -> Linear -> (B, 10)."""
+    """x (B, 1, 28, 28) -> flatten (B, 784) -> [Linear -> (BN) -> ReLU] x n_layer -> Linear -> (B, 10)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = 28 * 28
-        for _ in range(cfg.depth):
-            layers.append(nn.Linear(width, cfg.hidden))
+        for _ in range(cfg.n_layer):
+            layers.append(nn.Linear(width, cfg.d_hidden))
             if cfg.norm == "batch":
-                layers.append(nn.BatchNorm1d(cfg.hidden))
+                layers.append(nn.BatchNorm1d(cfg.d_hidden))
             layers.append(nn.ReLU())
-            width = cfg.hidden
+            width = cfg.d_hidden
         layers.append(nn.Linear(width, cfg.n_classes))
         self.net = nn.Sequential(*layers)
 
@@ -47,7 +47,7 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """x (B,1,28,28) -> conv5 c -> pool -> (B,c,14,14) -> conv5 2c -> pool -> (B,2c,7,7) -> fc hidden -> fc 10."""
+    """x (B,1,28,28) -> conv5 c -> pool -> (B,c,14,14) -> conv5 2c -> pool -> (B,2c,7,7) -> fc d_hidden -> fc 10."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -62,10 +62,10 @@ class CNN(nn.Module):
         )
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(2 * c * 7 * 7, cfg.hidden),
-            nn.BatchNorm1d(cfg.hidden) if cfg.norm == "batch" else nn.Identity(),
+            nn.Linear(2 * c * 7 * 7, cfg.d_hidden),
+            nn.BatchNorm1d(cfg.d_hidden) if cfg.norm == "batch" else nn.Identity(),
             nn.ReLU(),
-            nn.Linear(cfg.hidden, cfg.n_classes),
+            nn.Linear(cfg.d_hidden, cfg.n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
