@@ -213,7 +213,7 @@ from reproductions.data import DatasetMissing  # noqa: E402
 from reproductions.drophead import CARD  # noqa: E402
 from reproductions.drophead import experiment  # noqa: E402
 
-from conftest import shared_path  # noqa: E402
+from helpers import shared_path  # noqa: E402
 
 
 def test_paired_difference_t_interval():

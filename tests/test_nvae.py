@@ -21,7 +21,7 @@ from reproductions.nvae.likelihood import importance_weighted_log_likelihood, iw
 from reproductions.nvae.model import NVAE, NVAEConfig, count_params, readjust_batchnorm
 from reproductions.nvae.regularizers import (SpectralRegularizer, balanced_kl, bn_scale_penalty, kl_warmup,
                                              power_iteration, spectral_norm_estimate)
-from conftest import shared_path
+from helpers import shared_path
 TINY = NVAEConfig(channels=4, latent_channels=2, groups_per_scale=(1, 2), pre_downs=2, expand=2)
 
 

@@ -19,7 +19,7 @@ from reproductions.weissi.regularizers import (Regularizer, decoupled_weissi_, d
                                                log_norm_penalty, weight_matrices, weissi_grad, weissi_penalty,
                                                weissi_penalty_reference)
 
-from conftest import shared_path
+from helpers import shared_path
 
 
 def _mlp(seed: int = 0, dtype=torch.float32, **kw) -> torch.nn.Module:
