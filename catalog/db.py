@@ -64,12 +64,27 @@ def _index_inserts_explicitly(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS post_search_ai")
 
 
+def _one_source_per_channel(conn: Connection) -> None:
+    # Source aliases, follows, channel ids, text fingerprints and copy links (catalog.sources).
+    from catalog.sources import add_source_identity_schema
+
+    add_source_identity_schema(conn)
+
+
+def _create_related(conn: Connection) -> None:
+    from catalog.models import Related
+
+    Base.metadata.create_all(conn, tables=[Related.__table__])
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
     _create_search_index,
     _rank_titles_higher,
     _index_inserts_explicitly,
+    _one_source_per_channel,
+    _create_related,
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -20,6 +20,8 @@ from sqlalchemy import Connection, Engine
 from catalog.errors import DigestError
 from catalog.models import PaperStatus, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
+from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
+                             text_fingerprint)
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
 from scrapers import formats
@@ -38,7 +40,10 @@ class IngestStats:
     posts_unchanged: int = 0
     tags: int = 0
     arxiv_ids: int = 0
-    _source_keys: set = field(default_factory=set, repr=False)
+    sources_merged: int = 0  # automatic merges of routes of one channel (catalog.sources)
+    copies: int = 0  # posts tied to an original in another source
+    merges: list = field(default_factory=list)
+    _source_keys: set = field(default_factory=set, repr=False)  # ids of the sources written to
     _tag_names: set = field(default_factory=set, repr=False)
     _arxiv: set = field(default_factory=set, repr=False)
 
@@ -51,10 +56,20 @@ class IngestStats:
         self.posts_new += other.posts_new
         self.posts_updated += other.posts_updated
         self.posts_unchanged += other.posts_unchanged
+        self.sources_merged += other.sources_merged
+        self.copies += other.copies
+        self.merges += other.merges
         self._source_keys |= other._source_keys
+        self._follow_merges()
         self._tag_names |= other._tag_names
         self._arxiv |= other._arxiv
         self._finish()
+
+    def _follow_merges(self) -> None:
+        """A source merged away counts as the one it was merged into."""
+        for m in self.merges:
+            if m["other"]["id"] in self._source_keys:
+                self._source_keys = (self._source_keys - {m["other"]["id"]}) | {m["keep"]["id"]}
 
     def _finish(self) -> None:
         self.sources, self.tags, self.arxiv_ids = len(self._source_keys), len(self._tag_names), len(self._arxiv)
@@ -85,6 +100,19 @@ class _Upserter:
         self.paper_ids: dict[str, int] = {}
         self.now = utcnow()
         self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
+        self.unchecked: set[int] = set()  # sources this input created, not yet compared with known ones
+        self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
+        # posts inserted or updated: (id, source id, fingerprint, forwarded post ref)
+        self.written: list[tuple[int, int, str | None, str | None]] = []
+
+    def finish(self) -> None:
+        """After the last batch: merge sources now known to be one channel, tie copies to originals."""
+        merges = merge_same_channels(self.conn, self.touched)
+        self.stats.sources_merged += len(merges)
+        self.stats.merges += [m.as_dict() for m in merges]
+        self.stats._follow_merges()
+        if self.written:
+            self.stats.copies += link_copies(self.conn, self.written)
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:  # an empty list would run the statement once with no parameters
@@ -93,20 +121,31 @@ class _Upserter:
     def source_id(self, src: SourceRecord) -> int:
         key = (src.kind, src.handle)
         if key not in self.source_ids:
-            row = self.conn.exec_driver_sql(
-                "SELECT id, title, url FROM source WHERE kind=? AND handle=?", key).first()
-            if row is None:
-                sid = self.conn.exec_driver_sql(
-                    "INSERT INTO source(kind, handle, title, url, created_at) VALUES (?,?,?,?,?)",
-                    (src.kind, src.handle, src.title, src.url, self.now)).lastrowid
-            else:
-                sid = row[0]
-                if (src.title and src.title != row[1]) or (src.url and src.url != row[2]):
-                    self.conn.exec_driver_sql("UPDATE source SET title=?, url=? WHERE id=?",
-                                              (src.title or row[1], src.url or row[2], sid))
-            self.source_ids[key] = sid
-        self.stats._source_keys.add(key)
+            # any route of a channel (export, page, alias) resolves to its one source
+            self.source_ids[key], created = resolve_or_create(self.conn, src)
+            if created:
+                self.unchecked.add(self.source_ids[key])
+        self.stats._source_keys.add(self.source_ids[key])
         return self.source_ids[key]
+
+    def _adopt_new_routes(self, batch: list[PostRecord]) -> None:
+        """A source this input created, whose first records match a known channel, joins it now."""
+        texts: dict[int, dict[str, str]] = {}
+        for rec in batch:
+            sid = self.source_id(rec.source)
+            fp = text_fingerprint(rec.text) if sid in self.unchecked else None
+            if fp:
+                texts.setdefault(sid, {})[rec.external_id] = fp
+        for sid in list(self.unchecked):
+            self.unchecked.discard(sid)
+            report = adopt_route(self.conn, sid, texts.get(sid, {})) if sid in texts else None
+            if report is None:
+                continue
+            keep, gone = report.keep["id"], report.other["id"]
+            self.source_ids = {k: (keep if v == gone else v) for k, v in self.source_ids.items()}
+            self.stats.sources_merged += 1
+            self.stats.merges.append(report.as_dict())
+            self.stats._follow_merges()
 
     def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert_sql: str, select_prefix: str
                     ) -> dict[str, int]:
@@ -128,42 +167,51 @@ class _Upserter:
             f" VALUES (?, '[]', '[]', '{PaperStatus.PENDING}')",
             "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
-    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None]]:
-        """(source id, external id) -> (post id, content hash, views) for the keys already stored."""
+    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None, str | None]]:
+        """(source id, external id) -> (post id, content hash, views, fingerprint) for the keys already stored."""
         by_source: dict[int, list[str]] = {}
         for sid, ext in keys:
             by_source.setdefault(sid, []).append(ext)
-        found: dict[tuple[int, str], tuple[int, str, int | None]] = {}
+        found: dict[tuple[int, str], tuple[int, str, int | None, str | None]] = {}
         for sid, exts in by_source.items():
-            for ext, pid, chash, views in select_in(
+            for ext, pid, chash, views, fp in select_in(
                     self.conn,
-                    f"SELECT external_id, id, content_hash, views FROM post WHERE source_id={int(sid)} AND external_id IN",
+                    f"SELECT external_id, id, content_hash, views, fingerprint FROM post"
+                    f" WHERE source_id={int(sid)} AND external_id IN",
                     exts):
-                found[(sid, ext)] = (pid, chash, views)
+                found[(sid, ext)] = (pid, chash, views, fp)
         return found
 
     def write(self, batch: list[PostRecord]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
+        self._adopt_new_routes(batch)
         latest: dict[tuple[int, str], PostRecord] = {}
         for rec in batch:
             latest[(self.source_id(rec.source), rec.external_id)] = rec
         existing = self._stored(latest)
 
-        new_rows, changed, view_updates = [], [], []
+        new_rows, changed, view_updates, other_route = [], [], [], []
         for (sid, ext), rec in latest.items():
             chash = rec.content_hash()
             self.stats._tag_names.update(rec.hashtags)
             self.stats._arxiv.update(rec.arxiv_ids)
+            self.touched.setdefault(sid, []).append(ext)
             if (sid, ext) not in existing:
                 new_rows.append((sid, rec, chash))
                 continue
-            pid, old_hash, old_views = existing[(sid, ext)]
-            if old_hash != chash:
+            pid, old_hash, old_views, old_fp = existing[(sid, ext)]
+            if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
+                if rec.views is None and old_views is not None:
+                    rec = replace(rec, views=old_views)  # an export has no view counts: keep the page's
                 changed.append((pid, rec, chash))
             else:
+                # The same text: unchanged, or the same post read by another route (an export
+                # after the page). Nothing is overwritten; what the record adds is kept.
                 self.stats.posts_unchanged += 1
-                if rec.views is not None and rec.views != old_views:
+                if rec.views is not None and rec.views != old_views and (old_hash == chash or (old_views or 0) < rec.views):
                     view_updates.append((rec.views, pid))
+                if old_hash != chash:
+                    other_route.append((pid, rec))
 
         if view_updates:
             self._many("UPDATE post SET views=? WHERE id=?", view_updates)
@@ -171,6 +219,26 @@ class _Upserter:
             self._update(changed)
         if new_rows:
             self._insert(new_rows)
+        if other_route:
+            self._add_missing_children(other_route)
+
+    def _add_missing_children(self, posts: list[tuple[int, PostRecord]]) -> None:
+        """Links, tags and papers a record has that its stored post lacks (the richest record wins)."""
+        have: dict[int, set[str]] = {}
+        for pid, url in select_in(self.conn, "SELECT post_id, url FROM link WHERE post_id IN", [p for p, _ in posts]):
+            have.setdefault(pid, set()).add(url)
+        links = []
+        for pid, rec in posts:
+            known = have.get(pid, set())
+            links += [(pid, len(known) + i, link.url, link.kind)
+                      for i, link in enumerate(lk for lk in rec.links if lk.url not in known)]
+        self._many("INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)", links)
+        tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
+        paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
+        self._many("INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag')",
+                   [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
+        self._many("INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
+                   [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
 
     def _post_values(self, rec: PostRecord, chash: str) -> tuple:
         return (rec.url, rec.title, to_naive_utc(rec.published_at), rec.date_precision, rec.text, rec.raw,
@@ -205,6 +273,10 @@ class _Upserter:
         self._write_search(posts, insert=False)
 
     def _write_children(self, posts: list[tuple[int, PostRecord]]) -> None:
+        fps = [(pid, text_fingerprint(rec.text)) for pid, rec in posts]
+        set_fingerprints(self.conn, fps)
+        self.written += [(pid, self.source_id(rec.source), fp, dict(rec.extra).get("forwarded_post"))
+                         for (pid, rec), (_, fp) in zip(posts, fps)]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
         self._many(
@@ -241,6 +313,7 @@ def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
             upserter.write(batch)
             if on_progress:
                 on_progress(len(batch))
+        upserter.finish()
     stats._finish()
     return stats
 

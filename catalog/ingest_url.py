@@ -19,13 +19,19 @@ from scrapers.fetch import Fetcher, channel_url, fetch_channel
 
 
 def newest_external_id(engine: Engine, handle: str, kind: str = "telegram") -> int | None:
-    """The highest numeric message id stored for the channel, or None."""
+    """The highest numeric message id stored for the channel (by any route of it), or None."""
+    from sqlalchemy import select
+
+    from catalog.models import Post
+    from catalog.sources import find_source_id
+
     with engine.connect() as conn:
-        value = conn.exec_driver_sql(
-            "SELECT max(CAST(p.external_id AS INTEGER)) FROM post p JOIN source s ON s.id = p.source_id"
-            " WHERE s.kind = ? AND lower(s.handle) = lower(?) AND p.external_id GLOB '[0-9]*'",
-            (kind, handle)).scalar()
-    return int(value) if value is not None else None
+        sid = find_source_id(conn, kind, handle)
+        if sid is None:
+            return None
+        ids = conn.execute(select(Post.external_id).where(Post.source_id == sid)).scalars()
+        numeric = [int(x) for x in ids if x.isdigit()]
+    return max(numeric) if numeric else None
 
 
 def ingest_url(engine: Engine, target: str, *, max_pages: int | None = 10, since: datetime | None = None,

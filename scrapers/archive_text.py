@@ -38,7 +38,6 @@ MONTHS = {m: i for i, m in enumerate(
 _DATE = re.compile(r"^(\d{4}) (" + "|".join(MONTHS) + r") (\d{1,2})$")
 _END = "источник"
 _FORWARD = re.compile(r"^Переслано от\s+(.+?)\s*$")
-_SIZE = re.compile(r"^Size:")
 
 
 def sniff(head: bytes) -> bool:

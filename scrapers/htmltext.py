@@ -20,18 +20,29 @@ def classes(tag: Any) -> list[str]:
     return value if isinstance(value, list) else ([value] if isinstance(value, str) else [])
 
 
+def _shows_its_url(shown: str, href: str) -> bool:
+    """Whether an anchor's visible text is its URL (then the link is found in the text itself)."""
+    def bare(u: str) -> str:
+        return u.split("://", 1)[-1].removeprefix("www.").rstrip("/").casefold()
+
+    return bool(shown) and " " not in shown.strip() and bare(shown.strip()) == bare(href)
+
+
 def body_text(node: Any) -> tuple[str, list[str]]:
     """The visible text of a post body (``<br>`` and blocks as newlines, emoji kept) and its hidden hrefs.
 
-    A hidden href is a link whose visible text is not the URL itself (``<a href="https://arxiv.org/abs/…">paper</a>``).
+    A hidden href is any http(s) link whose visible text is not the URL itself: a word
+    (``<a href="https://arxiv.org/abs/…">paper</a>``), a footnote number (``2``, ``6]``)
+    or a shortened display (``github.com/a/very-lo…``). Every one is kept: a footnote
+    digit happens to occur inside most arXiv URLs, so "the text occurs in the href" is
+    no test of visibility.
     """
     if node is None:
         return "", []
     hidden: list[str] = []
     for a in node.find_all("a", href=True):
         href = a["href"].strip()
-        shown = a.get_text("", strip=True)
-        if _HTTP.match(href) and shown and shown.rstrip("/").split("://")[-1] not in href:
+        if _HTTP.match(href) and not _shows_its_url(a.get_text("", strip=True), href):
             hidden.append(href)
     for br in node.find_all("br"):
         br.replace_with("\n")

@@ -40,10 +40,10 @@ def clean_text(text: str) -> str:
 # first letter, which made these scans several times slower. Hosts are lowercase in practice.
 _SCHEME_LINK = re.compile(r"(?:https?://|HTTPS?://|www\.)[^\s<>\"'«»()\[\]{}]+")
 _BARE_HOSTS = ("arxiv.org/", "github.com/", "gitlab.com/", "paperswithcode.com/", "colab.research.google.com/",
-               "openreview.net/", "huggingface.co/")
+               "openreview.net/", "huggingface.co/", "doi.org/")
 _BARE_LINK = re.compile(
     r"(?:arxiv\.org|github\.com|gitlab\.com|paperswithcode\.com|colab\.research\.google\.com|openreview\.net"
-    r"|huggingface\.co)/[^\s<>\"'«»()\[\]{}]+")
+    r"|huggingface\.co|doi\.org)/[^\s<>\"'«»()\[\]{}]+")
 _TRAILING = ".,;:!?…»)'\""
 
 
@@ -72,16 +72,24 @@ def strip_links(text: str, spans: list[tuple[int, int]] | None = None) -> str:
     return " ".join(parts)
 
 
+# First match wins, so the specific pages (a paper page on paperswithcode) come before
+# their hosts (paperswithcode's code listings). A link kind names what a link points at.
+LINK_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("arxiv", ("arxiv.org/", "alphaxiv.org/abs/", "alphaxiv.org/overview/", "huggingface.co/papers/",
+               "doi.org/10.48550/arxiv.")),
+    ("paper", ("paperswithcode.com/paper/", "openreview.net/forum", "openreview.net/pdf",
+               "semanticscholar.org/paper/", "aclanthology.org/")),
+    ("github", ("github.com/", "github.io")),
+    ("code", ("gitlab.com/", "paperswithcode.com/", "colab.research.google.com/", "huggingface.co/")),
+    ("blog", ("medium.com/", "blog", "telegra.ph/", "kexue.fm/", "habr.com/", "substack.com/")),
+)
+
+
 def classify_link(url: str) -> str:
     u = url.lower()
-    if "arxiv.org/" in u:
-        return "arxiv"
-    if "github.com/" in u or "github.io" in u:
-        return "github"
-    if any(h in u for h in ("gitlab.com/", "paperswithcode.com/", "colab.research.google.com/", "huggingface.co/")):
-        return "code"
-    if any(h in u for h in ("medium.com/", "blog", "telegra.ph/", "kexue.fm/", "habr.com/", "substack.com/")):
-        return "blog"
+    for kind, needles in LINK_KINDS:
+        if any(n in u for n in needles):
+            return kind
     return "other"
 
 
@@ -148,21 +156,31 @@ _CANDIDATE = re.compile(r"\d{4}\.\d{4}|/\d{7}")
 _NEW_RX = re.compile(_NEW_ID)
 _OLD_RX = re.compile(rf"(?:{_OLD_ARCHIVES})(?:\.[A-Z]{{2}})?/\d{{7}}(?:v\d{{1,3}})?", re.I)
 _OLD_FULL = re.compile(_OLD_ID, re.I)
-_URL_PREFIX = re.compile(r"arxiv\.org/(?:abs|pdf|html|format)/$", re.I)
-_ARXIV_PREFIX = re.compile(r"(?:^|[^\w])arxiv:\s?$", re.I)
+# Where an id counts whatever the character before it: the ONE table of the places an
+# arXiv id is written. Each entry is (name, regex for the text right before the id, an
+# example); tests/test_normalize.py checks every entry with its example. Anywhere else an
+# id counts only as a standalone token (``1807.03819v3``), never inside a longer number.
+ARXIV_ID_CONTEXTS: tuple[tuple[str, str, str], ...] = (
+    ("arxiv-url", r"arxiv\.org/(?:abs|pdf|html|format)/", "https://arxiv.org/pdf/2307.12037v2.pdf"),
+    ("export-arxiv-url", r"export\.arxiv\.org/(?:abs|pdf)/", "http://export.arxiv.org/abs/2307.12037"),
+    ("alphaxiv-url", r"alphaxiv\.org/(?:abs|overview|pdf)/", "https://www.alphaxiv.org/abs/2307.12037"),
+    ("huggingface-papers", r"huggingface\.co/papers/", "https://huggingface.co/papers/2307.12037"),
+    ("arxiv-doi", r"10\.48550/arxiv\.", "https://doi.org/10.48550/arXiv.2307.12037"),
+    ("arxiv-label", r"(?:^|[^\w])arxiv:\s?", "arXiv: 2307.12037"),
+)
+_CONTEXT_BEFORE = re.compile("(?:" + "|".join(f"(?:{rx})" for _, rx, _ in ARXIV_ID_CONTEXTS) + ")$", re.I)
 
 
 def _has_context(text: str, start: int, end: int, old: bool) -> bool:
-    """An id counts after an arxiv.org URL path or ``arXiv:``, or standing alone as a token."""
-    before = text[max(0, start - 40):start]
-    if _URL_PREFIX.search(before) or _ARXIV_PREFIX.search(before):
+    """An id counts right after one of `ARXIV_ID_CONTEXTS`, or standing alone as a token."""
+    if _CONTEXT_BEFORE.search(text, max(0, start - 40), start):
         return True
     prev = text[start - 1] if start else " "
     nxt = text[end:end + 2]
     if prev.isalnum() or prev in "_./:-" + ("" if old else "+"):
         return False  # inside a longer number, a date, a version string or a path
     if old:
-        return not (nxt[:1].isalnum() or nxt[:1] in "_/")
+        return not nxt or not (nxt[:1].isalnum() or nxt[:1] in "_/")  # ("" is in every string)
     # "1807.03819." ends a sentence; "2004.13342.5" or "2004.13342-1" is a longer number
     return not (nxt[:1].isalnum() or nxt[:1] == "_" or (nxt[:1] in "./-" and nxt[1:2].isdigit()))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-LinkKind = Literal["arxiv", "github", "code", "blog", "other"]
+LinkKind = Literal["arxiv", "paper", "github", "code", "blog", "other"]
 DatePrecision = Literal["second", "day"]
 
 
@@ -23,6 +23,7 @@ class SourceRecord:
     handle: str  # stable key within its kind: channel username or blog host
     title: str = ""
     url: str = ""
+    channel_id: int | None = None  # Telegram's numeric channel id, when the input names it (JSON exports)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ and ``{type, text, href?}`` objects. Service messages (joins, pins) are not post
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +19,8 @@ from scrapers.normalize import analyze, clean_text, extract_hashtags
 from scrapers.records import PostRecord, SourceRecord
 
 NAME = "telegram-json"
+_WEB_LINK = re.compile(r"^https?://", re.I)
+_OTHER_SCHEME = re.compile(r"^(?!https?://)[a-z][a-z0-9+.-]*:", re.I)  # tg:, mailto:, …
 DESCRIPTION = "Telegram Desktop JSON export (result.json), streamed message by message"
 
 
@@ -95,7 +98,8 @@ def source_of(data: dict[str, Any]) -> SourceRecord:
     if not isinstance(name, str):
         raise ParseError("'name' is not a string")
     handle = f"channel{chat_id}" if chat_id is not None else (name or "telegram-export")
-    return SourceRecord(kind="telegram", handle=str(handle), title=name)
+    numeric = chat_id if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
+    return SourceRecord(kind="telegram", handle=str(handle), title=name, channel_id=numeric)
 
 
 def _parse_time(unix: Any, local: Any) -> datetime | None:
@@ -150,7 +154,12 @@ def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
     text = clean_text(raw_text)
     if not text and not message.get("photo") and not message.get("file"):
         return None  # nothing a reader could search or read
-    hidden = [s["href"] for s in spans if s.get("type") == "text_link" and isinstance(s.get("href"), str)]
+    # Every link the message carries: hidden hrefs, and the visible `link` entities too,
+    # which Telegram marks even when the text scan would miss them (``example.com/page``).
+    hidden = [s["href"] for s in spans if s.get("type") == "text_link" and isinstance(s.get("href"), str)
+              and _WEB_LINK.match(s["href"])]
+    hidden += [s["text"].strip() for s in spans if s.get("type") == "link" and s.get("text", "").strip()
+               and " " not in s["text"].strip() and not _OTHER_SCHEME.match(s["text"].strip())]
     # A hashtag entity may carry a bot suffix ("#tag@channel"): keep the tag itself.
     tagged = [t for s in spans if s.get("type") == "hashtag" for t in extract_hashtags(s["text"])]
     facts = analyze(text, hidden)

@@ -92,7 +92,3 @@ def undouble(lines: Sequence[str]) -> list[str]:
     if q is None:
         return list(lines)
     return merge_copies(list(lines[:q]), list(lines[q:]))
-
-
-def undouble_text(text: str) -> str:
-    return "\n".join(undouble(text.split("\n")))

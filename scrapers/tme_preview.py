@@ -33,7 +33,7 @@ NAME = "tme-preview"
 DESCRIPTION = "t.me/s/<channel> public preview page (saved HTML; URLs are fetched)"
 
 _VIEWS = re.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
-_MEDIA = re.compile(r"^tgme_widget_message_(?:photo_wrap|video_player|document)$")
+_FORWARDED_POST = re.compile(r"^(?:https?:)?//t\.me/(?:s/)?([A-Za-z0-9_]{3,64})/(\d+)")
 _MULT = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 
 
@@ -135,12 +135,16 @@ def _record(w: Any, handle: str, msg_id: str, title: str) -> PostRecord | None:
     meta = parts.get("tgme_widget_message_meta")
     edited = meta is not None and "edited" in meta.get_text(" ").lower()
     published = parse_datetime(time_node.get("datetime") if time_node is not None else None)
+    extra = {"edited": "1"} if edited else {}
+    origin = _FORWARDED_POST.match(str(fwd.get("href") or "")) if fwd is not None else None
+    if origin:  # the forward links its original post: "channel/id", used to tie copies to originals
+        extra["forwarded_post"] = f"{origin.group(1)}/{origin.group(2)}"
     return make_record(
         source, msg_id, text, raw=raw, url=f"https://t.me/{handle}/{msg_id}",
         published_at=published, hidden_links=hidden,
         views=parse_views(views_node.get_text("") if views_node is not None else None),
         forwarded_from=" ".join(fwd.get_text(" ").split()) if fwd is not None else None,
-        extra={"edited": "1"} if edited else None,
+        extra=extra or None,
     )
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from scrapers.normalize import (analyze, classify_link, clean_text, detect_language, extract_arxiv, extract_hashtags,
+from scrapers.normalize import (ARXIV_ID_CONTEXTS, LINK_KINDS, analyze, classify_link, clean_text, detect_language, extract_arxiv, extract_hashtags,
                                 extract_links, normalize_arxiv_id)
 from scrapers.textblocks import find_second_copy, is_php_noise, strip_boilerplate, undouble
 
@@ -37,6 +37,74 @@ def test_arxiv_ids(text, ids, versions):
     assert extract_arxiv(text) == (ids, versions)
 
 
+# One case per entry of ARXIV_ID_CONTEXTS (checked below), plus the forms around them.
+ARXIV_FORMS = [
+    ("arxiv-url", "https://arxiv.org/abs/2307.12037", "2307.12037", None),
+    ("arxiv-url", "https://arxiv.org/pdf/2307.12037", "2307.12037", None),
+    ("arxiv-url", "https://arxiv.org/pdf/2307.12037v2", "2307.12037", 2),
+    ("arxiv-url", "https://arxiv.org/pdf/2307.12037v2.pdf", "2307.12037", 2),
+    ("arxiv-url", "https://arxiv.org/pdf/2307.12037.pdf", "2307.12037", None),
+    ("arxiv-url", "arxiv.org/abs/hep-th/9901001v3", "hep-th/9901001", 3),
+    ("export-arxiv-url", "http://export.arxiv.org/abs/2307.12037v4", "2307.12037", 4),
+    ("alphaxiv-url", "see https://www.alphaxiv.org/abs/2307.12037 for the discussion", "2307.12037", None),
+    ("huggingface-papers", "https://huggingface.co/papers/2307.12037", "2307.12037", None),
+    ("arxiv-doi", "https://doi.org/10.48550/arXiv.2307.12037", "2307.12037", None),
+    ("arxiv-doi", "DOI 10.48550/ARXIV.2307.12037", "2307.12037", None),
+    ("arxiv-label", "(arXiv: 2307.12037)", "2307.12037", None),
+    ("arxiv-label", "arXiv:2307.12037v1", "2307.12037", 1),
+    (None, "old style hep-th/9901001", "hep-th/9901001", None),
+    (None, "hep-th/9901001", "hep-th/9901001", None),
+    (None, "bare 2307.12037v2", "2307.12037", 2),
+]
+
+
+@pytest.mark.parametrize("context, text, ident, version", ARXIV_FORMS)
+def test_arxiv_forms(context, text, ident, version):
+    ids, versions = extract_arxiv(text)
+    assert ids == (ident,)
+    assert dict(versions).get(ident) == version
+
+
+def test_every_arxiv_context_has_a_case():
+    assert {name for name, _, _ in ARXIV_ID_CONTEXTS} <= {c for c, *_ in ARXIV_FORMS}
+    for name, _, example in ARXIV_ID_CONTEXTS:  # the table's own examples yield an id too
+        assert extract_arxiv(example)[0], name
+
+
+@pytest.mark.parametrize("text", [
+    "https://paperswithcode.com/paper/attention-is-all-you-need",  # a link kind, not an id
+    "https://example.org/files/2307.12037",  # an id-shaped number inside some other path
+    "https://doi.org/10.1145/2307.12037",  # a DOI that is not arXiv's
+    "version 2.2307.12037",
+])
+def test_not_arxiv_ids(text):
+    assert extract_arxiv(text) == ((), ())
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("https://arxiv.org/abs/2307.12037", "arxiv"),
+    ("https://www.alphaxiv.org/abs/2307.12037", "arxiv"),
+    ("https://huggingface.co/papers/2307.12037", "arxiv"),
+    ("https://doi.org/10.48550/arXiv.2307.12037", "arxiv"),
+    ("https://paperswithcode.com/paper/attention-is-all-you-need", "paper"),
+    ("https://openreview.net/forum?id=abc", "paper"),
+    ("https://github.com/a/b", "github"),
+    ("https://paperswithcode.com/sota/image-classification", "code"),
+    ("https://huggingface.co/bert-base-uncased", "code"),
+    ("https://habr.com/ru/articles/1/", "blog"),
+    ("https://example.org/x", "other"),
+])
+def test_link_kinds(url, kind):
+    assert classify_link(url) == kind
+
+
+def test_every_link_kind_has_a_case():
+    kinds = {k for k, _ in LINK_KINDS}
+    assert kinds <= {classify_link(u) for u, _ in [
+        ("https://arxiv.org/abs/1", 0), ("https://paperswithcode.com/paper/x", 0), ("https://github.com/x", 0),
+        ("https://gitlab.com/x", 0), ("https://medium.com/x", 0)]}
+
+
 def test_normalize_arxiv_id():
     assert normalize_arxiv_id("arXiv:1807.03819v3") == ("1807.03819", 3)
     assert normalize_arxiv_id("https://arxiv.org/abs/hep-th/9901001") == ("hep-th/9901001", None)
@@ -50,7 +118,7 @@ def test_links_schemeless_and_kinds():
                           "blog https://towardsdatascience.com/post")
     assert [(l.url, l.kind) for l in links] == [
         ("https://arxiv.org/abs/2004.13342", "arxiv"), ("https://github.com/a/b", "github"),
-        ("https://colab.research.google.com/drive/x", "code"), ("https://paperswithcode.com/paper/y", "code"),
+        ("https://colab.research.google.com/drive/x", "code"), ("https://paperswithcode.com/paper/y", "paper"),
         ("https://towardsdatascience.com/post", "other")]
     assert classify_link("https://gitlab.com/x/y") == "code"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import arxiv_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd
+from catalog.cli import arxiv_cmd, discovery_cmd, follow_cmd, ingest_cmd, query_cmd, runs_cmd, site_cmd, sources_cmd
 from catalog.cli.common import State, fail
 from catalog.errors import DigestError
 
@@ -80,7 +80,7 @@ def _global(
     ctx.obj = State(db_path=db, debug=debug)
 
 
-for _module in (ingest_cmd, query_cmd, arxiv_cmd, runs_cmd, site_cmd):
+for _module in (ingest_cmd, query_cmd, arxiv_cmd, discovery_cmd, runs_cmd, site_cmd, sources_cmd, follow_cmd):
     _module.register(app)
 
 

@@ -121,11 +121,19 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         arxiv_id: str = typer.Argument(..., metavar="ARXIV_ID", help="2004.13342, arXiv:1807.03819v3, a URL, …"),
         as_json: bool = typer.Option(False, "--json", help="Print the paper as JSON."),
+        bibtex: bool = typer.Option(False, "--bibtex", help="Print a BibTeX entry (arXiv style) instead."),
     ) -> None:
-        """One paper: arXiv metadata, every post discussing it, its reproduction."""
+        """One paper: arXiv metadata, every post discussing it, its reproduction.
+
+        `--bibtex` prints its citation: `digest paper 2004.13342 --bibtex >> refs.bib`.
+        """
         from catalog.papers import get_paper
 
-        p = get_paper(state(ctx).engine(must_exist=True), arxiv_id)
+        engine = state(ctx).engine(must_exist=True)
+        p = get_paper(engine, arxiv_id)
+        if bibtex:
+            _print_bibtex(engine, [p["arxiv_id"]], single=True)
+            return
         if as_json:
             print_json(p)
             return
@@ -172,12 +180,34 @@ def register(app: typer.Typer) -> None:
         tag: Optional[str] = typer.Option(None, "--tag", help="Only papers with this arXiv category tag (cs.cl)."),
         status: Optional[str] = typer.Option(None, "--status",
                                              help="Only papers in this state: " + ", ".join(PaperStatus) + "."),
+        top: bool = typer.Option(False, "--top", help="Most discussed first: ranked by distinct sources, "
+                                 "then posts (see --by, --since)."),
+        since: Optional[str] = typer.Option(None, "--since", help="With --top: count only posts published on or "
+                                            "after this date (YYYY-MM-DD)."),
+        by: str = typer.Option("sources", "--by", help="With --top: rank by `sources` (default) or `posts`."),
+        limit: int = typer.Option(20, "--limit", min=1, help="With --top: at most this many papers."),
+        bibtex: bool = typer.Option(False, "--bibtex", help="Print the selection as a .bib file."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
     ) -> None:
-        """List the papers in the catalog with their post counts and reproductions."""
+        """List the papers in the catalog with their post counts and reproductions.
+
+        `digest papers --top --since 2020-05-01` ranks papers by how many sources and posts
+        discuss them; `digest papers --tag cs.cl --bibtex > cl.bib` exports citations.
+        """
+        from catalog.errors import UsageError
         from catalog.papers import list_papers
 
-        rows = list_papers(state(ctx).engine(must_exist=True), tag=tag, status=status)
+        if (since or by != "sources") and not top:
+            raise UsageError("--since and --by rank papers: use them with --top")
+        engine = state(ctx).engine(must_exist=True)
+        if top:
+            _print_top(engine, since=since, by=by, limit=limit, tag=tag, status=status, bibtex=bibtex,
+                       as_json=as_json)
+            return
+        rows = list_papers(engine, tag=tag, status=status)
+        if bibtex:
+            _print_bibtex(engine, [r["arxiv_id"] for r in rows])
+            return
         if as_json:
             print_json(rows)
             return
@@ -195,3 +225,46 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["arxiv_id"], (r["published"] or "")[:10], r["primary_category"] or "",
                           str(r["posts"]), escape(r["title"] or f"({r['status']})"), r["reproduction"] or "")
         stdout.print(table)
+
+
+def _print_bibtex(engine, arxiv_ids: list[str], *, single: bool = False) -> None:
+    from catalog.bibtex import bibliography
+    from catalog.errors import DigestError
+
+    text, skipped = bibliography(engine, arxiv_ids)
+    if single and skipped:
+        raise DigestError(f"no metadata for {skipped[0]} yet: run `digest arxiv sync` first")
+    if text:
+        stdout.out(text, end="", highlight=False)
+    if skipped:
+        _warn(f"{len(skipped)} paper{'s' if len(skipped) != 1 else ''} without metadata left out "
+              f"(run `digest arxiv sync`): {', '.join(skipped[:10])}")
+
+
+def _print_top(engine, *, since: str | None, by: str, limit: int, tag: str | None, status: str | None,
+               bibtex: bool, as_json: bool) -> None:
+    from catalog.discussed import top_papers
+    from catalog.errors import UsageError
+    from catalog.search import parse_date
+
+    if tag or status:
+        raise UsageError("--top ranks all papers: it does not combine with --tag or --status")
+    rows = top_papers(engine, since=parse_date(since), by=by, limit=limit)
+    if bibtex:
+        _print_bibtex(engine, [r["arxiv_id"] for r in rows])
+        return
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        stdout.print("no paper is discussed" + (f" since {since}" if since else ""))
+        return
+    table = Table()
+    for name, justify in (("#", "right"), ("arXiv", "left"), ("sources", "right"), ("posts", "right"),
+                          ("last post", "left"), ("title", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "title", overflow="fold",
+                         ratio=1 if name == "title" else None)
+    for r in rows:
+        table.add_row(str(r["rank"]), r["arxiv_id"], str(r["sources"]), str(r["posts"]),
+                      (r["last_post"] or "")[:10], escape(r["title"] or f"({r['status']})"))
+    stdout.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,12 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+
+# jieba logs "Building prefix dict…" at DEBUG through its own stderr handler whenever it
+# loads its dictionary (for our search text, and in mkdocs-material's search plugin
+# during a site build), and importing it resets its level; a filter on its logger,
+# set before any import, survives that, so no command prints those lines.
+logging.getLogger("jieba").addFilter(lambda record: record.levelno >= logging.WARNING)
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)

@@ -12,9 +12,13 @@ from catalog.ingest import IngestStats, ingest_paths
 
 
 def _summary(stats: IngestStats) -> str:
-    return (f"{stats.files} file(s), {stats.sources} source(s): {stats.posts_new} new, "
-            f"{stats.posts_updated} updated, {stats.posts_unchanged} unchanged posts; "
-            f"{stats.tags} tags, {stats.arxiv_ids} arXiv ids")
+    lines = [f"merged source {m['other']['handle']!r} into {m['keep']['handle']!r}: {m['automatic']}"
+             for m in stats.merges]
+    lines.append(f"{stats.files} file(s), {stats.sources} source(s): {stats.posts_new} new, "
+                 f"{stats.posts_updated} updated, {stats.posts_unchanged} unchanged posts; "
+                 f"{stats.tags} tags, {stats.arxiv_ids} arXiv ids"
+                 + (f"; {stats.copies} copies of posts in other sources" if stats.copies else ""))
+    return "\n".join(lines)
 
 
 def _print_formats(as_json: bool) -> None:
@@ -96,7 +100,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(stats.as_dict())
         else:
-            stdout.print(_summary(stats))
+            stdout.print(_summary(stats), markup=False, highlight=False)
 
     @app.command()
     def demo(

@@ -1,4 +1,4 @@
-"""`digest search`, `digest show`, `digest tags`, `digest sources`."""
+"""`digest search`, `digest show`, `digest tags` (`digest sources` is in sources_cmd)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from catalog.cli.common import print_json, state, stdout
-from catalog.queries import get_post, list_sources, list_tags
+from catalog.queries import get_post, list_tags
 from catalog.search import Filters, parse_date, search as run_search
 
 
@@ -25,6 +25,8 @@ def register(app: typer.Typer) -> None:
         has_reproduction: Optional[bool] = typer.Option(
             None, "--has-reproduction/--no-reproduction", help="Only posts whose paper has (or lacks) a reproduction."),
         limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many hits."),
+        include_copies: bool = typer.Option(False, "--all", help="Also show forwards and reposts of posts"
+                                            " already listed (shown once by default)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON array of hits."),
     ) -> None:
         """Full-text search over posts (bm25 ranking, titles weighted).
@@ -33,7 +35,8 @@ def register(app: typer.Typer) -> None:
         `digest search регуляризация --since 2020-01-01 --json`.
         """
         filters = Filters(tag=tag, source=source, lang=lang, since=parse_date(since),
-                          until=parse_date(until, end_of_day=True), has_reproduction=has_reproduction)
+                          until=parse_date(until, end_of_day=True), has_reproduction=has_reproduction,
+                          include_copies=include_copies)
         hits = run_search(state(ctx).engine(must_exist=True), query, filters=filters, limit=limit)
         if as_json:
             print_json([h.as_dict() for h in hits])
@@ -86,19 +89,6 @@ def register(app: typer.Typer) -> None:
         table = Table("tag", "posts", "origin")
         for r in rows:
             table.add_row(_esc(r["tag"]), str(r["posts"]), ", ".join(r["origins"]))
-        stdout.print(table)
-
-    @app.command()
-    def sources(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """List sources (channels, blogs) with post counts and date ranges."""
-        rows = list_sources(state(ctx).engine(must_exist=True))
-        if as_json:
-            print_json(rows)
-            return
-        table = Table("id", "kind", "handle", "title", "posts", "first", "last")
-        for r in rows:
-            table.add_row(str(r["id"]), r["kind"], _esc(r["handle"]), _esc(r["title"]), str(r["posts"]),
-                          (r["first"] or "")[:10], (r["last"] or "")[:10])
         stdout.print(table)
 
 

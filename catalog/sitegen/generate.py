@@ -30,6 +30,7 @@ from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproducti
 from catalog.sitegen import escape
 from catalog.sitegen.cards import CardInfo, discover_cards
 from catalog.sitegen.slugs import SlugRegistry, make_slug
+from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ HOME_INTRO = "home.md"  # site/pages/home.md is the home page's intro, not a pag
 LATEST_ON_HOME = 12
 LATEST_ON_POSTS_INDEX = 50
 RUNS_PER_REPRODUCTION = 5
+FEED_ENTRIES = 50  # at most this many entries per Atom/RSS feed
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
 
@@ -243,7 +245,7 @@ class Catalog:
                 "forwarded_from": p.forwarded_from or "", "month": _month(published),
                 "source": source, "tags": tags,
                 "papers": [self.papers[i] for i in paper_ids if i in self.papers],
-                "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links],
+                "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links], "key": key,
                 "slug": self.post_slugs.get(_first_line(title, 48), key=key, always_hash=True)}
 
     def _tag(self, tags: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
@@ -391,12 +393,14 @@ def _copy_plots(writer: DocsWriter, repro: dict[str, Any], roots: list[Path]) ->
 
 
 def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | None = None,
-                  site_src: Path = SITE_SRC, run_roots: list[Path] | None = None) -> GenerateStats:
+                  site_src: Path = SITE_SRC, run_roots: list[Path] | None = None,
+                  feed_entries: int = FEED_ENTRIES) -> GenerateStats:
     """Write the whole Markdown tree for the catalog into `docs`."""
     docs = Path(docs)
     prepare_docs_dir(docs)
     cards = discover_cards() if cards is None else cards
     cat = Catalog(engine, cards)
+    feeds = attach_discovery(engine, cat, feed_entries=feed_entries)
     env = template_env(site_src / "templates")
     writer = DocsWriter(docs)
     writer.seen.add(writer.path(MARKER))
@@ -441,6 +445,8 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
                                                                 reverse=True))
     for paper in cat.papers.values():
         page(f"papers/{paper['slug']}.md", "paper.md.j2", paper=paper)
+    write_discussed(engine, cat, page)
+    write_feeds(writer, feeds)
     page("tags/index.md", "tags_index.md.j2", tags=cat.tags)
     for tag in cat.tags:
         page(f"tags/{tag['slug']}.md", "tag.md.j2", tag=tag)

@@ -1,0 +1,151 @@
+"""`digest follow` / `sync` against a local server: three channels, one failing; the lock."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from channel_routes import Msg, tme_page
+
+T0 = datetime(2023, 7, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def channel_posts(name: str, ids: range) -> list[Msg]:
+    return [Msg(i, T0 + timedelta(hours=i), [f"Post {i} of {name}: notes on a paper about optimisation number {i}"])
+            for i in ids]
+
+
+class Site:
+    """What the local server serves: channel -> messages (newest page only, ~20 a page)."""
+
+    def __init__(self):
+        self.channels = {"alpha_ch": channel_posts("alpha", range(1, 6)), "beta_ch": channel_posts("beta", range(1, 4)),
+                         "gamma_ch": channel_posts("gamma", range(1, 8))}
+        self.broken = {"beta_ch"}
+        self.requests: list[str] = []
+
+
+@pytest.fixture
+def server():
+    site = Site()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            site.requests.append(self.path)
+            name = self.path.split("?")[0].rstrip("/").split("/")[-1]
+            if name in site.broken or name not in site.channels:
+                self.send_response(404)
+                self.end_headers()
+                return
+            body = tme_page(site.channels[name], username=name, title=name.title()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    site.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield site
+    srv.shutdown()
+
+
+def test_sync_three_channels_one_failing(server, cli):
+    urls = [f"{server.base}/s/{name}" for name in ("alpha_ch", "beta_ch", "gamma_ch")]
+    result = cli("follow", *urls, "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["channel"] for r in json.loads(result.stdout)] == ["@alpha_ch", "@beta_ch", "@gamma_ch"]
+
+    result = cli("sync", "--interval", "0.1", "--no-arxiv")
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("@alpha_ch: 5 new") and lines[2].startswith("@gamma_ch: 7 new")
+    assert lines[1].startswith("@beta_ch: FAILED: ") and "404" in lines[1]
+    assert result.stderr.strip().splitlines() == [
+        result.stderr.strip()] and "@beta_ch" in result.stderr and "1 of 3" in result.stderr  # one line
+
+    rows = {r["handle"]: r["posts"] for r in json.loads(cli("sources", "--json").stdout)}
+    assert rows == {"alpha_ch": 5, "gamma_ch": 7}
+    status = {r["channel"]: r["last_status"] for r in json.loads(cli("following", "--json").stdout)}
+    assert status == {"@alpha_ch": "ok", "@beta_ch": "failed", "@gamma_ch": "ok"}
+
+    # beta comes back, alpha has one new post: the next sync is incremental and exits 0
+    server.broken.clear()
+    server.channels["alpha_ch"] = channel_posts("alpha", range(1, 7))
+    server.requests.clear()
+    result = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["failed"] == []
+    assert {c["channel"]: c["new"] for c in report["channels"]} == {"@alpha_ch": 1, "@beta_ch": 3, "@gamma_ch": 0}
+    assert len(server.requests) == 3  # one page each: every walk stopped at the newest stored post
+    assert report["related"]["posts"] == 16  # the related lists were rebuilt after the new posts
+
+    result = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
+    assert json.loads(result.stdout)["related"] is None  # nothing changed: not recomputed
+
+    result = cli("sync", "--interval", "0.1", "--no-arxiv", "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_sync_lock_keeps_a_second_sync_out(server, cli, engine):
+    from catalog.follow import acquire_lock, release_lock
+
+    cli("follow", f"{server.base}/s/alpha_ch")
+    acquire_lock(engine)  # this (live) process holds it, as a running sync would
+    try:
+        result = cli("sync", "--interval", "0.1", "--no-arxiv")
+        assert result.exit_code == 1 and "another `digest sync` is running" in result.stderr
+        assert server.requests == []
+    finally:
+        release_lock(engine)
+    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(server, cli, engine):
+    from sqlalchemy import insert
+
+    from catalog.models import Meta
+
+    cli("follow", f"{server.base}/s/alpha_ch")
+    dead = {"pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(), "since": "2023-07-01T00:00:00"}
+    with engine.begin() as c:
+        c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(dead)))
+    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (("follow", "not a channel!"), "not a channel"),
+    (("unfollow", "@nobody_here"), "is not followed"),
+    (("sync",), "no channels followed"),
+])
+def test_bad_inputs_one_line(cli, args, message):
+    cli("following")  # creates the catalog
+    result = cli(*args)
+    assert result.exit_code != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_follow_twice_and_unfollow(cli):
+    assert cli("follow", "@alpha_ch", "t.me/beta_ch").exit_code == 0
+    assert "already followed" in cli("follow", "https://t.me/s/alpha_ch").stdout
+    assert cli("unfollow", "@ALPHA_CH").exit_code == 0
+    assert [r["channel"] for r in json.loads(cli("following", "--json").stdout)] == ["@beta_ch"]
+
+
+def test_sync_then_arxiv_then_site(server, cli, tmp_path):
+    cli("follow", f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--offline", "--site", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["channels"][0]["new"] == 7
+    assert report["arxiv"] is not None and report["arxiv"]["fetched"] == 0
+    assert (tmp_path / "out" / "site" / "index.html").exists() and report["site"]
