@@ -24,7 +24,8 @@ from catalog.db import open_db
 from catalog.demo import sample_corpus
 from catalog.errors import DigestError
 from catalog.ingest import ingest_paths, ingest_records
-from catalog.models import Paper, Reproduction, Run
+from catalog.models import Paper, Reproduction
+from catalog.runs import import_run
 from catalog.sitegen import build_site, generate_docs
 from catalog.sitegen.escape import md_block, md_inline, md_link, safe_url
 from catalog.sitegen.slugs import RESERVED, SlugRegistry, is_safe_slug, make_slug, slugify
@@ -66,6 +67,8 @@ def make_catalog(folder: Path):
     run_dir = folder / "runs" / "tinyrepro" / "20240101T000000Z"
     run_dir.mkdir(parents=True)
     tiny_png(run_dir / "curves.png")
+    older_dir = folder / "runs" / "tinyrepro" / "20230601T000000Z"
+    older_dir.mkdir(parents=True)
     with Session(engine) as s, s.begin():
         paper = s.query(Paper).filter_by(arxiv_id="2004.13342").one()
         paper.title = "Scheduled DropHead: A Regularization Method for Transformer Models"
@@ -78,14 +81,32 @@ def make_catalog(folder: Path):
                              paper_claims=[{"metric": "accuracy", "value": 0.912, "unit": "",
                                             "source": "Table 1", "higher_is_better": True}],
                              presets=["smoke", "cpu", "gpu"])
-        repro.runs.append(Run(preset="smoke", device="cpu", status="completed", duration_s=3.5,
-                              started_at=datetime(2024, 1, 1), finished_at=datetime(2024, 1, 1, 0, 0, 4),
-                              metrics={"accuracy": 0.8731, "loss": 0.31},
-                              config={"steps": 20, "lr": 0.001}, versions={"torch": "2.13.0", "python": "3.11"},
-                              artefacts=["run.json", "metrics.jsonl", "curves.png"], run_dir=str(run_dir)))
         s.add(repro)
+        s.flush()
+        for folder, record in ((run_dir, TINY_RUN), (older_dir, {**TINY_RUN, "started_at": "2023-06-01T00:00:00Z",
+                                                                   "metrics": {"arms": {"plain": {"accuracy": 0.5}}},
+                                                                   "claims": []})):
+            (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
+            import_run(s, folder)
     return engine
 
+
+# a run.json in the shape the runner writes: arms with statistics over seeds, claims with our number
+TINY_RUN = {
+    "name": "tinyrepro", "paper_id": "2004.13342", "preset": "smoke", "status": "completed",
+    "started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:04Z", "duration_s": 3.5,
+    "seeds": [0, 1, 2], "device": {"type": "cpu", "name": "cpu"},
+    "metrics": {"arms": {"dropout": {"accuracy": {"mean": 0.8731, "std": 0.0042, "per_seed": [0.869, 0.8731, 0.8772]},
+                                     "seconds_per_run": 1.25},
+                         "drophead": {"accuracy": {"mean": 0.8802, "std": 0.0031, "per_seed": [0.877, 0.8802, 0.8834]},
+                                      "seconds_per_run": 1.5}},
+                "gain_points": 0.71, "nested": {"inner": {"value": 3}}},
+    "claims": [{"metric": "accuracy", "paper": 0.912, "ours": 0.8802, "unit": "accuracy", "source": "Table 1",
+                "note": "SST-2", "higher_is_better": True}],
+    "config": {"steps": 20, "lr": 0.001, "model": {"d_model": 32, "n_head": 4}},
+    "versions": {"torch": "2.13.0", "python": "3.11"}, "git": {"commit": "0123456789abcdef", "dirty": False},
+    "artefacts": ["run.json", "metrics.jsonl", "curves.png"],
+}
 
 _BUILT: dict[str, object] = {}
 
@@ -224,12 +245,50 @@ def test_reproduction_page_compares_runs_with_claims_and_shows_plots(built):
     site = built["site"]
     body = article(page_html(site, "reproductions", "tinyrepro"))
     text = " ".join(re.sub(r"<[^>]+>", "", body).split())
-    assert "0.912" in text and "0.8731" in text and "Table 1" in text  # the claim beside the measured value
     assert "digest run tinyrepro --preset smoke" in text
-    assert "torch 2.13.0" in text and "smoke on cpu" in text
+    assert "torch 2.13.0" in text and "git 0123456789ab" in text
     plots = re.findall(r'<img alt="curves.png" src="([^"]+)"', body)
     assert plots, "plot not shown"
     assert (site / "reproductions" / "tinyrepro" / plots[0]).read_bytes().startswith(b"\x89PNG")
+
+
+def _table_rows(body: str, first_header: str) -> list[list[str]]:
+    """The rows of the first table whose first header cell is `first_header`, as cell texts."""
+    for table in re.findall(r"<table>.*?</table>", body, re.S):
+        head = re.findall(r"<th[^>]*>(.*?)</th>", table, re.S)
+        if head and re.sub(r"<[^>]+>", "", head[0]).strip() == first_header:
+            return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+    raise AssertionError(f"no table headed {first_header!r}")
+
+
+def test_reproduction_page_shows_claims_with_our_number(built):
+    page = page_html(built["site"], "reproductions", "tinyrepro")
+    rows = _table_rows(article(page), "Metric")
+    claim = next(r for r in rows if r[0].startswith("accuracy"))
+    assert claim[1:5] == ["0.912", "0.8802", "-0.0318", "accuracy"], claim  # paper, ours, difference, unit
+    assert "smoke, run" in claim[5] and "Table 1" in claim[6]
+
+
+def test_reproduction_page_shows_arms_as_rows_with_mean_and_std(built):
+    body = article(page_html(built["site"], "reproductions", "tinyrepro"))
+    rows = {r[0]: r[1:] for r in _table_rows(body, "Arm") if r[0] in ("dropout", "drophead")}
+    assert rows["dropout"] == ["0.8731 ± 0.0042", "1.25"] and rows["drophead"] == ["0.8802 ± 0.0031", "1.5"]
+    assert "0.869, 0.8731, 0.8772" in body  # per-seed values, in a collapsed block
+    assert re.search(r"<details[^>]*>\s*<summary>Per-seed values", body)
+    assert "nested.inner.value" in body and "model.d_model" in body  # nested values flattened, not dumped
+
+
+def test_reproduction_page_has_no_dict_dump_or_local_path(built):
+    page = page_html(built["site"], "reproductions", "tinyrepro")
+    body = article(page)
+    assert "{&#39;" not in page and "{'" not in html.unescape(body) and '{"' not in html.unescape(body)
+    assert str(built["folder"]) not in page and "/tmp/" not in page
+    assert "folder tinyrepro/20240101T000000Z" in " ".join(re.sub(r"<[^>]+>", "", body).split())
+    # the latest run of the preset in full, the older one collapsed
+    older = body.index("Older runs (1)")
+    assert re.search(r"<details[^>]*>\s*<summary>Older runs", body)
+    assert body.index("smoke run", 0) < older < body.index("plain", older)
 
 
 _ASSET = re.compile(r"""<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
@@ -296,15 +355,18 @@ def test_foreign_or_source_folders_are_refused(tmp_path):
     with pytest.raises(DigestError, match="not generated by digest"):
         build_site(engine, tmp_path / "mine")
     assert (tmp_path / "mine" / "docs" / "notes.txt").exists()
-    repo_site = Path(__file__).resolve().parents[1] / "site"
-    with pytest.raises(DigestError, match="overwrite the site sources"):
-        build_site(engine, repo_site)
+    from catalog.sitegen.generate import SITE_SRC
+
+    for folder in (SITE_SRC, SITE_SRC / "templates", SITE_SRC.parent):
+        with pytest.raises(DigestError, match="overwrite the site sources"):
+            build_site(engine, folder)
 
 
 def test_cli_reports_errors_in_one_line(tmp_path):
     root = Path(__file__).resolve().parents[1]
     for args in (["--db", str(tmp_path / "none.db"), "site", "build", "--out", str(tmp_path / "o")],
-                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out", str(root / "site")]):
+                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out",
+                  str(root / "catalog" / "sitegen" / "content")]):
         if "e.db" in args[1]:
             open_db(tmp_path / "e.db")
         proc = subprocess.run([sys.executable, "-m", "catalog.cli", *args], cwd=root, capture_output=True,

@@ -1,8 +1,8 @@
 """Building and serving the site: generate the Markdown, then run mkdocs on it.
 
 ``build_site(engine, out)`` writes ``out/docs`` (generated Markdown) and ``out/site``
-(the HTML). mkdocs runs in-process through its API with the repository's
-``mkdocs.yml``; only docs_dir, site_dir and strict are overridden.
+(the HTML). mkdocs runs in-process through its API with the ``mkdocs.yml`` shipped in
+``catalog/sitegen/content``; only docs_dir, site_dir and strict are overridden.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import REPO_ROOT, GenerateStats, generate_docs
+from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
 
-CONFIG_FILE = REPO_ROOT / "mkdocs.yml"
+CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DEFAULT_OUT = Path("build")
 
 
@@ -41,8 +41,8 @@ class BuildResult:
 
 def out_dirs(out: Path | None) -> tuple[Path, Path]:
     out = Path(out or DEFAULT_OUT).resolve()
-    site_src = (REPO_ROOT / "site").resolve()
-    if out == site_src or site_src in out.parents or out == REPO_ROOT.resolve():
+    site_src = SITE_SRC.resolve()
+    if out == site_src or site_src in out.parents or out in site_src.parents:
         raise DigestError(f"--out {out} would overwrite the site sources; choose a build folder such as build/")
     return out / "docs", out / "site"
 
@@ -63,7 +63,8 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
     from mkdocs.config import load_config
 
     if not config_file.exists():
-        raise DigestError(f"no mkdocs configuration at {config_file}")
+        raise DigestError(f"no mkdocs configuration at {config_file}: the package was installed without its "
+                          "site content (catalog/sitegen/content)")
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     cwd = os.getcwd()
     os.chdir(config_file.parent)  # the theme's custom_dir and extra files are relative to mkdocs.yml
@@ -127,7 +128,7 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
     hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
                                                                     "serve_hook.py")]
-    watch = [str(REPO_ROOT / "site"), str(Path(db_path).resolve())]
+    watch = [str(SITE_SRC), str(Path(db_path).resolve())]
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:
