@@ -12,6 +12,7 @@ from catalog.arxiv import sync as sync_arxiv
 from catalog.db import session
 from catalog.runs import import_runs, sync_reproductions
 from catalog.ingest import ingest_paths
+from catalog.paper_snapshot import load_snapshot as load_paper_snapshot
 from catalog.search import search
 from catalog.sitegen import build_site as build_static_site
 
@@ -42,6 +43,8 @@ def run_demo(ctx: typer.Context, *, build_site: bool = True, offline: bool = Fal
     report = sync_arxiv(engine, offline=offline)
     stdout.print(f"[bold]arXiv[/bold] {report.fetched} papers fetched, {len(report.pending)} pending"
                  + (f" ({report.warning})" if report.warning else ""))
+    if report.pending:  # offline: the bundled snapshot gives the sample's papers their titles
+        stdout.print(f"[bold]arXiv snapshot[/bold] {load_paper_snapshot(engine)} papers filled from the bundled snapshot")
     for query in ("drophead", "головы внимания", "注意力"):
         hits = search(engine, query, limit=3)
         stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))

@@ -418,3 +418,37 @@ def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
     assert pages == sorted(p.relative_to(built["site"]) for p in built["site"].rglob("*.html"))
     for rel in pages:
         assert (site / rel).read_bytes() == (built["site"] / rel).read_bytes(), rel
+
+
+# ------------------------------------------------------------------ offline paper metadata
+
+def test_bundled_snapshot_gives_the_sample_papers_titles_offline(tmp_path):
+    from catalog.paper_snapshot import load_snapshot
+
+    engine = open_db(tmp_path / "snap.db")
+    ingest_paths(engine, sample_corpus())
+    with Session(engine) as s, s.begin():  # metadata fetched from arXiv is never replaced
+        s.query(Paper).filter_by(arxiv_id="1412.6980").one().title = "Fetched title"
+        s.query(Paper).filter_by(arxiv_id="1412.6980").one().status = "ok"
+    assert load_snapshot(engine) == 13
+    assert load_snapshot(engine) == 0  # idempotent
+    with Session(engine) as s:
+        papers = {p.arxiv_id: p for p in s.query(Paper)}
+    assert papers["1412.6980"].title == "Fetched title"
+    assert papers["1706.03762"].title == "Attention Is All You Need" and "Noam Shazeer" in papers["1706.03762"].authors
+    assert papers["2004.13342"].status == "ok" and papers["2004.13342"].published.year == 2020
+    assert papers["hep-th/9901001"].status == "pending"  # not in the snapshot: still waits for arXiv
+    docs = tmp_path / "docs"
+    generate_docs(engine, docs, cards={})
+    index = (docs / "papers" / "index.md").read_text(encoding="utf-8")
+    assert "Attention Is All You Need" in index and index.count("(metadata not fetched)") == 1
+
+
+def test_a_broken_snapshot_is_one_clear_error(tmp_path):
+    from catalog.paper_snapshot import load_snapshot
+
+    engine = open_db(tmp_path / "snap.db")
+    for content in ("{not json", '{"papers": [{"title": "no id"}]}', "[]"):
+        (tmp_path / "bad.json").write_text(content)
+        with pytest.raises(DigestError, match="cannot read the paper snapshot"):
+            load_snapshot(engine, tmp_path / "bad.json")
