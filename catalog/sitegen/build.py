@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from catalog.errors import DigestError
 from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
+from catalog.sitegen.search import index_site
 
 CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DEFAULT_OUT = Path("build")
@@ -30,13 +31,15 @@ class BuildResult:
     generated: GenerateStats
     generate_s: float
     mkdocs_s: float
+    search_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
                 "written": self.generated.written, "removed": self.generated.removed,
                 "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
-                "mkdocs_s": round(self.mkdocs_s, 3), "warnings": self.warnings}
+                "mkdocs_s": round(self.mkdocs_s, 3), "search_s": round(self.search_s, 3),
+                "warnings": self.warnings}
 
 
 def out_dirs(out: Path | None) -> tuple[Path, Path]:
@@ -97,7 +100,7 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
                run_roots: list[Path] | None = None) -> BuildResult:
-    """Generate the Markdown for the whole catalog and build the HTML site.
+    """Generate the Markdown for the whole catalog, build the HTML site, index it for search (Pagefind).
 
     `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
     build on any mkdocs warning, broken links included.
@@ -107,7 +110,9 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     stats = generate_docs(engine, docs_dir, run_roots=run_roots)
     t1 = time.perf_counter()
     warnings = run_mkdocs(docs_dir, site_dir, strict=strict)
-    return BuildResult(docs_dir, site_dir, stats, t1 - t0, time.perf_counter() - t1, warnings)
+    t2 = time.perf_counter()
+    search_s = index_site(site_dir)
+    return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, warnings)
 
 
 def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: str = "127.0.0.1",

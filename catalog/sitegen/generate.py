@@ -31,6 +31,7 @@ from catalog.errors import DigestError
 from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproduction, Run, Source, Tag, as_utc
 from catalog.sitegen import escape
 from catalog.sitegen.cards import CardInfo, discover_cards
+from catalog.sitegen.search import cjk_terms
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
 from catalog.sitegen.slugs import SlugRegistry, make_slug
 
@@ -254,6 +255,7 @@ class Catalog:
                 "source": source, "tags": tags,
                 "papers": [self.papers[i] for i in paper_ids if i in self.papers],
                 "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links],
+                "search_terms": cjk_terms(f"{title}\n{p.text or ''}"),
                 "slug": self.post_slugs.get(_first_line(title, 48), key=key, always_hash=True)}
 
     def _tag(self, tags: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
