@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from catalog.db import open_db  # noqa: E402
 from catalog.ingest import ingest_records  # noqa: E402
+from bench.synthetic import EN_VOCAB, RU_VOCAB  # noqa: E402
 from scrapers.records import Link, PostRecord, SourceRecord  # noqa: E402
 
-RU = "модель обучение внимание трансформер регуляризация датасет статья результат слой градиент".split()
-EN = "model training attention transformer regularization dataset paper result layer gradient".split()
-ZH = ["模型", "训练", "注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度"]
+# 5,000-word vocabularies with Zipf weights (bench/synthetic.py), so the search index has
+# the spread of a real one; Chinese from a short list, written without spaces
+ZH = ["模型", "训练", "注意力", "自注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度", "隐变量", "分词"]
 
 
 def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0):
@@ -42,16 +43,23 @@ def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0):
     paper_ids = [f"{20 + i // 5000:02d}{(i // 400) % 12 + 1:02d}.{10000 + i:05d}" for i in range(papers)]
     t0 = datetime(2019, 1, 1, tzinfo=timezone.utc)
     for i in range(posts):
-        words = rng.choice([RU, EN, ZH])
-        sep = "" if words is ZH else " "
-        body = "\n\n".join(sep.join(rng.choice(words) for _ in range(rng.randint(20, 60))) for _ in range(3))
+        language = rng.choice(["ru", "en", "zh"])
+        if language == "zh":
+            def words(k: int) -> str:
+                return "".join(rng.choice(ZH) for _ in range(k))
+        else:
+            vocab, weights = RU_VOCAB if language == "ru" else EN_VOCAB
+
+            def words(k: int) -> str:
+                return " ".join(rng.choices(vocab, weights, k=k))
+        body = "\n\n".join(words(rng.randint(20, 60)) for _ in range(3))
         ids = tuple(sorted(set(rng.sample(paper_ids, rng.randint(0, 2)))))
         hashtags = tuple(sorted(set(rng.sample(tag_names, rng.randint(1, 4)))))
         yield PostRecord(
             source=sources[i % len(sources)], external_id=str(i), published_at=t0 + timedelta(hours=7 * i),
-            title=sep.join(rng.choice(words) for _ in range(6)), text=body + "\n" + " ".join("#" + t for t in hashtags),
+            title=words(6), text=body + "\n" + " ".join("#" + t for t in hashtags),
             hashtags=hashtags, arxiv_ids=ids, links=tuple(Link(f"https://arxiv.org/abs/{a}", "arxiv") for a in ids),
-            language={id(RU): "ru", id(EN): "en", id(ZH): "zh"}[id(words)])
+            language=language)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:

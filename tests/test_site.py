@@ -6,6 +6,7 @@ happens once per test session in `built_site`; test_site_browser.py reuses it.
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
@@ -328,15 +329,47 @@ def test_hostile_post_is_inert_text(built):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     for path in site.rglob("*.html"):
         assert "<script>alert" not in path.read_text(encoding="utf-8"), path
-    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
-    assert not any("<script>alert" in doc["text"] or "<script>alert" in doc["title"] for doc in index["docs"])
+    # in the search index the hostile post is text: no image or link was taken from it
+    hostile = next(f for f in pagefind_fragments(site) if f["url"].startswith("/posts/script-alert-5"))
+    assert "image" not in hostile["meta"]
+    assert hostile["meta"]["title"] == HOSTILE_TITLE
+    # filter values are stored escaped, because Pagefind's UI inserts them as HTML
+    assert "#" + html.escape(HOSTILE_TAG) in hostile["filters"]["tag"]
+    assert not any("<" in value for f in pagefind_fragments(site) for values in f["filters"].values() for value in values)
 
 
-def test_search_index_is_multilingual_and_segments_chinese(built):
-    index = json.loads((built["site"] / "search" / "search_index.json").read_text(encoding="utf-8"))
-    assert index["config"]["lang"] == ["en", "ru", "zh"]
-    assert "\\u200b" in index["config"]["separator"]  # jieba's word boundaries split the index
-    assert any("\u200b分词\u200b" in doc["text"] for doc in index["docs"])  # jieba split the Chinese text
+def pagefind_fragments(site: Path) -> list[dict]:
+    """Every page record of the Pagefind bundle (gzip, then a signature, then JSON)."""
+    out = []
+    for path in (site / "pagefind" / "fragment").glob("*.pf_fragment"):
+        data = gzip.decompress(path.read_bytes()).decode("utf-8")
+        assert data.startswith("pagefind_dcd")
+        out.append(json.loads(data[len("pagefind_dcd"):]))
+    return out
+
+
+def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
+    site = built["site"]
+    entry = json.loads((site / "pagefind" / "pagefind-entry.json").read_text(encoding="utf-8"))
+    assert list(entry["languages"]) == ["zh"]  # one index for ru, en and zh (see catalog/sitegen/search.py)
+    assert not (site / "search" / "search_index.json").exists()  # mkdocs' one-file index is gone
+    urls = {f["url"] for f in pagefind_fragments(site)}
+    assert sum(u.startswith("/posts/") for u in urls) == 30 and sum(u.startswith("/papers/") for u in urls) == 15
+    assert "/reproductions/tinyrepro/" in urls
+    assert not any(u in urls for u in ("/", "/posts/", "/tags/", "/papers/", "/search/")) and not any(
+        u.startswith(("/tags/", "/sources/", "/posts/archive/")) for u in urls)
+    post = next(f for f in pagefind_fragments(site) if f["url"].startswith("/posts/scheduled-drophead-regulyar"))
+    assert post["filters"]["type"] == ["post"] and post["filters"]["language"] == ["ru"]
+    assert post["filters"]["source"] == ["DL-дайджест (пример)"] and "#nlp" in post["filters"]["tag"]
+
+
+def test_chinese_posts_carry_the_words_inside_compound_words():
+    from catalog.sitegen.search import cjk_terms
+
+    terms = cjk_terms("我们复现了多头自注意力机制。").split()
+    assert "自注意力" in terms or "注意力" in terms
+    assert "注意力" in terms and "机制" in terms
+    assert cjk_terms("no Chinese here, только кириллица") == ""
 
 
 def test_regenerating_writes_nothing_and_removes_stale_pages(built, tmp_path):
