@@ -1,13 +1,16 @@
 """Benchmark: `digest site build` vs a bare `mkdocs build` of as many trivial pages.
 
-    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500]
+    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500] [--keep DIR] [--no-bare]
 
 Builds a synthetic catalog (posts in Russian, English and Chinese with hashtags and
 arXiv ids), then times, each in its own process so peak memory is per build:
-  ours:  python -m catalog.cli site build (generate Markdown + mkdocs-material build)
+  ours:  python -m catalog.cli site build (generate Markdown + mkdocs-material build
+         + Pagefind search index)
   bare:  python -m mkdocs build of the same number of one-paragraph pages, same theme
-         and search plugin, no generator, no tags
-Prints a table; the last line is ratio=<ours/bare>.
+         and mkdocs' own search plugin, no generator, no tags
+Prints a table; the last line is ratio=<ours/bare>. `--keep DIR` keeps the catalog and
+our built site there (bench/site_search.py can reuse it); `--no-bare` skips the bare
+build (for 100k posts, where only our time and memory are the target).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ WRAP = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
 
 def bare_project(folder: Path, pages: int) -> Path:
     docs = folder / "docs"
-    (docs / "p").mkdir(parents=True)
+    (docs / "p").mkdir(parents=True, exist_ok=True)
     (docs / "index.md").write_text("# Home\n\nA trivial site.\n")
     for i in range(pages):
         (docs / "p" / f"page-{i}.md").write_text(f"# Page {i}\n\nTrivial page number {i}.\n")
@@ -100,11 +103,17 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=10_000)
     ap.add_argument("--papers", type=int, default=2_000)
     ap.add_argument("--tags", type=int, default=500)
+    ap.add_argument("--keep", type=Path, help="Keep the catalog (DIR/bench.db) and our build (DIR/ours) here.")
+    ap.add_argument("--no-bare", action="store_true", help="Skip the bare mkdocs build (no ratio).")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
         tmp = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = args.keep.resolve()
         db = tmp / "bench.db"
+        db.unlink(missing_ok=True)
         t0 = time.perf_counter()
         ingest_records(open_db(db), synthetic_records(args.posts, args.papers, args.tags))
         ingest_s = time.perf_counter() - t0
@@ -113,23 +122,27 @@ def main() -> None:
                                            "--out", str(tmp / "ours"), "--json"], ROOT)
         summary = json.loads(out[out.index("{"):])
         pages = summary["pages"]
-        cfg = bare_project(tmp / "bare", pages)
-        bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
-                                        tmp / "bare")
+        bare_wall = bare_peak = float("nan")
+        if not args.no_bare:
+            cfg = bare_project(tmp / "bare", pages)
+            bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
+                                            tmp / "bare")
+        load = os.getloadavg()
 
     rows = [
         ("catalog", f"{args.posts} posts, {args.papers} papers, {args.tags} tags (ingest {ingest_s:.1f} s)"),
         ("pages", str(pages)),
         ("ours: generate Markdown", f"{summary['generate_s']:.1f} s"),
         ("ours: mkdocs build", f"{summary['mkdocs_s']:.1f} s"),
+        ("ours: search index", f"{summary.get('search_s', 0):.1f} s (Pagefind)"),
         ("ours: total (process)", f"{ours_wall:.1f} s, peak RSS {ours_peak:.0f} MB"),
         ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"),
-        ("cpu cores", str(os.cpu_count())),
+        ("cpu cores", f"{os.cpu_count()} (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    print(f"ratio={ours_wall / bare_wall:.3f}")
+    print(f"ratio={ours_wall / bare_wall:.3f}" if bare_wall == bare_wall else "ratio=n/a (--no-bare)")
 
 
 if __name__ == "__main__":

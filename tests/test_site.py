@@ -485,3 +485,29 @@ def test_a_broken_snapshot_is_one_clear_error(tmp_path):
         (tmp_path / "bad.json").write_text(content)
         with pytest.raises(DigestError, match="cannot read the paper snapshot"):
             load_snapshot(engine, tmp_path / "bad.json")
+
+
+def test_incremental_build_renders_only_what_changed(tmp_path):
+    engine = open_db(tmp_path / "inc.db")
+    ingest_paths(engine, sample_corpus())
+    first = build_site(engine, tmp_path / "out", run_roots=[])
+    site = first.site_dir
+    unchanged = next(p for p in (site / "posts").glob("*/index.html") if "archive" not in p.parts)
+    before = unchanged.stat().st_mtime_ns
+    stale = site / "posts" / "a-post-that-was-deleted" / "index.html"
+    stale.parent.mkdir()
+    stale.write_text("<html>old</html>")
+    ingest_records(engine, [PostRecord(
+        source=SourceRecord(kind="telegram", handle="inc_channel", title="Incremental"), external_id="1",
+        published_at=datetime(2021, 3, 4, tzinfo=timezone.utc), text="Инкрементальная сборка #новый_тег",
+        title="Новый пост", hashtags=("новый_тег",), language="ru")])
+    again = build_site(engine, tmp_path / "out", run_roots=[], incremental=True)
+    assert again.warnings == []
+    assert unchanged.stat().st_mtime_ns == before  # an unchanged post was not rendered again
+    assert (site / "posts" / "index.html").read_text(encoding="utf-8").count("Новый пост") == 1
+    new_page = page_html(site, "posts", "novyy-post-*")
+    assert "Инкрементальная сборка" in html.unescape(new_page)
+    assert page_html(site, "tags", "novyy-teg*")  # the new tag's page
+    assert not stale.exists()  # HTML of a page whose Markdown is gone is removed
+    urls = {f["url"] for f in pagefind_fragments(site)}
+    assert any(u.startswith("/posts/novyy-post-") for u in urls)  # and the search index knows the new post

@@ -78,8 +78,14 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
         os.chdir(cwd)
 
 
-def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[str]:
-    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails."""
+DIRTY_NOTICE = "A 'dirty' build is being performed"  # mkdocs' own note on --dirty; expected here
+
+
+def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, dirty: bool = False) -> list[str]:
+    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails.
+
+    `dirty` renders only the pages whose Markdown is newer than their HTML (mkdocs
+    --dirty); the generator rewrites a Markdown file only when its content changed."""
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
@@ -89,27 +95,45 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[
     logger = logging.getLogger("mkdocs")
     logger.addHandler(collect)
     try:
-        build(config)
+        build(config, dirty=dirty)
     except (Abort, MkDocsException) as exc:
         detail = "; ".join(collect.messages[:5])
         raise DigestError(f"mkdocs build failed: {exc}" + (f" ({detail})" if detail else "")) from exc
     finally:
         logger.removeHandler(collect)
-    return collect.messages
+    return [m for m in collect.messages if not m.startswith(DIRTY_NOTICE)]
+
+
+def remove_stale_pages(docs_dir: Path, site_dir: Path) -> int:
+    """After a dirty build: delete the HTML of generated pages whose Markdown is gone."""
+    removed = 0
+    for section in ("posts", "papers", "tags", "sources", "reproductions"):
+        for page in (site_dir / section).glob("**/index.html"):
+            rel = page.parent.relative_to(site_dir)
+            if not (docs_dir / rel.with_suffix(".md")).exists() and not (docs_dir / rel / "index.md").exists():
+                page.unlink()
+                removed += 1
+    return removed
 
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
-               run_roots: list[Path] | None = None) -> BuildResult:
+               run_roots: list[Path] | None = None, incremental: bool = False) -> BuildResult:
     """Generate the Markdown for the whole catalog, build the HTML site, index it for search (Pagefind).
 
     `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
-    build on any mkdocs warning, broken links included.
+    build on any mkdocs warning, broken links included. `incremental` keeps the HTML of
+    pages whose Markdown did not change (an earlier build in `out` is needed; theme or
+    template changes call for a full build) and removes the HTML of deleted pages; the
+    search index is always rebuilt whole.
     """
     docs_dir, site_dir = out_dirs(out)
     t0 = time.perf_counter()
     stats = generate_docs(engine, docs_dir, run_roots=run_roots)
     t1 = time.perf_counter()
-    warnings = run_mkdocs(docs_dir, site_dir, strict=strict)
+    dirty = incremental and (site_dir / "index.html").exists()
+    warnings = run_mkdocs(docs_dir, site_dir, strict=strict, dirty=dirty)
+    if dirty:
+        remove_stale_pages(docs_dir, site_dir)
     t2 = time.perf_counter()
     search_s = index_site(site_dir)
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, warnings)
