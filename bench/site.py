@@ -39,13 +39,13 @@ from scrapers.records import Link, PostRecord, SourceRecord  # noqa: E402
 ZH = ["模型", "训练", "注意力", "自注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度", "隐变量", "分词"]
 
 
-def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0):
+def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0, start: int = 0):
     rng = random.Random(seed)
     sources = [SourceRecord("telegram", f"channel{i}", f"Channel {i}") for i in range(5)]
     tag_names = [f"tag{i}" if i % 3 else f"тег{i}" for i in range(tags)]
     paper_ids = [f"{20 + i // 5000:02d}{(i // 400) % 12 + 1:02d}.{10000 + i:05d}" for i in range(papers)]
     t0 = datetime(2019, 1, 1, tzinfo=timezone.utc)
-    for i in range(posts):
+    for i in range(start, start + posts):
         language = rng.choice(["ru", "en", "zh"])
         if language == "zh":
             def words(k: int) -> str:
@@ -127,6 +127,11 @@ def main() -> None:
             cfg = bare_project(tmp / "bare", pages)
             bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
                                             tmp / "bare")
+        # a rebuild after 100 new posts: only the changed pages are rendered again
+        ingest_records(open_db(db), synthetic_records(100, args.papers, args.tags, seed=1, start=args.posts))
+        inc_wall, inc_peak, out = timed([sys.executable, "-c", WRAP, "catalog.cli", "--db", str(db), "site", "build",
+                                         "--out", str(tmp / "ours"), "--incremental", "--json"], ROOT)
+        inc = json.loads(out[out.index("{"):])
         load = os.getloadavg()
 
     rows = [
@@ -136,6 +141,9 @@ def main() -> None:
         ("ours: mkdocs build", f"{summary['mkdocs_s']:.1f} s"),
         ("ours: search index", f"{summary.get('search_s', 0):.1f} s (Pagefind)"),
         ("ours: total (process)", f"{ours_wall:.1f} s, peak RSS {ours_peak:.0f} MB"),
+        ("ours: +100 posts, --incremental", f"{inc_wall:.1f} s, peak RSS {inc_peak:.0f} MB (generate "
+                                            f"{inc['generate_s']:.1f} s, mkdocs {inc['mkdocs_s']:.1f} s, "
+                                            f"search index {inc['search_s']:.1f} s; {inc['written']} files rewritten)"),
         ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"),
         ("cpu cores", f"{os.cpu_count()} (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"),
     ]
