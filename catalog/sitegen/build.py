@@ -149,7 +149,7 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     """
     from mkdocs.commands.serve import serve
 
-    docs_dir, site_dir = out_dirs(out)
+    docs_dir, _ = out_dirs(out)
     generate_docs(engine, docs_dir)
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     os.environ["DIGEST_SITE_DB"] = str(Path(db_path).resolve())
@@ -161,7 +161,8 @@ def serve_site(engine: Engine, db_path: Path, out: Path | None = None, *, host: 
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:
-        serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir), site_dir=str(site_dir),
+        # no site_dir: mkdocs serve builds into a temporary folder of its own (and refuses one given)
+        serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir),
               dev_addr=f"{host}:{port}", open_in_browser=open_browser, livereload=True,
               watch=watch, hooks=hooks)
     finally:
