@@ -286,7 +286,8 @@ def test_reproduction_page_has_no_dict_dump_or_local_path(built):
     assert "{&#39;" not in page and "{'" not in html.unescape(body) and '{"' not in html.unescape(body)
     assert str(built["folder"]) not in page and "/tmp/" not in page
     assert "folder tinyrepro/20240101T000000Z" in " ".join(re.sub(r"<[^>]+>", "", body).split())
-    # the latest run of the preset in full, the older one collapsed
+    # the latest run of the preset in full, under its own heading; the older one collapsed
+    assert re.search(r"<h2[^>]*>smoke run \d+ on cpu", body), "the run has no heading"
     older = body.index("Older runs (1)")
     assert re.search(r"<details[^>]*>\s*<summary>Older runs", body)
     assert body.index("smoke run", 0) < older < body.index("plain", older)
