@@ -1,6 +1,7 @@
 """Benchmark: time to the first search result and bytes per query, our Pagefind search vs mkdocs' search.
 
     python bench/site_search.py [--posts 100000] [--papers 20000] [--site DIR] [--baseline-posts 10000]
+                                [--baseline-dir DIR]
 
 ours:      the real Search page of `digest site build` on a synthetic catalog of --posts posts
            (or an already built site: --site DIR, e.g. from `bench/site.py --keep DIR`).
@@ -11,6 +12,7 @@ baseline:  mkdocs-material's built-in search, configured as the site had it befo
            (lang en/ru/zh), on --baseline-posts pages holding the same synthetic posts; the
            page is opened with ?q= (material runs the query as soon as its index is ready);
            the clock starts at navigation, the bytes are the search index and worker.
+           `--baseline-dir DIR` keeps that build in DIR and reuses it on the next run.
 Both in headless Chromium (Debian's chromium + chromedriver) against a local server on
 127.0.0.1. Prints a table; the last line is ratio=<ours median / baseline median>, first
 result times.
@@ -178,6 +180,7 @@ def main() -> None:
     ap.add_argument("--tags", type=int, default=500)
     ap.add_argument("--site", type=Path, help="An already built site of ours (skips our build).")
     ap.add_argument("--baseline-posts", type=int, default=10_000)
+    ap.add_argument("--baseline-dir", type=Path, help="Build the baseline here, or reuse the one built here.")
     ap.add_argument("--queries", nargs="*", default=list(QUERIES))
     args = ap.parse_args()
 
@@ -187,7 +190,9 @@ def main() -> None:
         ours_site = args.site.resolve() if args.site else build_ours(tmp, args.posts, args.papers, args.tags)
         ours_build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        base_site = build_baseline(tmp / "baseline", args.baseline_posts)
+        base_dir = args.baseline_dir.resolve() if args.baseline_dir else tmp / "baseline"
+        reuse = (base_dir / "site" / "search" / "search_index.json").exists()
+        base_site = base_dir / "site" if reuse else build_baseline(base_dir, args.baseline_posts)
         base_build_s = time.perf_counter() - t0
         index_mb = (base_site / "search" / "search_index.json").stat().st_size / 1e6
         ours_posts = sum(1 for p in (ours_site / "posts").iterdir() if p.is_dir() and p.name != "archive")
@@ -209,7 +214,8 @@ def main() -> None:
     load = os.getloadavg()
     print(f"ours: {ours_posts} post pages, Pagefind bundle {bundle_mb:.1f} MB on disk"
           + (f", built in {ours_build_s:.0f} s" if not args.site else " (prebuilt)"))
-    print(f"baseline: {args.baseline_posts} posts, mkdocs search_index.json {index_mb:.1f} MB, built in {base_build_s:.0f} s")
+    print(f"baseline: {args.baseline_posts} posts, mkdocs search_index.json {index_mb:.1f} MB"
+          + (" (prebuilt)" if reuse else f", built in {base_build_s:.0f} s"))
     print(f"cpu cores {os.cpu_count()}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     print(f"{'query':<20} {'ours ms':>9} {'ours KB':>9}  {'mkdocs ms':>10} {'mkdocs KB':>10}  ours / mkdocs status")
     for query, o_ms, o_bytes, o_status, b_ms, b_bytes, b_status in rows:
