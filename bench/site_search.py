@@ -1,7 +1,7 @@
 """Benchmark: time to the first search result and bytes per query, our Pagefind search vs mkdocs' search.
 
     python bench/site_search.py [--posts 100000] [--papers 20000] [--site DIR] [--baseline-posts 10000]
-                                [--baseline-dir DIR]
+                                [--baseline-dir DIR] [--index-only]
 
 ours:      the real Search page of `digest site build` on a synthetic catalog of --posts posts
            (or an already built site: --site DIR, e.g. from `bench/site.py --keep DIR`).
@@ -13,6 +13,12 @@ baseline:  mkdocs-material's built-in search, configured as the site had it befo
            page is opened with ?q= (material runs the query as soon as its index is ready);
            the clock starts at navigation, the bytes are the search index and worker.
            `--baseline-dir DIR` keeps that build in DIR and reuses it on the next run.
+--index-only: instead of a full site build of --posts posts (an hour and more on a busy
+           2-core machine at 100k), take the Search page, theme assets and a few pages of
+           --site, add --posts minimal post pages (title, text and filters marked up as
+           our post pages are, without the theme) and index them with Pagefind as
+           `digest site build` does. The search page, the index format and its size per
+           post are the real ones; only the theme around each post is missing.
 Both in headless Chromium (Debian's chromium + chromedriver) against a local server on
 127.0.0.1. Prints a table; the last line is ratio=<ours median / baseline median>, first
 result times.
@@ -156,6 +162,38 @@ def build_ours(folder: Path, posts: int, papers: int, tags: int) -> Path:
     return build_site(engine, folder / "ours", run_roots=[]).site_dir
 
 
+POST_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body>"
+             "<article><div data-pagefind-body><h1>{title}</h1><div hidden data-pagefind-ignore>"
+             "<span data-pagefind-filter=\"type\">post</span><span data-pagefind-filter=\"source\">{source}</span>"
+             "<span data-pagefind-filter=\"language\">{language}</span>{tags}</div>"
+             "<div class=\"digest-text\"><p>{text}</p></div>{terms}</div></article></body></html>")
+
+
+def index_only_site(folder: Path, template_site: Path, posts: int, papers: int, tags: int) -> Path:
+    """The Search page of `template_site` over a Pagefind index of `posts` minimal post pages."""
+    import html
+    import shutil
+
+    from catalog.sitegen.search import cjk_terms, index_site
+
+    site = folder / "site"
+    for part in ("search", "assets", "index.html"):
+        src = template_site / part
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, site / part)
+    for i, rec in enumerate(synthetic_records(posts, papers, tags)):
+        page = site / "posts" / f"post-{i}" / "index.html"
+        page.parent.mkdir(parents=True)
+        terms = cjk_terms(f"{rec.title}\n{rec.text}")
+        page.write_text(POST_PAGE.format(
+            title=html.escape(rec.title), source=html.escape(rec.source.title), language=rec.language,
+            tags="".join(f'<span data-pagefind-filter="tag">#{html.escape(t)}</span>' for t in rec.hashtags),
+            text=html.escape(rec.text).replace("\n", "<br>"),
+            terms=f'<p hidden data-pagefind-weight="0.5">{html.escape(terms)}</p>' if terms else ""),
+            encoding="utf-8")
+    index_site(site)
+    return site
+
+
 def build_baseline(folder: Path, posts: int) -> Path:
     """mkdocs-material with its own search, as the site had it, over the synthetic posts."""
     docs = folder / "docs"
@@ -182,12 +220,21 @@ def main() -> None:
     ap.add_argument("--baseline-posts", type=int, default=10_000)
     ap.add_argument("--baseline-dir", type=Path, help="Build the baseline here, or reuse the one built here.")
     ap.add_argument("--queries", nargs="*", default=list(QUERIES))
+    ap.add_argument("--index-only", action="store_true",
+                    help="Minimal post pages + the real Search page of --site, instead of a full build.")
     args = ap.parse_args()
+    if args.index_only and not args.site:
+        ap.error("--index-only takes the Search page from a built site: give --site DIR")
 
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        ours_site = args.site.resolve() if args.site else build_ours(tmp, args.posts, args.papers, args.tags)
+        if args.index_only:
+            ours_site = index_only_site(tmp / "index-only", args.site.resolve(), args.posts, args.papers, args.tags)
+        elif args.site:
+            ours_site = args.site.resolve()
+        else:
+            ours_site = build_ours(tmp, args.posts, args.papers, args.tags)
         ours_build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         base_dir = args.baseline_dir.resolve() if args.baseline_dir else tmp / "baseline"
@@ -213,7 +260,8 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"ours: {ours_posts} post pages, Pagefind bundle {bundle_mb:.1f} MB on disk"
-          + (f", built in {ours_build_s:.0f} s" if not args.site else " (prebuilt)"))
+          + (" (prebuilt)" if args.site and not args.index_only else f", built in {ours_build_s:.0f} s")
+          + (" [--index-only: minimal post pages, real Search page]" if args.index_only else ""))
     print(f"baseline: {args.baseline_posts} posts, mkdocs search_index.json {index_mb:.1f} MB"
           + (" (prebuilt)" if reuse else f", built in {base_build_s:.0f} s"))
     print(f"cpu cores {os.cpu_count()}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
