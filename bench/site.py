@@ -1,13 +1,16 @@
 """Benchmark: `digest site build` vs a bare `mkdocs build` of as many trivial pages.
 
-    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500]
+    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500] [--keep DIR] [--no-bare]
 
 Builds a synthetic catalog (posts in Russian, English and Chinese with hashtags and
 arXiv ids), then times, each in its own process so peak memory is per build:
-  ours:  python -m catalog.cli site build (generate Markdown + mkdocs-material build)
+  ours:  python -m catalog.cli site build (generate Markdown + mkdocs-material build
+         + Pagefind search index)
   bare:  python -m mkdocs build of the same number of one-paragraph pages, same theme
-         and search plugin, no generator, no tags
-Prints a table; the last line is ratio=<ours/bare>.
+         and mkdocs' own search plugin, no generator, no tags
+Prints a table; the last line is ratio=<ours/bare>. `--keep DIR` keeps the catalog and
+our built site there (bench/site_search.py can reuse it); `--no-bare` skips the bare
+build (for 100k posts, where only our time and memory are the target).
 """
 
 from __future__ import annotations
@@ -28,30 +31,38 @@ sys.path.insert(0, str(ROOT))
 
 from catalog.db import open_db  # noqa: E402
 from catalog.ingest import ingest_records  # noqa: E402
+from bench.synthetic import EN_VOCAB, RU_VOCAB  # noqa: E402
 from scrapers.records import Link, PostRecord, SourceRecord  # noqa: E402
 
-RU = "модель обучение внимание трансформер регуляризация датасет статья результат слой градиент".split()
-EN = "model training attention transformer regularization dataset paper result layer gradient".split()
-ZH = ["模型", "训练", "注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度"]
+# 5,000-word vocabularies with Zipf weights (bench/synthetic.py), so the search index has
+# the spread of a real one; Chinese from a short list, written without spaces
+ZH = ["模型", "训练", "注意力", "自注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度", "隐变量", "分词"]
 
 
-def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0):
+def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0, start: int = 0):
     rng = random.Random(seed)
     sources = [SourceRecord("telegram", f"channel{i}", f"Channel {i}") for i in range(5)]
     tag_names = [f"tag{i}" if i % 3 else f"тег{i}" for i in range(tags)]
     paper_ids = [f"{20 + i // 5000:02d}{(i // 400) % 12 + 1:02d}.{10000 + i:05d}" for i in range(papers)]
     t0 = datetime(2019, 1, 1, tzinfo=timezone.utc)
-    for i in range(posts):
-        words = rng.choice([RU, EN, ZH])
-        sep = "" if words is ZH else " "
-        body = "\n\n".join(sep.join(rng.choice(words) for _ in range(rng.randint(20, 60))) for _ in range(3))
+    for i in range(start, start + posts):
+        language = rng.choice(["ru", "en", "zh"])
+        if language == "zh":
+            def words(k: int) -> str:
+                return "".join(rng.choice(ZH) for _ in range(k))
+        else:
+            vocab, weights = RU_VOCAB if language == "ru" else EN_VOCAB
+
+            def words(k: int) -> str:
+                return " ".join(rng.choices(vocab, weights, k=k))
+        body = "\n\n".join(words(rng.randint(20, 60)) for _ in range(3))
         ids = tuple(sorted(set(rng.sample(paper_ids, rng.randint(0, 2)))))
         hashtags = tuple(sorted(set(rng.sample(tag_names, rng.randint(1, 4)))))
         yield PostRecord(
             source=sources[i % len(sources)], external_id=str(i), published_at=t0 + timedelta(hours=7 * i),
-            title=sep.join(rng.choice(words) for _ in range(6)), text=body + "\n" + " ".join("#" + t for t in hashtags),
+            title=words(6), text=body + "\n" + " ".join("#" + t for t in hashtags),
             hashtags=hashtags, arxiv_ids=ids, links=tuple(Link(f"https://arxiv.org/abs/{a}", "arxiv") for a in ids),
-            language={id(RU): "ru", id(EN): "en", id(ZH): "zh"}[id(words)])
+            language=language)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
@@ -77,7 +88,7 @@ WRAP = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
 
 def bare_project(folder: Path, pages: int) -> Path:
     docs = folder / "docs"
-    (docs / "p").mkdir(parents=True)
+    (docs / "p").mkdir(parents=True, exist_ok=True)
     (docs / "index.md").write_text("# Home\n\nA trivial site.\n")
     for i in range(pages):
         (docs / "p" / f"page-{i}.md").write_text(f"# Page {i}\n\nTrivial page number {i}.\n")
@@ -92,11 +103,17 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=10_000)
     ap.add_argument("--papers", type=int, default=2_000)
     ap.add_argument("--tags", type=int, default=500)
+    ap.add_argument("--keep", type=Path, help="Keep the catalog (DIR/bench.db) and our build (DIR/ours) here.")
+    ap.add_argument("--no-bare", action="store_true", help="Skip the bare mkdocs build (no ratio).")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
         tmp = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = args.keep.resolve()
         db = tmp / "bench.db"
+        db.unlink(missing_ok=True)
         t0 = time.perf_counter()
         ingest_records(open_db(db), synthetic_records(args.posts, args.papers, args.tags))
         ingest_s = time.perf_counter() - t0
@@ -105,23 +122,35 @@ def main() -> None:
                                            "--out", str(tmp / "ours"), "--json"], ROOT)
         summary = json.loads(out[out.index("{"):])
         pages = summary["pages"]
-        cfg = bare_project(tmp / "bare", pages)
-        bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
-                                        tmp / "bare")
+        bare_wall = bare_peak = float("nan")
+        if not args.no_bare:
+            cfg = bare_project(tmp / "bare", pages)
+            bare_wall, bare_peak, _ = timed([sys.executable, "-c", WRAP, "mkdocs", "build", "-q", "-f", str(cfg)],
+                                            tmp / "bare")
+        # a rebuild after 100 new posts: only the changed pages are rendered again
+        ingest_records(open_db(db), synthetic_records(100, args.papers, args.tags, seed=1, start=args.posts))
+        inc_wall, inc_peak, out = timed([sys.executable, "-c", WRAP, "catalog.cli", "--db", str(db), "site", "build",
+                                         "--out", str(tmp / "ours"), "--incremental", "--json"], ROOT)
+        inc = json.loads(out[out.index("{"):])
+        load = os.getloadavg()
 
     rows = [
         ("catalog", f"{args.posts} posts, {args.papers} papers, {args.tags} tags (ingest {ingest_s:.1f} s)"),
         ("pages", str(pages)),
         ("ours: generate Markdown", f"{summary['generate_s']:.1f} s"),
         ("ours: mkdocs build", f"{summary['mkdocs_s']:.1f} s"),
+        ("ours: search index", f"{summary.get('search_s', 0):.1f} s (Pagefind)"),
         ("ours: total (process)", f"{ours_wall:.1f} s, peak RSS {ours_peak:.0f} MB"),
+        ("ours: +100 posts, --incremental", f"{inc_wall:.1f} s, peak RSS {inc_peak:.0f} MB (generate "
+                                            f"{inc['generate_s']:.1f} s, mkdocs {inc['mkdocs_s']:.1f} s, "
+                                            f"search index {inc['search_s']:.1f} s; {inc['written']} files rewritten)"),
         ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"),
-        ("cpu cores", str(os.cpu_count())),
+        ("cpu cores", f"{os.cpu_count()} (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    print(f"ratio={ours_wall / bare_wall:.3f}")
+    print(f"ratio={ours_wall / bare_wall:.3f}" if bare_wall == bare_wall else "ratio=n/a (--no-bare)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from catalog.arxiv import sync as sync_arxiv
 from catalog.db import session
 from catalog.ingest import IngestStats, ingest_paths
 from catalog.runs import import_runs, sync_reproductions
+from catalog.paper_snapshot import load_snapshot as load_paper_snapshot
 from catalog.search import Hit, search
 from catalog.sitegen import BuildResult
 from catalog.sitegen import build_site as build_static_site
@@ -39,6 +40,7 @@ class DemoReport:
     runs_imported: int
     arxiv: SyncReport
     searches: list[tuple[str, list[Hit]]] = field(default_factory=list)
+    snapshot_papers: int = 0  # papers filled from the bundled arXiv snapshot (offline)
     site: BuildResult | None = None
 
 
@@ -53,6 +55,8 @@ def run_demo(engine: Engine, *, build_site: bool = True, offline: bool = False,
         runs = import_runs(s, results, sync=False) if results else []
     report = DemoReport(ingest=stats, reproductions=len(repros), runs_imported=len(runs),
                         arxiv=sync_arxiv(engine, offline=offline))
+    if report.arxiv.pending:  # offline: the bundled snapshot gives the sample's papers their titles
+        report.snapshot_papers = load_paper_snapshot(engine)
     report.searches = [(query, search(engine, query, limit=3)) for query in DEMO_QUERIES]
     if build_site:
         report.site = build_static_site(engine, site_out)

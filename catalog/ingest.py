@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table
 
 from catalog.db import dialect_insert
 from catalog.errors import DigestError
-from catalog.models import Paper, PaperStatus, PostPaper, PostTag, Source, Tag, to_naive_utc, utcnow
+from catalog.models import Paper, PaperStatus, PostPaper, PostTag, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
                              text_fingerprint)

@@ -6,6 +6,7 @@ happens once per test session in `built_site`; test_site_browser.py reuses it.
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
@@ -24,7 +25,8 @@ from catalog.db import open_db
 from catalog.demo import sample_corpus
 from catalog.errors import DigestError
 from catalog.ingest import ingest_paths, ingest_records
-from catalog.models import Paper, Reproduction, Run
+from catalog.models import Paper, Reproduction
+from catalog.runs import import_run
 from catalog.sitegen import build_site, generate_docs
 from catalog.sitegen.escape import md_block, md_inline, md_link, safe_url
 from catalog.sitegen.slugs import RESERVED, SlugRegistry, is_safe_slug, make_slug, slugify
@@ -63,9 +65,16 @@ def make_catalog(folder: Path):
         source=source, external_id="1", published_at=datetime(2021, 1, 2, 3, 4, tzinfo=timezone.utc),
         text=HOSTILE_TEXT, title=HOSTILE_TITLE, url="javascript:alert(7)",
         hashtags=(HOSTILE_TAG, "{{ jinja }}"), language="en")])
+    # Chinese words only in the body, not in the title (search must segment the text itself)
+    ingest_records(engine, [PostRecord(
+        source=SourceRecord(kind="telegram", handle="zh_body_channel", title="中文测试"), external_id="1",
+        published_at=datetime(2021, 2, 3, tzinfo=timezone.utc), title="复现笔记",
+        text="我们复现了多头自注意力的实现。隐变量模型的训练很稳定。", language="zh")])
     run_dir = folder / "runs" / "tinyrepro" / "20240101T000000Z"
     run_dir.mkdir(parents=True)
     tiny_png(run_dir / "curves.png")
+    older_dir = folder / "runs" / "tinyrepro" / "20230601T000000Z"
+    older_dir.mkdir(parents=True)
     with Session(engine) as s, s.begin():
         paper = s.query(Paper).filter_by(arxiv_id="2004.13342").one()
         paper.title = "Scheduled DropHead: A Regularization Method for Transformer Models"
@@ -78,14 +87,32 @@ def make_catalog(folder: Path):
                              paper_claims=[{"metric": "accuracy", "value": 0.912, "unit": "",
                                             "source": "Table 1", "higher_is_better": True}],
                              presets=["smoke", "cpu", "gpu"])
-        repro.runs.append(Run(preset="smoke", device="cpu", status="completed", duration_s=3.5,
-                              started_at=datetime(2024, 1, 1), finished_at=datetime(2024, 1, 1, 0, 0, 4),
-                              metrics={"accuracy": 0.8731, "loss": 0.31},
-                              config={"steps": 20, "lr": 0.001}, versions={"torch": "2.13.0", "python": "3.11"},
-                              artefacts=["run.json", "metrics.jsonl", "curves.png"], run_dir=str(run_dir)))
         s.add(repro)
+        s.flush()
+        for folder, record in ((run_dir, TINY_RUN), (older_dir, {**TINY_RUN, "started_at": "2023-06-01T00:00:00Z",
+                                                                   "metrics": {"arms": {"plain": {"accuracy": 0.5}}},
+                                                                   "claims": []})):
+            (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
+            import_run(s, folder)
     return engine
 
+
+# a run.json in the shape the runner writes: arms with statistics over seeds, claims with our number
+TINY_RUN = {
+    "name": "tinyrepro", "paper_id": "2004.13342", "preset": "smoke", "status": "completed",
+    "started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:04Z", "duration_s": 3.5,
+    "seeds": [0, 1, 2], "device": {"type": "cpu", "name": "cpu"},
+    "metrics": {"arms": {"dropout": {"accuracy": {"mean": 0.8731, "std": 0.0042, "per_seed": [0.869, 0.8731, 0.8772]},
+                                     "seconds_per_run": 1.25},
+                         "drophead": {"accuracy": {"mean": 0.8802, "std": 0.0031, "per_seed": [0.877, 0.8802, 0.8834]},
+                                      "seconds_per_run": 1.5}},
+                "gain_points": 0.71, "nested": {"inner": {"value": 3}}},
+    "claims": [{"metric": "accuracy", "paper": 0.912, "ours": 0.8802, "unit": "accuracy", "source": "Table 1",
+                "note": "SST-2", "higher_is_better": True}],
+    "config": {"steps": 20, "lr": 0.001, "model": {"d_model": 32, "n_head": 4}},
+    "versions": {"torch": "2.13.0", "python": "3.11"}, "git": {"commit": "0123456789abcdef", "dirty": False},
+    "artefacts": ["run.json", "metrics.jsonl", "curves.png"],
+}
 
 _BUILT: dict[str, object] = {}
 
@@ -192,7 +219,7 @@ def test_build_is_strict_and_has_a_page_of_each_kind(built):
     assert (site / "papers" / "2004-13342" / "index.html").exists()
     assert (site / "tags" / "nlp" / "index.html").exists()
     assert (site / "reproductions" / "tinyrepro" / "index.html").exists()
-    assert result.generated.counts["posts"] == 30
+    assert result.generated.counts["posts"] == 31
 
 
 def test_post_page_shows_text_date_source_tags_and_papers(built):
@@ -224,12 +251,51 @@ def test_reproduction_page_compares_runs_with_claims_and_shows_plots(built):
     site = built["site"]
     body = article(page_html(site, "reproductions", "tinyrepro"))
     text = " ".join(re.sub(r"<[^>]+>", "", body).split())
-    assert "0.912" in text and "0.8731" in text and "Table 1" in text  # the claim beside the measured value
     assert "digest run tinyrepro --preset smoke" in text
-    assert "torch 2.13.0" in text and "smoke on cpu" in text
+    assert "torch 2.13.0" in text and "git 0123456789ab" in text
     plots = re.findall(r'<img alt="curves.png" src="([^"]+)"', body)
     assert plots, "plot not shown"
     assert (site / "reproductions" / "tinyrepro" / plots[0]).read_bytes().startswith(b"\x89PNG")
+
+
+def _table_rows(body: str, first_header: str) -> list[list[str]]:
+    """The rows of the first table whose first header cell is `first_header`, as cell texts."""
+    for table in re.findall(r"<table>.*?</table>", body, re.S):
+        head = re.findall(r"<th[^>]*>(.*?)</th>", table, re.S)
+        if head and re.sub(r"<[^>]+>", "", head[0]).strip() == first_header:
+            return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+                    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+    raise AssertionError(f"no table headed {first_header!r}")
+
+
+def test_reproduction_page_shows_claims_with_our_number(built):
+    page = page_html(built["site"], "reproductions", "tinyrepro")
+    rows = _table_rows(article(page), "Metric")
+    claim = next(r for r in rows if r[0].startswith("accuracy"))
+    assert claim[1:5] == ["0.912", "0.8802", "-0.0318", "accuracy"], claim  # paper, ours, difference, unit
+    assert "smoke, run" in claim[5] and "Table 1" in claim[6]
+
+
+def test_reproduction_page_shows_arms_as_rows_with_mean_and_std(built):
+    body = article(page_html(built["site"], "reproductions", "tinyrepro"))
+    rows = {r[0]: r[1:] for r in _table_rows(body, "Arm") if r[0] in ("dropout", "drophead")}
+    assert rows["dropout"] == ["0.8731 ± 0.0042", "1.25"] and rows["drophead"] == ["0.8802 ± 0.0031", "1.5"]
+    assert "0.869, 0.8731, 0.8772" in body  # per-seed values, in a collapsed block
+    assert re.search(r"<details[^>]*>\s*<summary>Per-seed values", body)
+    assert "nested.inner.value" in body and "model.d_model" in body  # nested values flattened, not dumped
+
+
+def test_reproduction_page_has_no_dict_dump_or_local_path(built):
+    page = page_html(built["site"], "reproductions", "tinyrepro")
+    body = article(page)
+    assert "{&#39;" not in page and "{'" not in html.unescape(body) and '{"' not in html.unescape(body)
+    assert str(built["folder"]) not in page and "/tmp/" not in page
+    assert "folder tinyrepro/20240101T000000Z" in " ".join(re.sub(r"<[^>]+>", "", body).split())
+    # the latest run of the preset in full, under its own heading; the older one collapsed
+    assert re.search(r"<h2[^>]*>smoke run \d+ on cpu", body), "the run has no heading"
+    older = body.index("Older runs (1)")
+    assert re.search(r"<details[^>]*>\s*<summary>Older runs", body)
+    assert body.index("smoke run", 0) < older < body.index("plain", older)
 
 
 _ASSET = re.compile(r"""<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
@@ -269,15 +335,46 @@ def test_hostile_post_is_inert_text(built):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     for path in site.rglob("*.html"):
         assert "<script>alert" not in path.read_text(encoding="utf-8"), path
-    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
-    assert not any("<script>alert" in doc["text"] or "<script>alert" in doc["title"] for doc in index["docs"])
+    # in the search index the hostile post is text: no image or link was taken from it
+    hostile = next(f for f in pagefind_fragments(site) if f["url"].startswith("/posts/script-alert-5"))
+    assert "image" not in hostile["meta"]
+    assert hostile["meta"]["title"] == HOSTILE_TITLE
+    # filter values are the tag's text; the Search page puts them on the page as text (browser test)
+    assert "#" + HOSTILE_TAG in hostile["filters"]["tag"]
 
 
-def test_search_index_is_multilingual_and_segments_chinese(built):
-    index = json.loads((built["site"] / "search" / "search_index.json").read_text(encoding="utf-8"))
-    assert index["config"]["lang"] == ["en", "ru", "zh"]
-    assert "\\u200b" in index["config"]["separator"]  # jieba's word boundaries split the index
-    assert any("\u200b分词\u200b" in doc["text"] for doc in index["docs"])  # jieba split the Chinese text
+def pagefind_fragments(site: Path) -> list[dict]:
+    """Every page record of the Pagefind bundle (gzip, then a signature, then JSON)."""
+    out = []
+    for path in (site / "pagefind" / "fragment").glob("*.pf_fragment"):
+        data = gzip.decompress(path.read_bytes()).decode("utf-8")
+        assert data.startswith("pagefind_dcd")
+        out.append(json.loads(data[len("pagefind_dcd"):]))
+    return out
+
+
+def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
+    site = built["site"]
+    entry = json.loads((site / "pagefind" / "pagefind-entry.json").read_text(encoding="utf-8"))
+    assert list(entry["languages"]) == ["zh"]  # one index for ru, en and zh (see catalog/sitegen/search.py)
+    assert not (site / "search" / "search_index.json").exists()  # mkdocs' one-file index is gone
+    urls = {f["url"] for f in pagefind_fragments(site)}
+    assert sum(u.startswith("/posts/") for u in urls) == 31 and sum(u.startswith("/papers/") for u in urls) == 15
+    assert "/reproductions/tinyrepro/" in urls
+    assert not any(u in urls for u in ("/", "/posts/", "/tags/", "/papers/", "/search/")) and not any(
+        u.startswith(("/tags/", "/sources/", "/posts/archive/")) for u in urls)
+    post = next(f for f in pagefind_fragments(site) if f["url"].startswith("/posts/scheduled-drophead-regulyar"))
+    assert post["filters"]["type"] == ["post"] and post["filters"]["language"] == ["ru"]
+    assert post["filters"]["source"] == ["DL-дайджест (пример)"] and "#nlp" in post["filters"]["tag"]
+
+
+def test_chinese_posts_carry_the_words_inside_compound_words():
+    from catalog.sitegen.search import cjk_terms
+
+    terms = cjk_terms("我们复现了多头自注意力机制。").split()
+    assert "自注意力" in terms or "注意力" in terms
+    assert "注意力" in terms and "机制" in terms
+    assert cjk_terms("no Chinese here, только кириллица") == ""
 
 
 def test_regenerating_writes_nothing_and_removes_stale_pages(built, tmp_path):
@@ -296,15 +393,18 @@ def test_foreign_or_source_folders_are_refused(tmp_path):
     with pytest.raises(DigestError, match="not generated by digest"):
         build_site(engine, tmp_path / "mine")
     assert (tmp_path / "mine" / "docs" / "notes.txt").exists()
-    repo_site = Path(__file__).resolve().parents[1] / "site"
-    with pytest.raises(DigestError, match="overwrite the site sources"):
-        build_site(engine, repo_site)
+    from catalog.sitegen.generate import SITE_SRC
+
+    for folder in (SITE_SRC, SITE_SRC / "templates", SITE_SRC.parent):
+        with pytest.raises(DigestError, match="overwrite the site sources"):
+            build_site(engine, folder)
 
 
 def test_cli_reports_errors_in_one_line(tmp_path):
     root = Path(__file__).resolve().parents[1]
     for args in (["--db", str(tmp_path / "none.db"), "site", "build", "--out", str(tmp_path / "o")],
-                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out", str(root / "site")]):
+                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out",
+                  str(root / "catalog" / "sitegen" / "content")]):
         if "e.db" in args[1]:
             open_db(tmp_path / "e.db")
         proc = subprocess.run([sys.executable, "-m", "catalog.cli", *args], cwd=root, capture_output=True,
@@ -356,3 +456,63 @@ def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
     assert pages == sorted(p.relative_to(built["site"]) for p in built["site"].rglob("*.html"))
     for rel in pages:
         assert (site / rel).read_bytes() == (built["site"] / rel).read_bytes(), rel
+
+
+# ------------------------------------------------------------------ offline paper metadata
+
+def test_bundled_snapshot_gives_the_sample_papers_titles_offline(tmp_path):
+    from catalog.paper_snapshot import load_snapshot
+
+    engine = open_db(tmp_path / "snap.db")
+    ingest_paths(engine, sample_corpus())
+    with Session(engine) as s, s.begin():  # metadata fetched from arXiv is never replaced
+        s.query(Paper).filter_by(arxiv_id="1412.6980").one().title = "Fetched title"
+        s.query(Paper).filter_by(arxiv_id="1412.6980").one().status = "ok"
+    assert load_snapshot(engine) == 13
+    assert load_snapshot(engine) == 0  # idempotent
+    with Session(engine) as s:
+        papers = {p.arxiv_id: p for p in s.query(Paper)}
+    assert papers["1412.6980"].title == "Fetched title"
+    assert papers["1706.03762"].title == "Attention Is All You Need" and "Noam Shazeer" in papers["1706.03762"].authors
+    assert papers["2004.13342"].status == "ok" and papers["2004.13342"].published.year == 2020
+    assert papers["hep-th/9901001"].status == "pending"  # not in the snapshot: still waits for arXiv
+    docs = tmp_path / "docs"
+    generate_docs(engine, docs, cards={})
+    index = (docs / "papers" / "index.md").read_text(encoding="utf-8")
+    assert "Attention Is All You Need" in index and index.count("(metadata not fetched)") == 1
+
+
+def test_a_broken_snapshot_is_one_clear_error(tmp_path):
+    from catalog.paper_snapshot import load_snapshot
+
+    engine = open_db(tmp_path / "snap.db")
+    for content in ("{not json", '{"papers": [{"title": "no id"}]}', "[]"):
+        (tmp_path / "bad.json").write_text(content)
+        with pytest.raises(DigestError, match="cannot read the paper snapshot"):
+            load_snapshot(engine, tmp_path / "bad.json")
+
+
+def test_incremental_build_renders_only_what_changed(tmp_path):
+    engine = open_db(tmp_path / "inc.db")
+    ingest_paths(engine, sample_corpus())
+    first = build_site(engine, tmp_path / "out", run_roots=[])
+    site = first.site_dir
+    unchanged = next(p for p in (site / "posts").glob("*/index.html") if "archive" not in p.parts)
+    before = unchanged.stat().st_mtime_ns
+    stale = site / "posts" / "a-post-that-was-deleted" / "index.html"
+    stale.parent.mkdir()
+    stale.write_text("<html>old</html>")
+    ingest_records(engine, [PostRecord(
+        source=SourceRecord(kind="telegram", handle="inc_channel", title="Incremental"), external_id="1",
+        published_at=datetime(2021, 3, 4, tzinfo=timezone.utc), text="Инкрементальная сборка #новый_тег",
+        title="Новый пост", hashtags=("новый_тег",), language="ru")])
+    again = build_site(engine, tmp_path / "out", run_roots=[], incremental=True)
+    assert again.warnings == []
+    assert unchanged.stat().st_mtime_ns == before  # an unchanged post was not rendered again
+    assert (site / "posts" / "index.html").read_text(encoding="utf-8").count("Новый пост") == 1
+    new_page = page_html(site, "posts", "novyy-post-*")
+    assert "Инкрементальная сборка" in html.unescape(new_page)
+    assert page_html(site, "tags", "novyy-teg*")  # the new tag's page
+    assert not stale.exists()  # HTML of a page whose Markdown is gone is removed
+    urls = {f["url"] for f in pagefind_fragments(site)}
+    assert any(u.startswith("/posts/novyy-post-") for u in urls)  # and the search index knows the new post

@@ -1,43 +1,109 @@
-"""The built site in a real headless Chromium: search in three languages, hostile content inert.
+"""The built site in a real headless Chromium: Pagefind search in three languages, hostile content inert,
+nothing loaded from outside 127.0.0.1, and a bounded download per query on a 2,000-post site.
 
 Uses Debian's `chromium` and `chromium-driver` through selenium (no browser download);
-the site is served from a local HTTP server on 127.0.0.1. The `driver` fixture
-(tests/conftest.py) skips, with the reason, only when selenium, Chromium or its driver is
-missing or Chromium cannot start, and fails instead under `CI=true`.
+the site is served from a local HTTP server on 127.0.0.1 that counts the bytes it sends.
+Skips, with the reason, only when selenium, Chromium or its driver is missing or Chromium
+cannot start, and fails instead under `CI=true` (tests/helpers.py `missing`).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
+import shutil
 import threading
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from helpers import missing
 from test_site import build_sample_site  # same module object pytest collected: one shared build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900")
+QUERY_BUDGET = 1_000_000  # bytes a query may download after the page itself (issue 16)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+def _find(*names: str) -> str | None:
+    return next((p for p in (shutil.which(n) for n in names) if p), None)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing("selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    binary = os.environ.get("CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
+    chromedriver = os.environ.get("CHROMEDRIVER") or _find("chromedriver")
+    if not binary or not chromedriver:
+        missing(f"Chromium not found (chromium: {binary}, chromedriver: {chromedriver}); "
+                    "install Debian's chromium and chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("unhandledPromptBehavior", "ignore")  # an alert must stay open for us to see it
+    try:
+        drv = webdriver.Chrome(service=Service(chromedriver), options=options)
+    except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
+        missing(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    drv.set_page_load_timeout(60)
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})  # every test counts its own bytes
+    yield drv
+    drv.quit()
+
+
+class CountingServer:
+    """A static server on 127.0.0.1 that adds up the bytes of every response body it sends."""
+
+    def __init__(self, root: Path):
+        counter = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def send_header(self, keyword, value):
+                if keyword.lower() == "content-length":
+                    with counter.lock:
+                        counter.sent += int(value)
+                        counter.paths.append(self.path)
+                super().send_header(keyword, value)
+
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.paths: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def mark(self) -> int:
+        with self.lock:
+            return self.sent
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
     built = build_sample_site(tmp_path_factory)
-    handler = functools.partial(_QuietHandler, directory=str(built["site"]))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    server = CountingServer(built["site"])
+    yield server.url
+    server.close()
 
 
 def assert_no_alert(driver) -> None:
@@ -50,64 +116,104 @@ def assert_no_alert(driver) -> None:
     pytest.fail(f"a script from post content ran: alert({text!r})")
 
 
-def search(driver, base: str, query: str) -> list[tuple[str, str]]:
-    """Open the site with ``?q=`` (the home page's search box submits that) and read the results."""
+def wait_for_results(driver, timeout: float = 30) -> list[dict[str, str]]:
+    """The results the Search page shows once it says how many it found."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(base + "?q=" + quote(query))
+    def done(drv):
+        text = drv.find_element(By.CSS_SELECTOR, ".digest-search__status").text
+        if text.startswith("No results"):
+            return True
+        items = drv.find_elements(By.CSS_SELECTOR, ".digest-search__result")
+        return items if items and " for " in text else False
 
-    def results(drv):
-        meta = drv.find_elements(By.CSS_SELECTOR, ".md-search-result__meta")
-        items = drv.find_elements(By.CSS_SELECTOR, ".md-search-result__item")
-        if items or (meta and "No matching" in meta[0].text):
-            return items or True
-        return False
-
-    found = WebDriverWait(driver, 30).until(results)
+    found = WebDriverWait(driver, timeout).until(done)
     if found is True:
         return []
     out = []
     for item in found:
-        link = item.find_element(By.TAG_NAME, "a")
-        out.append((link.get_attribute("href"), item.text))
+        link = item.find_element(By.CSS_SELECTOR, "a.digest-search__link")
+        excerpt = item.find_elements(By.CSS_SELECTOR, ".digest-search__excerpt")
+        out.append({"href": link.get_attribute("href"), "title": link.text,
+                    "excerpt": excerpt[0].text if excerpt else ""})
     return out
+
+
+def search(driver, base: str, query: str) -> list[dict[str, str]]:
+    """Open the Search page with ``?q=`` (the home page's search box submits that) and read the results."""
+    driver.get(base + "search/?q=" + quote(query))
+    return wait_for_results(driver)
+
+
+def requested_hosts(driver) -> set[str]:
+    return set(driver.execute_script(
+        "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+        ".map(e => new URL(e.name).host)"))
 
 
 @pytest.mark.parametrize("query, expected_path, expected_title", [
     ("регуляризация", "/posts/scheduled-drophead-regulyarizatsiya-transformerov-", "Scheduled DropHead: регуляризация"),
     ("decoupled", "/posts/adam-https-arxiv-org-abs-1412-6980-and-deco", "decoupled weight decay"),
     ("分词", "/posts/", "新词发现与中文分词"),
+    ("自注意力", "/posts/", "自注意力机制只需要十五行代码"),  # the compound word itself ...
+    ("注意力", "/posts/", "自注意力机制只需要十五行代码"),  # ... and the word inside it
+    ("隐变量", "/posts/", "复现笔记"),  # a word only in a post's body
 ])
 def test_search_finds_the_post_in_each_language(driver, site_url, query, expected_path, expected_title):
     hits = search(driver, site_url, query)
-    assert any(expected_path in href and expected_title in text for href, text in hits[:5]), hits[:5]
+    assert any(expected_path in h["href"] and expected_title in h["title"] for h in hits[:5]), hits[:5]
     assert_no_alert(driver)
+    assert requested_hosts(driver) == {site_url.split("/")[2]}  # nothing from outside 127.0.0.1
 
 
-def test_home_page_renders_and_is_saved_as_a_screenshot(driver, site_url):
+def test_home_page_renders_and_its_search_box_leads_to_results(driver, site_url):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     driver.get(site_url)
     assert driver.title.startswith("paper-digest")
     tabs = [el.text for el in driver.find_elements(By.CSS_SELECTOR, ".md-tabs__link")]
-    assert {"Posts", "Papers", "Tags", "Reproductions"} <= set(tabs), tabs
-    assert driver.find_element(By.CSS_SELECTOR, "form.digest-search input[name=q]").is_displayed()
+    assert {"Posts", "Papers", "Tags", "Reproductions", "Search"} <= set(tabs), tabs
+    box = driver.find_element(By.CSS_SELECTOR, "form.digest-search input[name=q]")
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "site-home.png"
-    driver.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
+    driver.save_screenshot(str(ARTIFACTS / "site-home.png"))
+    box.send_keys("drophead", Keys.ENTER)
+    hits = wait_for_results(driver)
+    assert "/search/?q=drophead" in driver.current_url and hits
+    assert any("/posts/" in h["href"] for h in hits)
+    # filters by tag, source and language beside the results
+    panel = driver.find_element(By.CSS_SELECTOR, ".digest-search__filters").get_attribute("textContent").lower()
+    assert "language" in panel and "source" in panel and "tag" in panel and "type" in panel
+    # a filter narrows the results: only the Russian posts stay
+    boxes = driver.find_elements(By.CSS_SELECTOR, ".digest-search__filter label")
+    russian = next(b for b in boxes if b.text.startswith("ru ("))
+    expected = int(russian.text.split("(")[1].rstrip(")"))
+    russian.find_element(By.TAG_NAME, "input").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".digest-search__result")) == expected)
+    driver.save_screenshot(str(ARTIFACTS / "site-search.png"))
+    assert (ARTIFACTS / "site-search.png").stat().st_size > 10_000
     assert_no_alert(driver)
 
 
-def test_hostile_post_runs_nothing_and_shows_its_text(driver, site_url):
+def test_hostile_post_runs_nothing_in_results_or_on_its_page(driver, site_url):
     from selenium.webdriver.common.by import By
 
     hits = search(driver, site_url, "onerror")
-    post = next((href for href, _ in hits if "/posts/script-alert-5-script-title-" in href), None)
-    assert post, hits
+    hit = next((h for h in hits if "/posts/script-alert-5-script-title-" in h["href"]), None)
+    assert hit, hits
+    assert hit["title"].startswith("<script>alert(5)</script>")  # the title is shown as text
+    assert "onerror=alert(2)" in hit["excerpt"] and "<img" in hit["excerpt"]  # and the snippet too
+    results = driver.find_element(By.CSS_SELECTOR, "#digest-search")
+    # titles, snippets and filter values (the hostile hashtag is one) are text, not elements
+    planted = [el.get_attribute("outerHTML")[:200] for el in results.find_elements(By.CSS_SELECTOR, "img, script, iframe")]
+    assert planted == [], planted
+    assert "#<script>alert(1)</script>" in driver.execute_script(
+        "return document.querySelector('.digest-search__filters').textContent")
     assert_no_alert(driver)
-    driver.get(post.split("?")[0])
+    driver.get(hit["href"].split("?")[0])
     assert_no_alert(driver)
     body = driver.find_element(By.CSS_SELECTOR, "article").text
     assert "<script>alert(1)</script>" in body and "<img src=x onerror=alert(2)>" in body
@@ -119,3 +225,38 @@ def test_hostile_post_runs_nothing_and_shows_its_text(driver, site_url):
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "site-hostile-post.png"))
+
+
+# ------------------------------------------------------------------ a 2,000-post site
+
+@pytest.fixture(scope="module")
+def big_site(tmp_path_factory):
+    from bench.site import synthetic_records
+    from catalog.db import open_db
+    from catalog.ingest import ingest_records
+    from catalog.sitegen import build_site
+
+    folder = tmp_path_factory.mktemp("big-site")
+    engine = open_db(folder / "big.db")
+    ingest_records(engine, synthetic_records(2000, 400, 100))
+    result = build_site(engine, folder / "out", run_roots=[])
+    server = CountingServer(result.site_dir)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("query", ["model", "регуляризация", "注意力"])
+def test_a_query_downloads_little_on_a_2000_post_site(driver, big_site, query):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(big_site.url + "search/")
+    box = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#digest-search input[name=q]"))[0]
+    before = big_site.mark()
+    box.send_keys(query, Keys.ENTER)
+    hits = wait_for_results(driver, timeout=60)
+    assert len(hits) >= 5, hits  # the synthetic posts use these words
+    sent = big_site.mark() - before
+    assert 0 < sent <= QUERY_BUDGET, f"{query!r}: {sent} bytes"
+    assert requested_hosts(driver) == {big_site.url.split("/")[2]}

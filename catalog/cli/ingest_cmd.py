@@ -124,6 +124,8 @@ def _print_demo(report, db_path) -> None:
                  f"{report.runs_imported} recorded runs imported")
     stdout.print(f"[bold]arXiv[/bold] {arxiv.fetched} papers fetched, {len(arxiv.pending)} pending"
                  + (f" ({arxiv.warning})" if arxiv.warning else ""))
+    if report.snapshot_papers:
+        stdout.print(f"[bold]arXiv snapshot[/bold] {report.snapshot_papers} papers filled from the bundled snapshot")
     for query, hits in report.searches:
         stdout.print(f"search {query!r}: " + "; ".join(f"#{h.id} {h.title[:50]}" for h in hits))
     if report.site:

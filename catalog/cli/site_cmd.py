@@ -21,17 +21,22 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(
             None, "--out", help="Build folder: Markdown goes to OUT/docs, HTML to OUT/site. [default: build]"),
         strict: bool = typer.Option(False, "--strict", help="Fail on any mkdocs warning (broken links included)."),
+        incremental: bool = typer.Option(
+            False, "--incremental",
+            help="Re-render only pages whose content changed since the last build in OUT (after adding posts); "
+                 "rebuild fully after changing templates or the theme."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
-        """Generate one page per post, paper, tag, source and reproduction, then build the HTML."""
+        """Generate one page per post, paper, tag, source and reproduction, build the HTML, index it for search."""
         from catalog.sitegen import build_site
 
-        result = build_site(state(ctx).engine(must_exist=True), out, strict=strict)
+        result = build_site(state(ctx).engine(must_exist=True), out, strict=strict, incremental=incremental)
         if as_json:
             print_json(result.as_dict())
             return
         stdout.print(f"[bold]site[/bold] {result.site_dir}: {result.generated.pages} pages "
-                     f"(generated in {result.generate_s:.1f} s, mkdocs {result.mkdocs_s:.1f} s)")
+                     f"(generated in {result.generate_s:.1f} s, mkdocs {result.mkdocs_s:.1f} s, "
+                     f"search index {result.search_s:.1f} s)")
         for message in result.warnings[:10]:
             stdout.print(f"warning: {message}", markup=False)
 

@@ -1,4 +1,4 @@
-"""The static site: catalog -> Markdown (Jinja templates in ``site/templates``) -> mkdocs-material.
+"""The static site: catalog -> Markdown (Jinja templates in ``catalog/sitegen/content/templates``) -> mkdocs-material.
 
 Entry points: `build_site(engine, out, strict=)` and `serve_site(...)`; `generate_docs`
 writes the Markdown alone. Slugs live in `slugs`, escaping of post data in `escape`.

@@ -1,8 +1,8 @@
 """Building and serving the site: generate the Markdown, then run mkdocs on it.
 
 ``build_site(engine, out)`` writes ``out/docs`` (generated Markdown) and ``out/site``
-(the HTML). mkdocs runs in-process through its API with the repository's
-``mkdocs.yml``; only docs_dir, site_dir and strict are overridden.
+(the HTML). mkdocs runs in-process through its API with the ``mkdocs.yml`` shipped in
+``catalog/sitegen/content``; only docs_dir, site_dir and strict are overridden.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import REPO_ROOT, GenerateStats, generate_docs
+from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
+from catalog.sitegen.search import index_site
 
-CONFIG_FILE = REPO_ROOT / "mkdocs.yml"
+CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DEFAULT_OUT = Path("build")
 
 
@@ -30,19 +31,21 @@ class BuildResult:
     generated: GenerateStats
     generate_s: float
     mkdocs_s: float
+    search_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
                 "written": self.generated.written, "removed": self.generated.removed,
                 "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
-                "mkdocs_s": round(self.mkdocs_s, 3), "warnings": self.warnings}
+                "mkdocs_s": round(self.mkdocs_s, 3), "search_s": round(self.search_s, 3),
+                "warnings": self.warnings}
 
 
 def out_dirs(out: Path | None) -> tuple[Path, Path]:
     out = Path(out or DEFAULT_OUT).resolve()
-    site_src = (REPO_ROOT / "site").resolve()
-    if out == site_src or site_src in out.parents or out == REPO_ROOT.resolve():
+    site_src = SITE_SRC.resolve()
+    if out == site_src or site_src in out.parents or out in site_src.parents:
         raise DigestError(f"--out {out} would overwrite the site sources; choose a build folder such as build/")
     return out / "docs", out / "site"
 
@@ -63,7 +66,8 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
     from mkdocs.config import load_config
 
     if not config_file.exists():
-        raise DigestError(f"no mkdocs configuration at {config_file}")
+        raise DigestError(f"no mkdocs configuration at {config_file}: the package was installed without its "
+                          "site content (catalog/sitegen/content)")
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     cwd = os.getcwd()
     os.chdir(config_file.parent)  # the theme's custom_dir and extra files are relative to mkdocs.yml
@@ -74,8 +78,14 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
         os.chdir(cwd)
 
 
-def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[str]:
-    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails."""
+DIRTY_NOTICE = "A 'dirty' build is being performed"  # mkdocs' own note on --dirty; expected here
+
+
+def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, dirty: bool = False) -> list[str]:
+    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails.
+
+    `dirty` renders only the pages whose Markdown is newer than their HTML (mkdocs
+    --dirty); the generator rewrites a Markdown file only when its content changed."""
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
@@ -85,28 +95,48 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[
     logger = logging.getLogger("mkdocs")
     logger.addHandler(collect)
     try:
-        build(config)
+        build(config, dirty=dirty)
     except (Abort, MkDocsException) as exc:
         detail = "; ".join(collect.messages[:5])
         raise DigestError(f"mkdocs build failed: {exc}" + (f" ({detail})" if detail else "")) from exc
     finally:
         logger.removeHandler(collect)
-    return collect.messages
+    return [m for m in collect.messages if not m.startswith(DIRTY_NOTICE)]
+
+
+def remove_stale_pages(docs_dir: Path, site_dir: Path) -> int:
+    """After a dirty build: delete the HTML of generated pages whose Markdown is gone."""
+    removed = 0
+    for section in ("posts", "papers", "tags", "sources", "reproductions"):
+        for page in (site_dir / section).glob("**/index.html"):
+            rel = page.parent.relative_to(site_dir)
+            if not (docs_dir / rel.with_suffix(".md")).exists() and not (docs_dir / rel / "index.md").exists():
+                page.unlink()
+                removed += 1
+    return removed
 
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
-               run_roots: list[Path] | None = None) -> BuildResult:
-    """Generate the Markdown for the whole catalog and build the HTML site.
+               run_roots: list[Path] | None = None, incremental: bool = False) -> BuildResult:
+    """Generate the Markdown for the whole catalog, build the HTML site, index it for search (Pagefind).
 
     `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
-    build on any mkdocs warning, broken links included.
+    build on any mkdocs warning, broken links included. `incremental` keeps the HTML of
+    pages whose Markdown did not change (an earlier build in `out` is needed; theme or
+    template changes call for a full build) and removes the HTML of deleted pages; the
+    search index is always rebuilt whole.
     """
     docs_dir, site_dir = out_dirs(out)
     t0 = time.perf_counter()
     stats = generate_docs(engine, docs_dir, run_roots=run_roots)
     t1 = time.perf_counter()
-    warnings = run_mkdocs(docs_dir, site_dir, strict=strict)
-    return BuildResult(docs_dir, site_dir, stats, t1 - t0, time.perf_counter() - t1, warnings)
+    dirty = incremental and (site_dir / "index.html").exists()
+    warnings = run_mkdocs(docs_dir, site_dir, strict=strict, dirty=dirty)
+    if dirty:
+        remove_stale_pages(docs_dir, site_dir)
+    t2 = time.perf_counter()
+    search_s = index_site(site_dir)
+    return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, warnings)
 
 
 def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",
@@ -121,7 +151,7 @@ def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, 
 
     from catalog.db import is_url
 
-    docs_dir, site_dir = out_dirs(out)
+    docs_dir, _ = out_dirs(out)
     generate_docs(engine, docs_dir)
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     # A server catalog (a URL) is passed as it is; a file is made absolute and watched for changes.
@@ -131,11 +161,12 @@ def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, 
     # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
     hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
                                                                     "serve_hook.py")]
-    watch = [str(REPO_ROOT / "site")] + ([] if server_db else [str(Path(db_path).resolve())])
+    watch = [str(SITE_SRC)] + ([] if server_db else [str(Path(db_path).resolve())])
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:
-        serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir), site_dir=str(site_dir),
+        # no site_dir: mkdocs serve builds into a temporary folder of its own (and refuses one given)
+        serve(config_file=str(CONFIG_FILE), docs_dir=str(docs_dir),
               dev_addr=f"{host}:{port}", open_in_browser=open_browser, livereload=True,
               watch=watch, hooks=hooks)
     finally:

@@ -1,7 +1,8 @@
 """Catalog -> Markdown pages for mkdocs (one page per post, paper, tag, source, reproduction).
 
 Everything here reads the database once, shapes plain dicts, and renders the Jinja
-templates in ``site/templates``. The Jinja environment escapes by default: every
+templates in ``content/templates`` (package data of `catalog.sitegen`, so an installed
+`digest` finds them without a checkout). The Jinja environment escapes by default: every
 ``{{ value }}`` becomes inert Markdown text (see `escape`) unless a template or this
 module marks it safe on purpose (our own links, our own hand-written pages, the
 docstrings of our reproductions). Files are written only when their content changed,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib import resources
 import re
 import shutil
 from collections import defaultdict
@@ -29,18 +31,21 @@ from catalog.errors import DigestError
 from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproduction, Run, Source, Tag, as_utc
 from catalog.sitegen import escape
 from catalog.sitegen.cards import CardInfo, discover_cards
+from catalog.sitegen.search import cjk_terms
+from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
 from catalog.sitegen.slugs import SlugRegistry, make_slug
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SITE_SRC = REPO_ROOT / "site"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout when run from one; only searched for run files
+# templates, theme overrides, hand-written pages and mkdocs.yml: package data, not a package
+SITE_SRC = Path(str(resources.files("catalog.sitegen") / "content"))
 MARKER = ".digest-generated"  # a docs folder we may clean holds this file
-HOME_INTRO = "home.md"  # site/pages/home.md is the home page's intro, not a page of its own
+HOME_INTRO = "home.md"  # content/pages/home.md is the home page's intro, not a page of its own
 LATEST_ON_HOME = 12
 LATEST_ON_POSTS_INDEX = 50
-RUNS_PER_REPRODUCTION = 5
+RUNS_PER_REPRODUCTION = 12  # the latest run of each preset is shown in full, older ones collapsed
 FEED_ENTRIES = 50  # at most this many entries per Atom/RSS feed
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
@@ -129,6 +134,11 @@ def url_up(rel: str) -> str:
 
 
 def format_number(value: Any) -> str:
+    """Numbers with 4 significant digits; containers as "k=v, …" text, never a Python dict dump."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={format_number(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_number(v) for v in value)
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int):
@@ -169,7 +179,8 @@ def _month(value: datetime | None) -> str:
 class Catalog:
     """The whole catalog as plain dicts with slugs and page paths, loaded in a few queries."""
 
-    def __init__(self, engine: Engine, cards: dict[str, CardInfo]):
+    def __init__(self, engine: Engine, cards: dict[str, CardInfo], run_roots: Iterable[Path] = ()):
+        self.run_roots = list(run_roots)
         self.post_slugs, self.paper_slugs = SlugRegistry(), SlugRegistry()
         self.tag_slugs, self.source_slugs, self.repro_slugs = SlugRegistry(), SlugRegistry(), SlugRegistry()
         with Session(engine) as s:
@@ -246,6 +257,7 @@ class Catalog:
                 "source": source, "tags": tags,
                 "papers": [self.papers[i] for i in paper_ids if i in self.papers],
                 "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links], "key": key,
+                "search_terms": cjk_terms(f"{title}\n{p.text or ''}"),
                 "slug": self.post_slugs.get(_first_line(title, 48), key=key, always_hash=True)}
 
     def _tag(self, tags: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
@@ -269,20 +281,33 @@ class Catalog:
             if not repro["paper_id"] and row.paper is not None:
                 repro["paper_id"] = row.paper.arxiv_id
             runs = sorted(row.runs, key=lambda r: r.started_at or datetime.min, reverse=True)
-            repro["runs"] = [self._run(r) for r in runs[:RUNS_PER_REPRODUCTION]]
+            repro["runs"] = [self._run(r, repro["claims"]) for r in runs[:RUNS_PER_REPRODUCTION]]
         for repro in out.values():
             repro["slug"] = self.repro_slugs.get(repro["name"])
             # shown inside a code block, where escaping is impossible: only plain names
             repro["cli_name"] = Markup(repro["name"]) if re.fullmatch(r"[A-Za-z0-9_.-]+", repro["name"]) else ""
+            latest: dict[str, dict[str, Any]] = {}
+            for run in repro["runs"]:  # newest first
+                latest.setdefault(run["preset"], run)
+            repro["latest_runs"] = list(latest.values())
+            repro["older_runs"] = [run for run in repro["runs"] if latest.get(run["preset"]) is not run]
+            repro["claim_rows"] = [{**row, "run": run} for run in repro["latest_runs"] for row in run["claims"]] or [
+                {**row, "run": None} for row in claims_view(repro["claims"], {})]
 
         return [out[k] for k in sorted(out)]
 
-    @staticmethod
-    def _run(r: Run) -> dict[str, Any]:
+    def _run(self, r: Run, card_claims: list[dict[str, Any]]) -> dict[str, Any]:
+        stored = dict(r.metrics or {})
+        versions = {k: v for k, v in (r.versions or {}).items() if isinstance(v, (str, int, float)) and v != ""}
+        git = (r.versions or {}).get("git")
+        if isinstance(git, dict) and git.get("commit"):
+            versions["git"] = str(git["commit"])[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
         return {"id": r.id, "preset": r.preset, "device": r.device, "started": as_utc(r.started_at),
                 "finished": as_utc(r.finished_at), "duration_s": r.duration_s, "status": r.status,
-                "metrics": dict(r.metrics or {}), "config": dict(r.config or {}), "versions": dict(r.versions or {}),
-                "artefacts": list(r.artefacts or []), "run_dir": r.run_dir or "", "plots": []}
+                "view": metrics_view(stored), "claims": claims_view(card_claims, stored),
+                "config": flatten(dict(r.config or {})), "versions": versions,
+                "artefacts": list(r.artefacts or []), "run_dir": r.run_dir or "",
+                "folder": shown_run_dir(r.run_dir or "", self.run_roots), "plots": []}
 
     def paper_by_arxiv(self, arxiv_id: str) -> dict[str, Any] | None:
         if not arxiv_id:
@@ -399,12 +424,12 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     docs = Path(docs)
     prepare_docs_dir(docs)
     cards = discover_cards() if cards is None else cards
-    cat = Catalog(engine, cards)
+    roots = list(run_roots or []) + [REPO_ROOT, Path.cwd()]
+    cat = Catalog(engine, cards, roots)
     feeds = attach_discovery(engine, cat, feed_entries=feed_entries)
     env = template_env(site_src / "templates")
     writer = DocsWriter(docs)
     writer.seen.add(writer.path(MARKER))
-    roots = list(run_roots or []) + [Path.cwd(), REPO_ROOT]
 
     links = env.globals["url"]
 

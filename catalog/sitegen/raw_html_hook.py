@@ -1,7 +1,7 @@
 """mkdocs hook: pages the generator wrote as HTML skip the Markdown conversion.
 
 The post, paper and list pages are raw HTML from start to end (see
-site/templates/partials/lists.md.j2), so Markdown would only copy them through, after
+content/templates/partials/lists.md.j2), so Markdown would only copy them through, after
 parsing every tag in them, which cost about a third of the build. A page whose front
 matter says ``digest_html: true`` hands Markdown an empty document and gets its own
 HTML back as the page content. Loaded by mkdocs from its path (``hooks:`` in

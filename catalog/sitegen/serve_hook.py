@@ -1,4 +1,5 @@
-"""mkdocs hook used by `digest site serve`: re-generate the Markdown before each rebuild.
+"""mkdocs hook used by `digest site serve`: re-generate the Markdown before each rebuild,
+and index the served site for search (Pagefind) after it.
 
 Loaded by mkdocs from its path (``hooks:``), so it takes its inputs from the
 environment that `serve_site` sets.
@@ -28,3 +29,15 @@ def on_pre_build(config, **kwargs) -> None:
     if stats.written or stats.removed:
         log.info("digest: regenerated %d pages (%d files written, %d removed)", stats.pages, stats.written,
                  stats.removed)
+
+
+def on_post_build(config, **kwargs) -> None:
+    from catalog.errors import DigestError
+    from catalog.sitegen.search import index_site
+
+    try:
+        seconds = index_site(Path(config["site_dir"]))
+    except DigestError as exc:  # the site still serves; its Search page says the index is missing
+        log.warning("digest: %s", exc)
+        return
+    log.info("digest: search index rebuilt in %.1f s", seconds)
