@@ -108,16 +108,14 @@ def test_mean_over_ranks_and_gathered_counts_with_two_gloo_processes(tmp_path):
 
 def test_fp32_exact_turns_tf32_off_inside_and_restores_after():
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    before = (matmul.allow_tf32, cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
     try:
         matmul.allow_tf32 = cudnn.allow_tf32 = True  # as the runner sets them on CUDA
         with fp32_exact():
             assert matmul.allow_tf32 is False and cudnn.allow_tf32 is False
-            assert torch.get_float32_matmul_precision() == "highest"
         assert matmul.allow_tf32 is True and cudnn.allow_tf32 is True
         with pytest.raises(RuntimeError), fp32_exact():
             raise RuntimeError("a failed check")
         assert matmul.allow_tf32 is True and cudnn.allow_tf32 is True
     finally:
         matmul.allow_tf32, cudnn.allow_tf32 = before[0], before[1]
-        torch.set_float32_matmul_precision(before[2])

@@ -16,7 +16,7 @@ from reproductions.optimus.metrics import active_units, iw_log_likelihood, mutua
 from reproductions.optimus.model import Decoder, LanguageModel, MemoryAttention, OptimusConfig, OptimusVAE
 from reproductions.optimus.objectives import cyclical_beta, kl_per_dim, thresholded_kl, vae_loss
 from reproductions.optimus.tokenizer import Vocab
-from tests.conftest import shared_path
+from helpers import shared_path
 
 torch.set_num_threads(1)
 

@@ -59,6 +59,7 @@ CARD = Card(
                 "l2_grid": [5e-4, 2e-3], "lambda_e_grid": [0.03, 0.1], "lambda_n_grid": [1e-4, 1e-3]},
     },
     budget_s={"smoke": 60, "cpu": 900, "gpu": 90},
+    headline="weissi.accuracy",
     datasets=("mnist",),
     notes=(
         "Regulariser used (per layer l over every Linear/Conv weight W_l, biases excluded): "
