@@ -171,5 +171,7 @@ def driver(tmp_path_factory):
     except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
         missing(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     drv.set_page_load_timeout(60)
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})  # every test counts its own bytes
     yield drv
     drv.quit()

@@ -11,58 +11,18 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from helpers import missing
 from test_site import build_sample_site  # same module object pytest collected: one shared build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,900")
 QUERY_BUDGET = 1_000_000  # bytes a query may download after the page itself (issue 16)
-
-
-def _find(*names: str) -> str | None:
-    return next((p for p in (shutil.which(n) for n in names) if p), None)
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    try:
-        from selenium import webdriver
-    except ImportError:
-        missing("selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    binary = os.environ.get("CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
-    chromedriver = os.environ.get("CHROMEDRIVER") or _find("chromedriver")
-    if not binary or not chromedriver:
-        missing(f"Chromium not found (chromium: {binary}, chromedriver: {chromedriver}); "
-                    "install Debian's chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("unhandledPromptBehavior", "ignore")  # an alert must stay open for us to see it
-    try:
-        drv = webdriver.Chrome(service=Service(chromedriver), options=options)
-    except Exception as exc:  # noqa: BLE001 - any start failure means "no usable browser here"
-        missing(f"Chromium could not be started: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    drv.set_page_load_timeout(60)
-    drv.execute_cdp_cmd("Network.enable", {})
-    drv.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})  # every test counts its own bytes
-    yield drv
-    drv.quit()
 
 
 class CountingServer:
