@@ -205,14 +205,8 @@ def register(app: typer.Typer) -> None:
                        as_json=as_json)
             return
         rows = list_papers(engine, tag=tag, status=status)
-        if bibtex:
-            _print_bibtex(engine, [r["arxiv_id"] for r in rows])
-            return
-        if as_json:
-            print_json(rows)
-            return
-        if not rows:
-            stdout.print("no papers" + (f" tagged {tag}" if tag else "") + (f" with status {status}" if status else ""))
+        if _printed_plainly(engine, rows, bibtex=bibtex, as_json=as_json, empty="no papers" + (
+                f" tagged {tag}" if tag else "") + (f" with status {status}" if status else "")):
             return
         table = Table()
         table.add_column("arXiv", no_wrap=True)
@@ -241,6 +235,17 @@ def _print_bibtex(engine, arxiv_ids: list[str], *, single: bool = False) -> None
               f"(run `digest arxiv sync`): {', '.join(skipped[:10])}")
 
 
+def _printed_plainly(engine, rows: list[dict], *, bibtex: bool, as_json: bool, empty: str) -> bool:
+    """Print a paper list as BibTeX, as JSON, or the `empty` line; False when a table is still owed."""
+    if bibtex:
+        _print_bibtex(engine, [r["arxiv_id"] for r in rows])
+    elif as_json:
+        print_json(rows)
+    elif not rows:
+        stdout.print(empty)
+    return bibtex or as_json or not rows
+
+
 def _print_top(engine, *, since: str | None, by: str, limit: int, tag: str | None, status: str | None,
                bibtex: bool, as_json: bool) -> None:
     from catalog.discussed import top_papers
@@ -250,14 +255,8 @@ def _print_top(engine, *, since: str | None, by: str, limit: int, tag: str | Non
     if tag or status:
         raise UsageError("--top ranks all papers: it does not combine with --tag or --status")
     rows = top_papers(engine, since=parse_date(since), by=by, limit=limit)
-    if bibtex:
-        _print_bibtex(engine, [r["arxiv_id"] for r in rows])
-        return
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        stdout.print("no paper is discussed" + (f" since {since}" if since else ""))
+    if _printed_plainly(engine, rows, bibtex=bibtex, as_json=as_json,
+                        empty="no paper is discussed" + (f" since {since}" if since else "")):
         return
     table = Table()
     for name, justify in (("#", "right"), ("arXiv", "left"), ("sources", "right"), ("posts", "right"),
