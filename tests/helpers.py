@@ -88,3 +88,19 @@ def dump(engine) -> list[tuple]:
         for table in ("source", "post", "tag", "post_tag", "paper", "post_paper", "link", "post_search"):
             rows += [(table, *r) for r in c.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1, 2")]
     return rows
+
+
+def run_one_and_two_processes(name: str, overrides: dict[str, Any], out: Path,
+                              data_dir: Path | None = None) -> dict[int, dict[str, Any]]:
+    """The smoke preset of reproduction `name` run with 1 and with 2 processes (gloo, CPU):
+    ``{1: run.json, 2: run.json}``; each run must complete."""
+    from reproductions import runner
+
+    records = {}
+    for nproc in (1, 2):
+        res = runner.run(runner.RunRequest(name=name, preset="smoke", device="cpu", out=out / f"n{nproc}",
+                                           overrides=overrides, data_dir=data_dir, nproc=nproc, progress=False),
+                         echo=lambda _line: None)
+        assert res.status == "completed", res.error
+        records[nproc] = json.loads((res.run_dir / "run.json").read_text(encoding="utf-8"))
+    return records

@@ -21,7 +21,7 @@ from reproductions.nvae.likelihood import importance_weighted_log_likelihood, iw
 from reproductions.nvae.model import NVAE, NVAEConfig, count_params, readjust_batchnorm
 from reproductions.nvae.regularizers import (SpectralRegularizer, balanced_kl, bn_scale_penalty, kl_warmup,
                                              power_iteration, spectral_norm_estimate)
-from helpers import shared_path
+from helpers import run_one_and_two_processes, shared_path
 TINY = NVAEConfig(channels=4, latent_channels=2, groups_per_scale=(1, 2), pre_downs=2, expand=2)
 
 
@@ -441,19 +441,10 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, monke
     """`run nvae --preset smoke --nproc 2`: world_size 2, half the batch per rank, equal examples per
     rank, and the same numbers as one process within 3% (BatchNorm and KL balancing see each rank's
     half batch, and the posterior noise differs, so they cannot agree exactly)."""
-    from reproductions import runner
-    from reproductions.runner import RunRequest
-
     data_dir = shared_path("data", "mnist").parent
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     overrides = {"ablations": [], "steps": 16, "test_images": 32, "iw_images": 16, "iw_samples": 4}
-    results = {}
-    for nproc in (1, 2):
-        res = runner.run(RunRequest(name="nvae", preset="smoke", device="cpu", out=tmp_path / str(nproc),
-                                    overrides=overrides, data_dir=data_dir, nproc=nproc, progress=False),
-                         echo=lambda _line: None)
-        assert res.status == "completed", res.error
-        results[nproc] = json.loads((res.run_dir / "run.json").read_text())
+    results = run_one_and_two_processes("nvae", overrides, tmp_path, data_dir)
     two, one = results[2], results[1]
     assert two["runner"]["nproc"] == 2 and two["notes"]["world_size"] == 2
     assert two["notes"]["batch"] == {"global": 16, "per_rank": 8}

@@ -19,7 +19,7 @@ from reproductions.weissi.regularizers import (Regularizer, decoupled_weissi_, d
                                                log_norm_penalty, weight_matrices, weissi_grad, weissi_penalty,
                                                weissi_penalty_reference)
 
-from helpers import shared_path
+from helpers import run_one_and_two_processes, shared_path
 
 
 def _mlp(seed: int = 0, dtype=torch.float32, **kw) -> torch.nn.Module:
@@ -336,20 +336,12 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, monke
     """`run weissi --preset smoke --nproc 2`: world_size 2, half the batch per rank, and (no BatchNorm in
     the MLP) the same accuracies as one process: clean/FGSM within 0.5 points, PGD within 2 (its random
     starts are drawn per rank)."""
-    from reproductions import runner
-    from reproductions.runner import RunRequest
 
     data_dir = shared_path("data", "mnist").parent
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     overrides = {"seeds": 1, "arms": ["l2", "weissi"], "l2_grid": [], "lambda_e_grid": [], "lambda_n_grid": [],
                  "epochs": 2, "test_images": 400}
-    recs = {}
-    for nproc in (1, 2):
-        res = runner.run(RunRequest(name="weissi", preset="smoke", device="cpu", out=tmp_path / str(nproc),
-                                    overrides=overrides, data_dir=data_dir, nproc=nproc, progress=False),
-                         echo=lambda _line: None)
-        assert res.status == "completed", res.error
-        recs[nproc] = json.loads((res.run_dir / "run.json").read_text())
+    recs = run_one_and_two_processes("weissi", overrides, tmp_path, data_dir)
     one, two = recs[1], recs[2]
     assert two["runner"]["nproc"] == 2 and two["notes"]["world_size"] == 2
     assert two["notes"]["batch"] == {"global": 128, "per_rank": 64} and two["notes"]["data_source"] == "mnist"
