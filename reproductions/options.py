@@ -15,10 +15,6 @@ from typing import Any, Mapping
 from reproductions.devices import DEVICE_CHOICES
 from reproductions.errors import RunnerUsageError
 
-# The preset names every card may define, cheapest first.
-PRESETS = ("smoke", "cpu", "gpu")
-
-
 @dataclass(frozen=True)
 class RunOption:
     """One command-line option of a run: its flag, type, default and help text."""
@@ -34,8 +30,8 @@ class RunOption:
 
 
 RUN_OPTIONS: tuple[RunOption, ...] = (
-    RunOption("preset", "--preset", str, None, "smoke | cpu | gpu (default: gpu with CUDA, else cpu)",
-              choices=PRESETS),
+    RunOption("preset", "--preset", str, None, "smoke | cpu | gpu, or a card's own preset such as nvae's "
+              "gpu-long (default: gpu with CUDA, else cpu)"),
     RunOption("device", "--device", str, "auto", "auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)",
               choices=DEVICE_CHOICES),
     RunOption("seed", "--seed", int, 0, "first seed (default 0)"),

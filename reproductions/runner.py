@@ -141,20 +141,22 @@ def resolve_config(card: Card, preset: str, overrides: dict[str, Any]) -> tuple[
         raise RunnerUsageError(f"{card.name} has no preset {preset!r} (has: {', '.join(card.presets)})")
     config = dict(card.presets[preset])
     runner_opts: dict[str, Any] = {"compile": False, "amp": True}
-    unknown = [k for k in overrides if k not in config and k not in RUNNER_KEYS]
+    # A key another preset of the card sets (nvae's "ablations" in smoke) is a valid override here too.
+    known = {k: v for other in card.presets.values() for k, v in other.items()} | config
+    unknown = [k for k in overrides if k not in known and k not in RUNNER_KEYS]
     if unknown:
         raise RunnerUsageError(
             f"unknown --set key(s) for {card.name}: {', '.join(unknown)}; "
-            f"config keys: {', '.join(config) or 'none'}; runner keys: {', '.join(RUNNER_KEYS)}")
+            f"config keys: {', '.join(known) or 'none'}; runner keys: {', '.join(RUNNER_KEYS)}")
     for key, value in overrides.items():
         if key in RUNNER_KEYS:
             if not isinstance(value, bool):
                 raise RunnerUsageError(f"--set {key}= expects true or false, got {value!r}")
             runner_opts[key] = value
-        if key in config:
-            if not _compatible(config[key], value):
+        if key in known:
+            if not _compatible(known[key], value):
                 raise RunnerUsageError(f"--set {key}={json.dumps(value)}: expected a value like "
-                                       f"{json.dumps(config[key])} ({type(config[key]).__name__})")
+                                       f"{json.dumps(known[key])} ({type(known[key]).__name__})")
             config[key] = value
     return config, runner_opts
 
