@@ -55,10 +55,14 @@ def gather_ints(value: int, device: Any = "cpu") -> list[int]:
     return [int(p.item()) for p in parts]
 
 
-def destroy_process_group() -> None:
+def destroy_process_group(*, wait_for_all: bool = False) -> None:
+    """Leave the group. `wait_for_all`: first wait until every rank got here, so no rank tears the
+    group down while another still talks to it (gloo then aborts the slower rank)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

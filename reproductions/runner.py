@@ -595,6 +595,7 @@ def worker_main(run_dir: Path, device: str, resume: bool, progress: bool, finish
     choice = devices.choose_device(device, local_rank=local_rank)
     distributed.init_process_group(choice.type)
     backend = distributed.backend_name()
+    outcome = None
     try:
         with _sigterm_as_interrupt():  # torchrun stops workers with SIGTERM: checkpoint first
             outcome = execute(entry, rec, run_dir, choice, rank=rank, world_size=world_size, resume=resume,
@@ -612,7 +613,9 @@ def worker_main(run_dir: Path, device: str, resume: bool, progress: bool, finish
             else:
                 record.write_json(run_dir / WORKER_RESULT, outcome.as_dict())
     finally:
-        distributed.destroy_process_group()
+        # After a completed run every rank is alive: wait for rank 0's report before tearing down.
+        # After a failure a barrier could wait forever for a rank that is gone.
+        distributed.destroy_process_group(wait_for_all=outcome is not None and outcome.status == "completed")
     return {"completed": 0, "interrupted": 130}.get(outcome.status, 1)
 
 
