@@ -41,7 +41,8 @@ def top_papers(engine: Engine, *, since: datetime | None = None, by: str = "sour
     if since is not None:
         q = q.where(Post.published_at >= to_naive_utc(since))
     order = (sources, posts) if by == "sources" else (posts, sources)
-    q = q.order_by(order[0].desc(), order[1].desc(), last.desc(), Paper.arxiv_id).limit(limit)
+    # papers discussed only in undated posts after the others, on both engines (NULL sorts differently)
+    q = q.order_by(order[0].desc(), order[1].desc(), last.is_(None), last.desc(), Paper.arxiv_id).limit(limit)
     with engine.connect() as c:
         rows = c.execute(q).all()
     return [{"rank": i, "arxiv_id": r.arxiv_id, "title": r.title, "primary_category": r.primary_category,

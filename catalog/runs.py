@@ -191,7 +191,9 @@ def headline_metrics(metrics: dict[str, Any], claims: list[dict[str, Any]] = (),
 
 def list_runs(session: Session, name: str | None = None) -> list[RunRow]:
     """Runs, newest first, optionally of one reproduction, with their first numeric metrics."""
-    query = select(Run, Reproduction.slug).join(Reproduction).order_by(Run.started_at.desc(), Run.id.desc())
+    # runs with no start time last, on both engines (SQLite sorts NULL first, PostgreSQL last)
+    query = (select(Run, Reproduction.slug).join(Reproduction)
+             .order_by(Run.started_at.is_(None), Run.started_at.desc(), Run.id.desc()))
     if name:
         query = query.where(Reproduction.slug == name)
     rows = []

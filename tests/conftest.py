@@ -38,6 +38,7 @@ def db_path(tmp_path: Path) -> Path:
 ENGINES = ("sqlite", "postgresql")
 # The catalog's own test modules run every test that opens a catalog on both engines.
 BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
+BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_demo"}  # arxiv, runs, site, demo
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -133,6 +134,69 @@ class Cli:
 @pytest.fixture
 def cli(new_db_target) -> Cli:
     return Cli(new_db_target)
+
+
+# ---------------------------------------------------------------- both engines: more catalogs than one
+
+class Targets:
+    """New catalogs on demand, each its own: a new file in `folder`, or a new database on the
+    PostgreSQL server (dropped by `close`). `migrated=False` leaves no catalog there yet."""
+
+    def __init__(self, kind: str, folder: Path, server=None):
+        self.kind, self.folder, self.server = kind, folder, server
+        self.files = 0
+        self.urls: list[str] = []
+
+    def __call__(self, *, migrated: bool = True) -> Path | str:
+        if self.kind == "sqlite":  # a file not there yet: whoever opens it creates (and migrates) it
+            self.files += 1
+            return self.folder / f"catalog-{self.files}.db"
+        self.urls.append(self.server.fresh_database(migrated=migrated))
+        return self.urls[-1]
+
+    def close(self) -> None:
+        for url in self.urls:
+            self.server.drop_database(url)
+
+
+def _targets(kind: str, folder: Path, request) -> Targets:
+    return Targets(kind, folder, request.getfixturevalue("pg_server") if kind != "sqlite" else None)
+
+
+@pytest.fixture
+def fresh_target(db_kind: str, tmp_path: Path, request):
+    """`fresh_target()`: one more catalog of the test's engine, apart from `db_target`."""
+    targets = _targets(db_kind, tmp_path, request)
+    yield targets
+    targets.close()
+
+
+@pytest.fixture(scope="session")
+def lasting_target(tmp_path_factory, request):
+    """`lasting_target(kind)`: a new catalog of engine `kind` that lasts the whole session
+    (for a build several tests share)."""
+    made: dict[str, Targets] = {}
+
+    def new(kind: str) -> Path | str:
+        if kind not in made:
+            made[kind] = _targets(kind, tmp_path_factory.mktemp(f"lasting-{kind}"), request)
+        return made[kind]()
+
+    yield new
+    for targets in made.values():
+        targets.close()
+
+
+@pytest.fixture
+def catalog_cli(engine, db_target) -> Cli:
+    """`digest` against the catalog `engine` holds (the `cli` fixture has none yet)."""
+    return Cli(db_target)
+
+
+@pytest.fixture
+def cli_for():
+    """`cli_for(target)`: `digest` against another catalog, such as a `fresh_target()` one."""
+    return Cli
 
 
 # ---------------------------------------------------------------- headless Chromium

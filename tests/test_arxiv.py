@@ -17,7 +17,6 @@ import socket
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
@@ -25,7 +24,7 @@ import pytest
 
 from catalog.arxiv import (ArxivResponseError, ClientConfig, Transport, add, category_tag, parse_add_args,
                            split_version, sync)
-from catalog.db import open_db
+from catalog.db import catalog_exists
 from catalog.ingest import ingest_records
 from catalog.papers import get_paper, list_papers, paper_titles
 from catalog.search import search
@@ -212,16 +211,15 @@ def post(n: int, text: str, ids: tuple[str, ...], hashtags: tuple[str, ...] = ()
 
 
 @pytest.fixture
-def catalog_engine(tmp_path):
-    engine = open_db(tmp_path / "arxiv.db")
+def catalog_engine(engine):
+    """Four posts that cite four arXiv ids, none fetched yet."""
     ingest_records(engine, [
         post(1, "DropHead drops whole heads\narxiv.org/abs/2004.13342 #nlp", ("2004.13342",), ("nlp",)),
         post(2, "Depth recurrence\narXiv:1807.03819v3 and arxiv.org/abs/2004.13342", ("1807.03819", "2004.13342")),
         post(3, "An old one: hep-th/9901001", ("hep-th/9901001",)),
         post(4, "Nobody knows this id: arXiv:2312.99999", ("2312.99999",)),
     ])
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def rows(engine, sql: str) -> list[tuple]:
@@ -300,10 +298,9 @@ def test_requests_are_polite(fake_arxiv, catalog_engine):
     assert req["args"]["max_results"] == "4" or int(req["args"]["max_results"]) >= 4
 
 
-def test_250_ids_take_three_paced_requests_on_one_connection(fake_arxiv, tmp_path):
+def test_250_ids_take_three_paced_requests_on_one_connection(fake_arxiv, engine):
     ids = [f"2101.{n:05d}" for n in range(1, 251)]
     fake_arxiv.entries.update({i: synthetic_entry(i) for i in ids})
-    engine = open_db(tmp_path / "many.db")
     add_report = add(engine, ids, transport=make_transport(fake_arxiv), offline=True)
     assert len(add_report.pending) == 250
     clock = FakeClock()
@@ -316,28 +313,26 @@ def test_250_ids_take_three_paced_requests_on_one_connection(fake_arxiv, tmp_pat
     assert rows(engine, "SELECT count(*) FROM paper WHERE status='ok'") == [(250,)]
 
 
-def _many(fake_arxiv, tmp_path, n=250):
+def _many(fake_arxiv, engine, n=250) -> None:
     ids = [f"2101.{k:05d}" for k in range(1, n + 1)]
     fake_arxiv.entries.update({i: synthetic_entry(i) for i in ids})
-    engine = open_db(tmp_path / "many.db")
     add(engine, ids, offline=True)
-    return engine
 
 
-def test_network_lost_mid_sync_keeps_the_batches_already_stored(fake_arxiv, tmp_path):
-    engine = _many(fake_arxiv, tmp_path)
+def test_network_lost_mid_sync_keeps_the_batches_already_stored(fake_arxiv, engine):
+    _many(fake_arxiv, engine)
     fake_arxiv.script = [None, "stall", "stall"]  # the first batch is answered, then nothing
     report = sync(engine, transport=make_transport(fake_arxiv, read_timeout_s=0.5, retries=1))
     assert report.offline and (report.fetched, report.requests, len(report.pending)) == (100, 3, 150)
     assert rows(engine, "SELECT status, count(*) FROM paper GROUP BY status ORDER BY 1") == [("ok", 100), ("pending", 150)]
 
 
-def test_a_failed_write_stops_the_sync_and_is_raised(fake_arxiv, tmp_path, monkeypatch):
+def test_a_failed_write_stops_the_sync_and_is_raised(fake_arxiv, engine, monkeypatch):
     import sqlite3
 
     import catalog.arxiv.syncer as syncer
 
-    engine = _many(fake_arxiv, tmp_path)
+    _many(fake_arxiv, engine)
     real_store, calls = syncer.store_papers, []
 
     def store_then_fail(conn, found, missing=()):
@@ -414,8 +409,7 @@ def test_malformed_response_is_a_clear_error_with_no_partial_writes(fake_arxiv, 
     assert dump(catalog_engine) == before
 
 
-def test_unknown_id_is_recorded_and_not_asked_again(fake_arxiv, tmp_path):
-    engine = open_db(tmp_path / "u.db")
+def test_unknown_id_is_recorded_and_not_asked_again(fake_arxiv, engine):
     report = add(engine, ["2312.99999"], transport=make_transport(fake_arxiv))
     assert report.not_found == 1 and report.pending == []
     assert list_papers(engine)[0]["status"] == "not_found"
@@ -426,8 +420,7 @@ def test_unknown_id_is_recorded_and_not_asked_again(fake_arxiv, tmp_path):
     assert len(fake_arxiv.requests) == 1
 
 
-def test_withdrawn_paper_is_marked_and_keeps_its_metadata(fake_arxiv, tmp_path):
-    engine = open_db(tmp_path / "w.db")
+def test_withdrawn_paper_is_marked_and_keeps_its_metadata(fake_arxiv, engine):
     report = add(engine, ["1901.00001"], transport=make_transport(fake_arxiv))
     assert report.withdrawn == 1
     p = get_paper(engine, "1901.00001")
@@ -543,8 +536,7 @@ def test_a_resolver_that_never_answers_does_not_hang(catalog_engine):
     assert len(report.pending) == 4
 
 
-def test_rejected_id_in_a_400_answer_is_marked_and_the_rest_fetched(fake_arxiv, tmp_path):
-    engine = open_db(tmp_path / "r.db")
+def test_rejected_id_in_a_400_answer_is_marked_and_the_rest_fetched(fake_arxiv, engine):
     with engine.begin() as c:  # an id that slipped past normalisation, as an old catalog might hold
         c.exec_driver_sql("INSERT INTO paper(arxiv_id, authors, categories, status) VALUES "
                           "('2004.13342', '[]', '[]', 'pending'), ('1234.5', '[]', '[]', 'pending')")
@@ -565,8 +557,7 @@ def test_rejected_id_in_a_400_answer_is_marked_and_the_rest_fetched(fake_arxiv, 
     assert dict(rows(engine, "SELECT arxiv_id, status FROM paper")) == {"2004.13342": "ok", "1234.5": "error"}
 
 
-def test_add_by_query_and_by_versioned_id(fake_arxiv, tmp_path):
-    engine = open_db(tmp_path / "a.db")
+def test_add_by_query_and_by_versioned_id(fake_arxiv, engine):
     fake_arxiv.queries["cat:cs.CL AND ti:dropout"] = feed_xml([entry_xml("2004.13342", ENTRIES["2004.13342"])])
     report = add(engine, ["cat:cs.CL AND ti:dropout", "arXiv:1807.03819v1"], transport=make_transport(fake_arxiv))
     assert sorted(report.added) == ["1807.03819", "2004.13342"] and report.fetched == 2
@@ -597,12 +588,11 @@ def _shared(name: str) -> bytes:
     return shared_path("fixtures", "arxiv", name).read_bytes()
 
 
-def test_real_id_list_response(fake_arxiv, tmp_path):
+def test_real_id_list_response(fake_arxiv, engine):
     body = _shared("zoia_arxiv_response.xml")
     original = fake_arxiv.respond
     fake_arxiv.respond = lambda h: (fake_arxiv.send(h, 200, body, "application/atom+xml")
                                     if "1601.00001" in h.path else original(h))
-    engine = open_db(tmp_path / "z.db")
     report = add(engine, ["1601.00001"], transport=make_transport(fake_arxiv))
     assert report.fetched == 1
     p = get_paper(engine, "1601.00001")
@@ -613,10 +603,9 @@ def test_real_id_list_response(fake_arxiv, tmp_path):
     assert "  " not in p["abstract"] and p["abstract"].endswith("far-from-equilibrium.")
 
 
-def test_real_search_response(fake_arxiv, tmp_path):
+def test_real_search_response(fake_arxiv, engine):
     body = _shared("xiv_arxiv_response.xml")
     fake_arxiv.queries["cat:cs.RO AND (neural)"] = body
-    engine = open_db(tmp_path / "x.db")
     report = add(engine, ["cat:cs.RO AND (neural)"], max_results=2, transport=make_transport(fake_arxiv))
     assert sorted(report.added) == ["2510.14827", "2510.14968"]
     papers = list_papers(engine, tag="cs.ro")
@@ -626,24 +615,17 @@ def test_real_search_response(fake_arxiv, tmp_path):
 
 # ---------------------------------------------------------------- CLI
 
-def _cli(db: Path, *args: str, env: dict | None = None):
-    from typer.testing import CliRunner
-
-    from catalog.cli import app
-
-    return CliRunner().invoke(app, ["--db", str(db), *args], env=env)
-
-
 @pytest.fixture
-def cli_db(tmp_path, catalog_engine):
-    return Path(catalog_engine.url.database)
+def cli_db(catalog_cli, catalog_engine):
+    """`digest` against the catalog of `catalog_engine` (four posts, four ids not fetched)."""
+    return catalog_cli
 
 
 def test_cli_sync_offline_exits_zero_with_warning(cli_db):
-    result = _cli(cli_db, "arxiv", "sync", "--offline")
+    result = cli_db("arxiv", "sync", "--offline")
     assert result.exit_code == 0
     assert "warning: offline" in result.stderr and "4 papers still without metadata" in result.stderr
-    result = _cli(cli_db, "arxiv", "sync", "--offline", "--json")
+    result = cli_db("arxiv", "sync", "--offline", "--json")
     assert json.loads(result.stdout)["pending"] == ["1807.03819", "2004.13342", "2312.99999", "hep-th/9901001"]
 
 
@@ -651,54 +633,56 @@ def test_cli_sync_unreachable_server_exits_zero(cli_db):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = _cli(cli_db, "arxiv", "sync", "--api-url", f"http://127.0.0.1:{port}/api/query")
+    result = cli_db("arxiv", "sync", "--api-url", f"http://127.0.0.1:{port}/api/query")
     assert result.exit_code == 0 and "connection refused" in result.stderr
 
 
-def test_cli_sync_add_paper_papers(fake_arxiv, cli_db):
-    result = _cli(cli_db, "arxiv", "sync", "--json", env={"DIGEST_ARXIV_API_URL": fake_arxiv.url})
+def test_cli_sync_add_paper_papers(fake_arxiv, cli_db, monkeypatch):
+    monkeypatch.setenv("DIGEST_ARXIV_API_URL", fake_arxiv.url)
+    result = cli_db("arxiv", "sync", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["fetched"] == 3
 
-    result = _cli(cli_db, "paper", "https://arxiv.org/abs/2004.13342v1")
+    result = cli_db("paper", "https://arxiv.org/abs/2004.13342v1")
     assert result.exit_code == 0
     out = result.stdout
     assert "DropHead: structured dropout for multi-head attention" in out and "Wangchunshu Zhou" in out
     assert "https://t.me/papers_test/1" in out and "https://t.me/papers_test/2" in out
     assert "reproduction: none" in out
-    data = json.loads(_cli(cli_db, "paper", "2004.13342", "--json").stdout)
+    data = json.loads(cli_db("paper", "2004.13342", "--json").stdout)
     assert data["tags"] == ["cs.cl", "cs.lg"] and data["posts"][0]["source"] == "Papers Test"
 
-    listing = json.loads(_cli(cli_db, "papers", "--json").stdout)
+    listing = json.loads(cli_db("papers", "--json").stdout)
     assert [p["arxiv_id"] for p in listing] == ["2004.13342", "1807.03819", "hep-th/9901001", "2312.99999"]
-    assert [p["arxiv_id"] for p in json.loads(_cli(cli_db, "papers", "--tag", "hep-th", "--json").stdout)] \
+    assert [p["arxiv_id"] for p in json.loads(cli_db("papers", "--tag", "hep-th", "--json").stdout)] \
         == ["hep-th/9901001"]
-    table = _cli(cli_db, "papers").stdout
+    table = cli_db("papers").stdout
     assert "Universal" in table and "hep-th/9901001" in table and "(not_found)" in table
 
     fake_arxiv.queries["ti:withdrawn"] = feed_xml([entry_xml("1901.00001", ENTRIES["1901.00001"])])
-    result = _cli(cli_db, "arxiv", "add", "ti:withdrawn", "--max", "5", "--api-url", fake_arxiv.url)
+    result = cli_db("arxiv", "add", "ti:withdrawn", "--max", "5", "--api-url", fake_arxiv.url)
     assert result.exit_code == 0 and "1901.00001" in result.stdout
     assert fake_arxiv.requests[-1]["args"]["max_results"] == "5"
-    assert json.loads(_cli(cli_db, "papers", "--status", "withdrawn", "--json").stdout)[0]["arxiv_id"] == "1901.00001"
+    assert json.loads(cli_db("papers", "--status", "withdrawn", "--json").stdout)[0]["arxiv_id"] == "1901.00001"
 
 
-def test_cli_errors_and_exit_codes(fake_arxiv, cli_db):
-    r = _cli(cli_db, "paper", "2001.00001")
+def test_cli_errors_and_exit_codes(fake_arxiv, cli_db, fresh_target, cli_for):
+    r = cli_db("paper", "2001.00001")
     assert r.exit_code == 1 and r.stderr.count("\n") == 1 and "no paper 2001.00001" in r.stderr
-    r = _cli(cli_db, "paper", "not-an-id")
+    r = cli_db("paper", "not-an-id")
     assert r.exit_code == 2 and "not an arXiv id" in r.stderr
-    r = _cli(cli_db, "arxiv", "add", "1234")
+    r = cli_db("arxiv", "add", "1234")
     assert r.exit_code == 2 and "not an arXiv id" in r.stderr
-    r = _cli(cli_db, "papers", "--status", "bogus")
+    r = cli_db("papers", "--status", "bogus")
     assert r.exit_code == 2
-    r = _cli(cli_db.parent / "missing.db", "arxiv", "sync", "--offline")
-    assert r.exit_code == 1 and "no catalog at" in r.stderr and not (cli_db.parent / "missing.db").exists()
+    missing = fresh_target(migrated=False)
+    r = cli_for(missing)("arxiv", "sync", "--offline")
+    assert r.exit_code == 1 and "no catalog at" in r.stderr and not catalog_exists(missing)
     for bad_url in ("ftp://example", "http://example:port/api/query"):
-        r = _cli(cli_db, "arxiv", "sync", "--api-url", bad_url)
+        r = cli_db("arxiv", "sync", "--api-url", bad_url)
         assert r.exit_code == 2 and "bad arXiv API URL" in r.stderr and r.stderr.count("\n") == 1
     fake_arxiv.script = ["truncated"]
-    r = _cli(cli_db, "arxiv", "sync", "--api-url", fake_arxiv.url)
+    r = cli_db("arxiv", "sync", "--api-url", fake_arxiv.url)
     assert r.exit_code == 1 and "malformed response" in r.stderr and "Traceback" not in r.output
     assert r.stderr.strip().count("\n") == 0
 
@@ -718,5 +702,5 @@ def test_paper_page_shows_its_reproduction_and_last_run(fake_arxiv, catalog_engi
     assert p["reproduction"]["slug"] == "drophead" and p["reproduction"]["runs"] == 1
     assert p["reproduction"]["last_run"]["metrics"] == {"accuracy": 0.71}
     assert list_papers(catalog_engine)[0]["reproduction"] == "drophead"
-    out = _cli(cli_db, "paper", "2004.13342").stdout
+    out = cli_db("paper", "2004.13342").stdout
     assert "reproduction drophead: DropHead on a small model" in out and "accuracy=0.71" in out

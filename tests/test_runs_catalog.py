@@ -13,9 +13,8 @@ import pytest
 pytest.importorskip("torch")
 
 from sqlalchemy import func, select  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
-from catalog.db import open_db, session  # noqa: E402
+from catalog.db import catalog_exists, session  # noqa: E402
 from catalog.errors import DigestError  # noqa: E402
 from catalog.models import Paper, Reproduction, Run  # noqa: E402
 from catalog.runs import import_run, import_runs, list_runs, sync_reproductions  # noqa: E402
@@ -57,13 +56,6 @@ def toy(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pkg.parent), str(REPO)]))
     sys.modules.pop("toy_mean_repro", None)
     return "toy-mean"
-
-
-@pytest.fixture
-def engine(tmp_path):
-    eng = open_db(tmp_path / "catalog.db")
-    yield eng
-    eng.dispose()
 
 
 def make_run(name, out, **kw):
@@ -135,6 +127,21 @@ def test_import_runs_reads_a_results_folder_even_without_the_card(toy, engine, t
         assert set(done.headline) == {"abs_error", "n"}
 
 
+def test_runs_without_a_start_time_are_listed_last_on_every_engine(engine):
+    """SQLite sorts NULL first and PostgreSQL last: `digest runs` says where they go (after the dated)."""
+    from datetime import datetime
+
+    with session(engine) as s:
+        repro = Reproduction(slug="toy-order", title="Order")
+        s.add(repro)
+        s.flush()
+        s.add_all([Run(reproduction_id=repro.id, preset="smoke", run_dir="a", started_at=None),
+                   Run(reproduction_id=repro.id, preset="smoke", run_dir="b", started_at=datetime(2024, 1, 1)),
+                   Run(reproduction_id=repro.id, preset="smoke", run_dir="c", started_at=datetime(2024, 2, 1))])
+    with session(engine) as s:
+        assert [r.run_dir for r in list_runs(s)] == ["c", "b", "a"]
+
+
 def test_import_rejects_folders_that_are_not_runs(engine, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad").mkdir()
@@ -149,67 +156,61 @@ def test_import_rejects_folders_that_are_not_runs(engine, tmp_path):
 
 
 # ---------------------------------------------------------------- the CLI
+# `cli`: no catalog there yet; `catalog_cli`: the catalog of `engine`.
 
-def digest(db, *args):
-    from catalog.cli import app
-
-    return CliRunner().invoke(app, ["--db", str(db), *args])
-
-
-def test_cli_run_list_json_and_table(toy, tmp_path):
-    result = digest(tmp_path / "c.db", "run", "--list", "--json")
+def test_cli_run_list_json_and_table(toy, cli):
+    result = cli("run", "--list", "--json")
     assert result.exit_code == 0, result.output
     items = {i["name"]: i for i in json.loads(result.stdout)}
     assert items[toy]["paper_id"] == "1234.56789" and items[toy]["presets"] == ["smoke", "cpu", "gpu"]
     assert items[toy]["measures"] == "absolute error of the sample mean"
-    table = digest(tmp_path / "c.db", "run", "--list")
+    table = cli("run", "--list")
     assert table.exit_code == 0 and "toy-mean" in table.stdout and "1234.56789" in table.stdout
 
 
-def test_cli_run_records_in_catalog_then_runs_json(toy, tmp_path):
-    db = tmp_path / "c.db"
-    open_db(db).dispose()  # the catalog exists: the run gets recorded
-    result = digest(db, "run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
-                    "--out", str(tmp_path / "runs"), "--set", "n=400")
+def test_cli_run_records_in_catalog_then_runs_json(toy, catalog_cli, tmp_path):
+    # the catalog exists: the run gets recorded
+    result = catalog_cli("run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
+                         "--out", str(tmp_path / "runs"), "--set", "n=400")
     assert result.exit_code == 0, result.output
     assert "recorded as run 1" in result.stdout and "paper: abs_error = 0.05" in result.stdout
-    runs = json.loads(digest(db, "runs", "--json").stdout)
+    runs = json.loads(catalog_cli("runs", "--json").stdout)
     assert len(runs) == 1 and runs[0]["name"] == toy and runs[0]["status"] == "completed"
     assert set(runs[0]["headline"]) == {"abs_error", "n"} and runs[0]["headline"]["n"] == 400
-    assert json.loads(digest(db, "runs", "other", "--json").stdout) == []
+    assert json.loads(catalog_cli("runs", "other", "--json").stdout) == []
 
-    imported = digest(db, "import-runs", str(tmp_path / "runs"), "--json")
+    imported = catalog_cli("import-runs", str(tmp_path / "runs"), "--json")
     assert imported.exit_code == 0 and len(json.loads(imported.stdout)) == 1
-    assert len(json.loads(digest(db, "runs", "--json").stdout)) == 1  # same folder: same row
+    assert len(json.loads(catalog_cli("runs", "--json").stdout)) == 1  # same folder: same row
 
-    failed = digest(db, "run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
-                    "--out", str(tmp_path / "runs"), "--set", "fail=true")
+    failed = catalog_cli("run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
+                         "--out", str(tmp_path / "runs"), "--set", "fail=true")
     assert failed.exit_code == 1
-    statuses = sorted(r["status"] for r in json.loads(digest(db, "runs", "--json").stdout))
+    statuses = sorted(r["status"] for r in json.loads(catalog_cli("runs", "--json").stdout))
     assert statuses == ["completed", "failed"]
 
 
-def test_cli_without_catalog_still_runs_and_says_so(toy, tmp_path):
-    result = digest(tmp_path / "none.db", "run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
-                    "--out", str(tmp_path / "runs"))
+def test_cli_without_catalog_still_runs_and_says_so(toy, cli, tmp_path):
+    result = cli("run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
+                 "--out", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
-    assert "not recorded" in result.stdout and not (tmp_path / "none.db").exists()
+    assert "not recorded" in result.stdout and not catalog_exists(cli.db)
 
 
-def test_cli_errors_are_one_line_with_exit_codes(toy, tmp_path):
-    unknown = digest(tmp_path / "c.db", "run", "no-such-paper")
+def test_cli_errors_are_one_line_with_exit_codes(toy, cli, tmp_path):
+    unknown = cli("run", "no-such-paper")
     assert unknown.exit_code == 2
     assert unknown.stderr.strip() == "digest: error: unknown reproduction 'no-such-paper'; known: " + ", ".join(
         sorted(registry.discover()))
-    bad_set = digest(tmp_path / "c.db", "run", toy, "--preset", "smoke", "--set", "m=3", "--out", str(tmp_path / "r"))
+    bad_set = cli("run", toy, "--preset", "smoke", "--set", "m=3", "--out", str(tmp_path / "r"))
     assert bad_set.exit_code == 2
     assert "digest: error: unknown --set key(s) for toy-mean: m" in bad_set.stderr
     assert not (tmp_path / "r").exists()
-    no_name = digest(tmp_path / "c.db", "run")
+    no_name = cli("run")
     assert no_name.exit_code == 2 and "--list" in no_name.stderr
 
 
-def test_both_command_lines_build_the_same_request_from_the_same_options(toy, tmp_path, monkeypatch):
+def test_both_command_lines_build_the_same_request_from_the_same_options(toy, cli, tmp_path, monkeypatch):
     """One option table, one builder: `digest run` and `python -m reproductions run` cannot drift apart."""
     from reproductions import cli as runner_cli
 
@@ -224,31 +225,29 @@ def test_both_command_lines_build_the_same_request_from_the_same_options(toy, tm
             "--set", "fail=false", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--nproc", "2",
             "--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "127.0.0.1:29999", "--no-progress"]
     assert runner_cli.main(["run", *argv]) == 130
-    assert digest(tmp_path / "c.db", "run", *argv).exit_code != 0
+    assert cli("run", *argv).exit_code != 0
     assert len(seen) == 2 and seen[0] == seen[1]
     assert seen[0].overrides == {"n": 10, "fail": False} and seen[0].nnodes == 2 and not seen[0].progress
     seen.clear()
-    assert runner_cli.main(["run", toy]) == 130 and digest(tmp_path / "c.db", "run", toy).exit_code != 0
+    assert runner_cli.main(["run", toy]) == 130 and cli("run", toy).exit_code != 0
     assert seen[0] == seen[1] and seen[0].out == Path("runs") and seen[0].preset is None
 
 
-def test_cli_run_all_runs_the_campaign_and_records_every_run(toy, tmp_path):
-    db = tmp_path / "c.db"
-    open_db(db).dispose()
+def test_cli_run_all_runs_the_campaign_and_records_every_run(toy, catalog_cli, tmp_path):
     out = str(tmp_path / "results")
-    refused = digest(db, "run", "--all", "--preset", "smoke", "--device", "cpu", "--out", out)
+    refused = catalog_cli("run", "--all", "--preset", "smoke", "--device", "cpu", "--out", out)
     assert refused.exit_code == 1 and "no planned time for preset 'smoke'" in refused.stderr
     assert "toy-mean" in refused.stderr and "unknown" in refused.stderr  # the plan came first
-    done = digest(db, "run", "--all", "--only", toy, "--force", "--preset", "smoke", "--device", "cpu",
-                  "--no-progress", "--out", out, "--json")
+    done = catalog_cli("run", "--all", "--only", toy, "--force", "--preset", "smoke", "--device", "cpu",
+                       "--no-progress", "--out", out, "--json")
     assert done.exit_code == 0, done.output
     rows = json.loads(done.stdout)
     assert [(r["reproduction"], r["status"], r["metric"], r["paper"]) for r in rows] == [
         (toy, "completed", "abs_error", 0.05)]
     assert rows[0]["catalog_run_id"] == 1
-    runs = json.loads(digest(db, "runs", "--json").stdout)
+    runs = json.loads(catalog_cli("runs", "--json").stdout)
     assert len(runs) == 1 and runs[0]["status"] == "completed"
     for args, message in ((["run", toy, "--all"], "drop 'toy-mean'"), (["run", toy, "--force"], "go with --all"),
                           (["run", "--all", "--set", "n=3"], "--set apply to one run")):
-        bad = digest(db, *args)
+        bad = catalog_cli(*args)
         assert bad.exit_code == 2 and message in bad.stderr, bad.output

@@ -55,9 +55,9 @@ def tiny_png(path: Path) -> Path:
     return path
 
 
-def make_catalog(folder: Path):
-    """The sample corpus, one hostile post, arXiv metadata for one paper, a reproduction with a run."""
-    engine = open_db(folder / "site.db")
+def make_catalog(engine, folder: Path):
+    """Fill `engine` with the sample corpus, one hostile post, arXiv metadata for one paper, and a
+    reproduction with runs (their folders under `folder`)."""
     ingest_paths(engine, sample_corpus())
     source = SourceRecord(kind="telegram", handle="hostile_channel", title="Hostile <b>channel</b>",
                           url="javascript:alert(6)")
@@ -114,22 +114,22 @@ TINY_RUN = {
     "artefacts": ["run.json", "metrics.jsonl", "curves.png"],
 }
 
-_BUILT: dict[str, object] = {}
+_BUILT: dict[str, dict[str, object]] = {}  # by engine
 
 
-def build_sample_site(tmp_path_factory) -> dict[str, object]:
-    """Build once per session; both site test modules share the result."""
-    if not _BUILT:
-        folder = tmp_path_factory.mktemp("site")
-        engine = make_catalog(folder)
+def build_sample_site(tmp_path_factory, lasting_target, kind: str = "sqlite") -> dict[str, object]:
+    """Build once per session and engine; both site test modules share the result."""
+    if kind not in _BUILT:
+        folder = tmp_path_factory.mktemp(f"site-{kind}")
+        engine = make_catalog(open_db(lasting_target(kind)), folder)
         result = build_site(engine, folder / "out", strict=True)
-        _BUILT.update(folder=folder, engine=engine, result=result, site=result.site_dir, docs=result.docs_dir)
-    return _BUILT
+        _BUILT[kind] = dict(folder=folder, engine=engine, result=result, site=result.site_dir, docs=result.docs_dir)
+    return _BUILT[kind]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return build_sample_site(tmp_path_factory)
+@pytest.fixture
+def built(tmp_path_factory, lasting_target, db_kind):
+    return build_sample_site(tmp_path_factory, lasting_target, db_kind)
 
 
 def page_html(site: Path, section: str, pattern: str = "*") -> str:
@@ -385,8 +385,7 @@ def test_regenerating_writes_nothing_and_removes_stale_pages(built, tmp_path):
     assert stats.written == 0 and stats.removed == 1 and not stale.exists()
 
 
-def test_foreign_or_source_folders_are_refused(tmp_path):
-    engine = open_db(tmp_path / "e.db")
+def test_foreign_or_source_folders_are_refused(engine, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "docs").mkdir()
     (tmp_path / "mine" / "docs" / "notes.txt").write_text("not ours")
@@ -400,13 +399,10 @@ def test_foreign_or_source_folders_are_refused(tmp_path):
             build_site(engine, folder)
 
 
-def test_cli_reports_errors_in_one_line(tmp_path):
+def test_cli_reports_errors_in_one_line(fresh_target, engine, db_target, tmp_path):
     root = Path(__file__).resolve().parents[1]
-    for args in (["--db", str(tmp_path / "none.db"), "site", "build", "--out", str(tmp_path / "o")],
-                 ["--db", str(tmp_path / "e.db"), "site", "build", "--out",
-                  str(root / "catalog" / "sitegen" / "content")]):
-        if "e.db" in args[1]:
-            open_db(tmp_path / "e.db")
+    for args in (["--db", str(fresh_target(migrated=False)), "site", "build", "--out", str(tmp_path / "o")],
+                 ["--db", str(db_target), "site", "build", "--out", str(root / "catalog" / "sitegen" / "content")]):
         proc = subprocess.run([sys.executable, "-m", "catalog.cli", *args], cwd=root, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr
@@ -458,12 +454,33 @@ def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
         assert (site / rel).read_bytes() == (built["site"] / rel).read_bytes(), rel
 
 
+# ------------------------------------------------------------------ the same order on both engines
+
+def test_undated_posts_come_last_and_papers_by_arxiv_id_on_every_engine(engine):
+    """SQLite sorts NULL first and PostgreSQL last: every list of posts says where undated ones go."""
+    from catalog.discussed import top_papers
+    from catalog.sitegen.generate import Catalog
+
+    def post(n: int, published: datetime | None, ids: tuple[str, ...]) -> PostRecord:
+        return PostRecord(source=SourceRecord(kind="telegram", handle=f"order_{n}", title=f"Order {n}"),
+                          external_id="1", published_at=published, text=f"Post {n}", title=f"Post {n}",
+                          arxiv_ids=ids, language="en")
+
+    ingest_records(engine, [post(1, None, ("2101.00002",)), post(2, datetime(2021, 1, 1, tzinfo=timezone.utc),
+                                                                  ("2101.00003", "2101.00001")),
+                            post(3, None, ("2101.00004",))])
+    cat = Catalog(engine, cards={})
+    assert [p["title"] for p in cat.posts] == ["Post 2", "Post 3", "Post 1"]  # newest first, undated last
+    assert [p["arxiv_id"] for p in cat.posts[0]["papers"]] == ["2101.00001", "2101.00003"]
+    # discussed as often: the paper last discussed most recently first, undated ones after
+    assert [p["arxiv_id"] for p in top_papers(engine)] == ["2101.00001", "2101.00003", "2101.00002", "2101.00004"]
+
+
 # ------------------------------------------------------------------ offline paper metadata
 
-def test_bundled_snapshot_gives_the_sample_papers_titles_offline(tmp_path):
+def test_bundled_snapshot_gives_the_sample_papers_titles_offline(engine, tmp_path):
     from catalog.paper_snapshot import load_snapshot
 
-    engine = open_db(tmp_path / "snap.db")
     ingest_paths(engine, sample_corpus())
     with Session(engine) as s, s.begin():  # metadata fetched from arXiv is never replaced
         s.query(Paper).filter_by(arxiv_id="1412.6980").one().title = "Fetched title"
@@ -482,18 +499,16 @@ def test_bundled_snapshot_gives_the_sample_papers_titles_offline(tmp_path):
     assert "Attention Is All You Need" in index and index.count("(metadata not fetched)") == 1
 
 
-def test_a_broken_snapshot_is_one_clear_error(tmp_path):
+def test_a_broken_snapshot_is_one_clear_error(engine, tmp_path):
     from catalog.paper_snapshot import load_snapshot
 
-    engine = open_db(tmp_path / "snap.db")
     for content in ("{not json", '{"papers": [{"title": "no id"}]}', "[]"):
         (tmp_path / "bad.json").write_text(content)
         with pytest.raises(DigestError, match="cannot read the paper snapshot"):
             load_snapshot(engine, tmp_path / "bad.json")
 
 
-def test_incremental_build_renders_only_what_changed(tmp_path):
-    engine = open_db(tmp_path / "inc.db")
+def test_incremental_build_renders_only_what_changed(engine, tmp_path):
     ingest_paths(engine, sample_corpus())
     first = build_site(engine, tmp_path / "out", run_roots=[])
     site = first.site_dir

@@ -20,6 +20,8 @@ import pytest
 from test_site import build_sample_site  # same module object pytest collected: one shared build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# SQLite only (not in BOTH_ENGINE_MODULES): the browser reads static files, and test_demo checks that
+# PostgreSQL builds the same ones byte for byte; a second engine would only double the Chromium time.
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 QUERY_BUDGET = 1_000_000  # bytes a query may download after the page itself (issue 16)
@@ -59,8 +61,8 @@ class CountingServer:
 
 
 @pytest.fixture(scope="module")
-def site_url(tmp_path_factory):
-    built = build_sample_site(tmp_path_factory)
+def site_url(tmp_path_factory, lasting_target):
+    built = build_sample_site(tmp_path_factory, lasting_target)
     server = CountingServer(built["site"])
     yield server.url
     server.close()

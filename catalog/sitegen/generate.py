@@ -194,13 +194,17 @@ class Catalog:
             for paper_id, tag_id in s.execute(select(PaperTag.paper_id, PaperTag.tag_id)):
                 paper_tags[paper_id].append(tag_names[tag_id])
             post_papers: dict[int, list[int]] = defaultdict(list)
-            for post_id, paper_id in s.execute(select(PostPaper.post_id, PostPaper.paper_id)):
+            # A post lists its papers by arXiv id (as `digest post` does): unordered, each engine
+            # would give its own storage order, and PostgreSQL's changes as rows are rewritten.
+            for post_id, paper_id in s.execute(select(PostPaper.post_id, PostPaper.paper_id).join(Paper)
+                                               .order_by(PostPaper.post_id, Paper.arxiv_id)):
                 post_papers[post_id].append(paper_id)
 
             papers = s.scalars(select(Paper).order_by(Paper.arxiv_id)).all()
             self.papers = {p.id: self._paper(p, paper_tags.get(p.id, [])) for p in papers}
+            # undated posts last: SQLite sorts NULL first, PostgreSQL last, so the order must say
             posts = s.scalars(select(Post).options(selectinload(Post.links))
-                              .order_by(Post.published_at.desc(), Post.id.desc())).all()
+                              .order_by(Post.published_at.is_(None), Post.published_at.desc(), Post.id.desc())).all()
             self.posts = [self._post(p, by_source[p.source_id], sorted(set(post_tags.get(p.id, []))),
                                      post_papers.get(p.id, [])) for p in posts]
             repros = s.scalars(select(Reproduction).options(selectinload(Reproduction.runs))
@@ -280,7 +284,8 @@ class Catalog:
                 "has_card": False})
             if not repro["paper_id"] and row.paper is not None:
                 repro["paper_id"] = row.paper.arxiv_id
-            runs = sorted(row.runs, key=lambda r: r.started_at or datetime.min, reverse=True)
+            # runs that started at the same time (or at no known time): the later recorded first, on any engine
+            runs = sorted(row.runs, key=lambda r: (r.started_at or datetime.min, r.id), reverse=True)
             repro["runs"] = [self._run(r, repro["claims"]) for r in runs[:RUNS_PER_REPRODUCTION]]
         for repro in out.values():
             repro["slug"] = self.repro_slugs.get(repro["name"])
