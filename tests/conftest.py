@@ -69,7 +69,7 @@ def pg_url(pg_server) -> str:
     """A fresh, migrated catalog database on the server, dropped after the test."""
     url = pg_server.fresh_database()
     yield url
-    pg_server.drop_database(url)
+    pg_server.release(url)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def empty_pg_url(pg_server) -> str:
     """A new database with nothing in it, as `createdb` leaves it: no catalog yet."""
     url = pg_server.fresh_database(migrated=False)
     yield url
-    pg_server.drop_database(url)
+    pg_server.release(url)
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ class Targets:
 
     def close(self) -> None:
         for url in self.urls:
-            self.server.drop_database(url)
+            self.server.release(url)
 
 
 def _targets(kind: str, folder: Path, request) -> Targets:

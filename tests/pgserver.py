@@ -1,7 +1,9 @@
 """A PostgreSQL server for the tests: the one CI started ($DIGEST_TEST_PG_URL) or a throwaway cluster.
 
 Each test gets a fresh database, copied from a template migrated once per session
-(copying a template is much faster than migrating again), and dropped afterwards.
+(copying a template is much faster than migrating again). A released catalog is emptied
+back to the template's state (TRUNCATE … RESTART IDENTITY, the template's meta rows) and
+handed to the next test: several times faster than CREATE DATABASE on a loaded machine.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import REPO
@@ -31,6 +33,9 @@ class PgServer:
     admin_url: str  # a superuser connection to a maintenance database
     cluster_dir: Path | None = None  # set when this process started the cluster
     template: str | None = None
+    template_meta: list[tuple] = field(default_factory=list)  # the migrated template's meta rows
+    migrated: set[str] = field(default_factory=set)  # catalogs handed out, reusable once emptied
+    spare: list[str] = field(default_factory=list)  # emptied catalogs, ready for the next test
 
     @classmethod
     def from_env(cls) -> PgServer | None:
@@ -72,6 +77,8 @@ class PgServer:
 
     def fresh_database(self, *, migrated: bool = True) -> str:
         """A new database: a copy of a migrated template, or empty as after `createdb` (`migrated=False`)."""
+        if migrated and self.spare:
+            return self.spare.pop()
         name = f"digest_t{os.getpid()}_{next(_names)}"
         if not migrated:
             self._create(name, "template0")
@@ -82,9 +89,48 @@ class PgServer:
             self.template = f"digest_tpl_{os.getpid()}"
             self.drop_database(self._url_for(self.template))
             self._create(self.template, "template0")
-            open_db(self._url_for(self.template)).dispose()  # migrated once; copies start at the latest schema
+            engine = open_db(self._url_for(self.template))  # migrated once; copies start at the latest schema
+            with engine.connect() as c:
+                self.template_meta = [tuple(r) for r in c.exec_driver_sql("SELECT key, value FROM meta")]
+            engine.dispose()
         self._create(name, self.template)
-        return self._url_for(name)
+        url = self._url_for(name)
+        self.migrated.add(url)
+        return url
+
+    def release(self, url: str) -> None:
+        """A test is done with `url`: keep a migrated catalog for reuse (emptied), drop anything else."""
+        if url not in self.migrated:
+            self.drop_database(url)
+            return
+        try:
+            self._empty(url)
+        except Exception:  # a test left it in a state we cannot reset: start over with a new copy
+            self.migrated.discard(url)
+            self.drop_database(url)
+        else:
+            self.spare.append(url)
+
+    def _empty(self, url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        admin = self._admin()
+        try:  # connections a test left open would hold locks TRUNCATE waits for
+            with admin.connect() as c:
+                c.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                  " WHERE datname = %(db)s AND pid <> pg_backend_pid()", {"db": make_url(url).database})
+        finally:
+            admin.dispose()
+        engine = create_engine(url)
+        try:
+            with engine.begin() as c:
+                tables = [r[0] for r in c.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+                c.exec_driver_sql(f"TRUNCATE {', '.join(f'{chr(34)}{t}{chr(34)}' for t in tables)} RESTART IDENTITY CASCADE")
+                c.exec_driver_sql("INSERT INTO meta(key, value) VALUES (%(k)s, %(v)s)",
+                                  [{"k": k, "v": v} for k, v in self.template_meta])
+        finally:
+            engine.dispose()
 
     def drop_database(self, url: str) -> None:
         from sqlalchemy.engine import make_url
@@ -97,6 +143,8 @@ class PgServer:
             admin.dispose()
 
     def stop(self) -> None:
+        for url in self.spare:
+            self.drop_database(url)
         if self.template:
             self.drop_database(self._url_for(self.template))
         if self.cluster_dir is not None:
