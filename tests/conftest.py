@@ -38,6 +38,7 @@ def db_path(tmp_path: Path) -> Path:
 ENGINES = ("sqlite", "postgresql")
 # The catalog's own test modules run every test that opens a catalog on both engines.
 BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
+BOTH_ENGINE_MODULES |= {"test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -133,6 +134,47 @@ class Cli:
 @pytest.fixture
 def cli(new_db_target) -> Cli:
     return Cli(new_db_target)
+
+
+# ---------------------------------------------------------------- both engines: more catalogs per test
+
+@pytest.fixture
+def engine_cli(db_target) -> Cli:
+    """`digest` on the very catalog `engine` has open. (`cli` starts from `new_db_target`: on SQLite
+    that is the same file, on PostgreSQL another, empty database.)"""
+    return Cli(db_target)
+
+
+@pytest.fixture
+def another_db_target(db_kind: str, tmp_path: Path, request):
+    """A factory for tests that need several catalogs: each call gives another target like
+    `db_target`, on the test's engine (a new file, or a new migrated PostgreSQL database)."""
+    made: list[Path | str] = []
+
+    def new() -> Path | str:
+        if db_kind == "sqlite":
+            made.append(tmp_path / f"another-{len(made)}.db")
+        else:
+            made.append(request.getfixturevalue("pg_server").fresh_database())
+        return made[-1]
+
+    yield new
+    if db_kind != "sqlite":
+        for url in made:
+            request.getfixturevalue("pg_server").drop_database(url)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_db_target(request, tmp_path_factory):
+    """Like `db_target`, but shared by the tests of one module, once per engine: for read-only
+    fixtures too costly to build per test (a whole generated site)."""
+    if request.param == "sqlite":
+        yield tmp_path_factory.mktemp("module-catalog") / "catalog.db"
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.fresh_database()
+    yield url
+    server.drop_database(url)
 
 
 # ---------------------------------------------------------------- headless Chromium
