@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -78,6 +78,32 @@ class IngestStats:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")} | {"posts": self.posts}
+
+
+def _strings(rec: PostRecord) -> tuple[str, ...]:
+    """Every free-text string a record brings (ids, dates and the like cannot hold a NUL)."""
+    src = rec.source
+    return (rec.text, rec.raw, rec.title, rec.url, rec.forwarded_from or "", src.handle, src.title, src.url,
+            *rec.hashtags, *(link.url for link in rec.links), *(v for pair in rec.extra for v in pair))
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, tuple):
+        return tuple(map(_without_nul, value))
+    if is_dataclass(value):
+        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+    return value
+
+
+def _storable(rec: PostRecord) -> PostRecord:
+    """`rec` with every NUL character dropped (text, title, raw, links, source...).
+
+    A PostgreSQL text value cannot hold NUL; SQLite's could, but its full-text index and
+    LIKE stop at one. Dropping it on both engines keeps their catalogs the same.
+    """
+    return _without_nul(rec) if any("\x00" in s for s in _strings(rec)) else rec
 
 
 def _chunks(records: Iterable[PostRecord], size: int) -> Iterator[list[PostRecord]]:
@@ -332,7 +358,7 @@ def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
     stats = IngestStats(files=1)
     with engine.begin() as conn:
         upserter = _Upserter(conn, stats)
-        for batch in _chunks(records, CHUNK):
+        for batch in _chunks(map(_storable, records), CHUNK):
             upserter.write(batch)
             if on_progress:
                 on_progress(len(batch))

@@ -29,7 +29,8 @@ def post_dict(post: Post) -> dict[str, Any]:
         "raw": post.raw,
         "tags": sorted(pt.tag.name for pt in post.tags),
         "arxiv_ids": sorted(pp.paper.arxiv_id for pp in post.papers),
-        "papers": [{"arxiv_id": pp.paper.arxiv_id, "title": pp.paper.title} for pp in post.papers],
+        "papers": [{"arxiv_id": pp.paper.arxiv_id, "title": pp.paper.title}
+                   for pp in sorted(post.papers, key=lambda pp: pp.paper.arxiv_id)],  # not the engine's row order
         "links": [{"url": link.url, "kind": link.kind} for link in post.links],
         "extra": post.extra or {},
     }

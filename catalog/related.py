@@ -64,7 +64,8 @@ def load_corpus(engine: Engine) -> Corpus:
         for pid, title, abstract in s.execute(select(Paper.id, Paper.title, Paper.abstract).order_by(Paper.id)):
             titles[pid], abstracts[pid] = title or "", abstract or ""
         post_papers: dict[int, list[int]] = {}
-        for post_id, paper_id in s.execute(select(PostPaper.post_id, PostPaper.paper_id)):
+        for post_id, paper_id in s.execute(select(PostPaper.post_id, PostPaper.paper_id)
+                                           .order_by(PostPaper.post_id, PostPaper.paper_id)):
             post_papers.setdefault(post_id, []).append(paper_id)
         keys: list[tuple[str, int]] = []
         texts: list[str] = []

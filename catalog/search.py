@@ -55,16 +55,17 @@ class Filters:
     include_copies: bool = False  # forwards/reposts of a post in another source (catalog.sources)
 
     def sql(self, *, copies: bool = True) -> tuple[str, list[Any]]:
-        """WHERE fragments over alias ``p`` (post) and their parameters."""
+        """WHERE fragments over alias ``p`` (post) and their ``?`` parameters, for both engines."""
         where, params = [], []
         if self.tag:
             where.append("EXISTS (SELECT 1 FROM post_tag pt JOIN tag t ON t.id = pt.tag_id"
                          " WHERE pt.post_id = p.id AND t.name = ?)")
             params.append(normalize_hashtag(self.tag))
         if self.source:
-            where.append("p.source_id IN (SELECT id FROM source WHERE handle = ? COLLATE NOCASE"
-                         " OR title = ? COLLATE NOCASE OR CAST(id AS TEXT) = ?"
-                         " UNION SELECT source_id FROM source_alias WHERE handle = ? COLLATE NOCASE)")
+            # lower() on both engines (on SQLite it folds ASCII letters only, as COLLATE NOCASE did)
+            where.append("p.source_id IN (SELECT id FROM source WHERE lower(handle) = lower(?)"
+                         " OR lower(title) = lower(?) OR CAST(id AS TEXT) = ?"
+                         " UNION SELECT source_id FROM source_alias WHERE lower(handle) = lower(?))")
             params += [self.source.lstrip("@")] * 4
         if self.lang:
             where.append("p.language = ?")

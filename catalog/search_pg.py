@@ -20,12 +20,12 @@ indexes on the title, the indexed body and the raw text serve.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from catalog.searchtext import _CJK_RUN, fold
-from scrapers.normalize import normalize_hashtag
 
 # ts_rank weights are {D, C, B, A}: the body is B, the title A, worth ten times more.
 RANK_WEIGHTS = "{0, 0, 0.1, 1.0}"
@@ -49,30 +49,11 @@ def create_search_index(conn: Connection) -> None:
 
 
 def _filters(filters: Any, params: dict[str, Any]) -> str:
-    """The WHERE fragments of `catalog.search.Filters` over alias ``p``, as bound parameters."""
-    where = []
-    if filters.tag:
-        where.append("EXISTS (SELECT 1 FROM post_tag pt JOIN tag t ON t.id = pt.tag_id"
-                     " WHERE pt.post_id = p.id AND t.name = :f_tag)")
-        params["f_tag"] = normalize_hashtag(filters.tag)
-    if filters.source:
-        where.append("p.source_id IN (SELECT id FROM source WHERE lower(handle) = lower(:f_source)"
-                     " OR lower(title) = lower(:f_source) OR CAST(id AS TEXT) = :f_source)")
-        params["f_source"] = filters.source
-    if filters.lang:
-        where.append("p.language = :f_lang")
-        params["f_lang"] = filters.lang.lower()
-    if filters.since:
-        where.append("p.published_at >= :f_since")
-        params["f_since"] = filters.since.replace(tzinfo=None)
-    if filters.until:
-        where.append("p.published_at <= :f_until")
-        params["f_until"] = filters.until.replace(tzinfo=None)
-    if filters.has_reproduction is not None:
-        where.append(("" if filters.has_reproduction else "NOT ") +
-                     "EXISTS (SELECT 1 FROM post_paper pp JOIN reproduction r ON r.paper_id = pp.paper_id"
-                     " WHERE pp.post_id = p.id)")
-    return "".join(f" AND {w}" for w in where)
+    """`catalog.search.Filters.sql` (one definition for both engines), its ``?`` as named binds."""
+    where, values = filters.sql()
+    numbers = iter(range(len(values)))
+    params.update({f"f{n}": value for n, value in enumerate(values)})
+    return re.sub(r"\?", lambda _: f":f{next(numbers)}", where)
 
 
 def _tsquery(terms: list[list[str]], params: dict[str, Any]) -> str:

@@ -170,10 +170,10 @@ def source_by_ref(conn: Connection, ref: str) -> int:
         return int(value)
     handle = _username(value) if (value.startswith("@") or "t.me/" in value) else value
     for kind in ("telegram", None):
-        query = select(S.c.id).where(_handle_match(S.c.handle, handle, "telegram"))
+        query = select(S.c.id).where(_handle_match(S.c.handle, handle, "telegram")).order_by(S.c.id)
         sid = conn.execute(query.where(S.c.kind == kind) if kind else query).scalar()
         if sid is None:
-            alias_q = select(A.c.source_id).where(_handle_match(A.c.handle, handle, "telegram"))
+            alias_q = select(A.c.source_id).where(_handle_match(A.c.handle, handle, "telegram")).order_by(A.c.id)
             sid = conn.execute(alias_q.where(A.c.kind == kind) if kind else alias_q).scalar()
         if sid is not None:
             return sid
@@ -231,7 +231,7 @@ def merge_sources(conn: Connection, keep: int, other: int, *, automatic: str = "
     report = MergeReport(keep=_source_info(conn, keep), other=_source_info(conn, other),
                          posts_before={"keep": _post_count(conn, keep), "other": _post_count(conn, other)},
                          automatic=automatic)
-    theirs = dict(conn.execute(select(P.c.external_id, P.c.id).where(P.c.source_id == other)).all())
+    theirs = dict(conn.execute(select(P.c.external_id, P.c.id).where(P.c.source_id == other).order_by(P.c.id)).all())
     ours: dict[str, int] = {}
     for part in chunked(list(theirs)):
         ours.update(conn.execute(select(P.c.external_id, P.c.id).where(
@@ -366,7 +366,8 @@ def same_channel_candidates(conn: Connection, sid: int, external_ids: Iterable[s
         return []
     found: list[tuple[int, str]] = []
     if me.channel_id is not None:
-        for (other,) in conn.execute(select(S.c.id).where(S.c.channel_id == me.channel_id, S.c.id != sid)):
+        for (other,) in conn.execute(select(S.c.id).where(S.c.channel_id == me.channel_id, S.c.id != sid)
+                                     .order_by(S.c.id)):
             found.append((other, f"same Telegram channel id {me.channel_id}"))
     ids = list(dict.fromkeys(external_ids))[-_SAMPLE:]
     mine: dict[str, str] = {}

@@ -39,6 +39,7 @@ ENGINES = ("sqlite", "postgresql")
 # The catalog's own test modules run every test that opens a catalog on both engines.
 BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
 BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_demo"}  # arxiv, runs, site, demo
+BOTH_ENGINE_MODULES |= {"test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -197,6 +198,19 @@ def catalog_cli(engine, db_target) -> Cli:
 def cli_for():
     """`cli_for(target)`: `digest` against another catalog, such as a `fresh_target()` one."""
     return Cli
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def module_db_target(request, tmp_path_factory):
+    """Like `db_target`, but shared by the tests of one module, once per engine: for read-only
+    fixtures too costly to build per test (a whole generated site)."""
+    if request.param == "sqlite":
+        yield tmp_path_factory.mktemp("module-catalog") / "catalog.db"
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.fresh_database()
+    yield url
+    server.release(url)
 
 
 # ---------------------------------------------------------------- headless Chromium

@@ -90,17 +90,17 @@ def test_bibtex_keys_are_unique_and_do_not_depend_on_the_selection(papers_engine
     assert sorted(keys_both) == ["vaswani2017attention:1706.03762", "vaswani2017attention:1810.04805"]
 
 
-def test_cli_bibtex_for_one_paper_and_a_selection(papers_engine, cli):
-    r = cli("paper", "arXiv:2004.13342v2", "--bibtex")
+def test_cli_bibtex_for_one_paper_and_a_selection(papers_engine, catalog_cli):
+    r = catalog_cli("paper", "arXiv:2004.13342v2", "--bibtex")
     assert r.exit_code == 0, r.output
     assert [e["ID"] for e in parse_bib(r.stdout).entries] == ["zhou2020scheduled"]
 
-    r = cli("papers", "--bibtex")
+    r = catalog_cli("papers", "--bibtex")
     assert r.exit_code == 0, r.output
     assert {e["eprint"] for e in parse_bib(r.stdout).entries} == {"2004.13342", "1706.03762", "2007.03898"}
     assert "without metadata left out" in r.stderr
 
-    r = cli("paper", "1502.03167", "--bibtex")  # known id, no metadata yet
+    r = catalog_cli("paper", "1502.03167", "--bibtex")  # known id, no metadata yet
     assert r.exit_code == 1 and r.stderr.count("\n") == 1 and "arxiv sync" in r.stderr
 
 
@@ -149,16 +149,16 @@ def test_top_papers_since_counts_only_recent_posts(sample_engine):
     assert (newest - recent_window(sample_engine, 30)).days == 30
 
 
-def test_cli_top(sample_engine, cli):
-    r = cli("papers", "--top", "--limit", "3", "--json")
+def test_cli_top(sample_engine, catalog_cli):
+    r = catalog_cli("papers", "--top", "--limit", "3", "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [row["rank"] for row in rows] == [1, 2, 3]
-    r = cli("papers", "--top", "--by", "views")
+    r = catalog_cli("papers", "--top", "--by", "views")
     assert r.exit_code == 2 and "unknown ranking" in r.stderr
-    r = cli("papers", "--since", "2020-01-01")
+    r = catalog_cli("papers", "--since", "2020-01-01")
     assert r.exit_code == 2 and "--top" in r.stderr
-    r = cli("papers", "--top", "--since", "yesterday")
+    r = catalog_cli("papers", "--top", "--since", "yesterday")
     assert r.exit_code == 2 and "bad date" in r.stderr
 
 
@@ -226,19 +226,19 @@ def test_feed_entries_are_limited_newest_first_and_stable(hostile_engine):
     assert paper_feed.entries and all("2004.13342" in e.summary for e in paper_feed.entries)
 
 
-def test_cli_feed(hostile_engine, cli):
+def test_cli_feed(hostile_engine, catalog_cli):
     import feedparser
 
-    r = cli("feed", "--tag", "nlp", "--site-url", "https://digest.example")
+    r = catalog_cli("feed", "--tag", "nlp", "--site-url", "https://digest.example")
     assert r.exit_code == 0, r.output
     parsed = feedparser.parse(r.stdout_bytes)
     assert not parsed.bozo and parsed.entries
     assert all(e.link.startswith("https://digest.example/posts/") for e in parsed.entries)
-    r = cli("feed", "--rss")
+    r = catalog_cli("feed", "--rss")
     assert r.exit_code == 0 and feedparser.parse(r.stdout_bytes).version == "rss20"
-    r = cli("feed", "--tag", "no-such-tag")
+    r = catalog_cli("feed", "--tag", "no-such-tag")
     assert r.exit_code == 1 and "no feed for tag" in r.stderr
-    r = cli("feed", "--tag", "nlp", "--source", "x")
+    r = catalog_cli("feed", "--tag", "nlp", "--source", "x")
     assert r.exit_code == 2
 
 
@@ -280,37 +280,42 @@ def test_related_is_stored_once_and_rebuilt_only_after_a_change(sample_engine, t
     assert ensure_related(sample_engine)["posts"] == 30
 
 
-def test_cli_related(sample_engine, cli):
+def test_cli_related(sample_engine, catalog_cli):
     en = post_id_by_title(sample_engine, "Paper of the day: Scheduled DropHead")
-    r = cli("related", str(en), "--posts", "--limit", "2", "--json")
+    r = catalog_cli("related", str(en), "--posts", "--limit", "2", "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert len(rows) == 2 and {row["kind"] for row in rows} == {"post"}
-    r = cli("related", "2004.13342", "--papers", "--json")
+    r = catalog_cli("related", "2004.13342", "--papers", "--json")
     assert r.exit_code == 0 and all(row["kind"] == "paper" for row in json.loads(r.stdout))
     for args, code, words in ((["99999"], 1, "no post"), (["2101.00001"], 1, "no paper"),
                               (["not-an-id"], 2, "not an arXiv id"), ([str(en), "--posts", "--papers"], 2, "exclude")):
-        r = cli("related", *args)
+        r = catalog_cli("related", *args)
         assert r.exit_code == code and words in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
 
 
 # ------------------------------------------------------------------ site
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site_engine(module_db_target, sample_files):
+    """The sample catalog with metadata for two papers, once per engine for the site tests."""
     from catalog.db import open_db
-    from catalog.demo import sample_corpus
     from catalog.ingest import ingest_paths
-    from catalog.sitegen import build_site
 
-    folder = tmp_path_factory.mktemp("discovery-site")
-    engine = open_db(folder / "d.db")
-    ingest_paths(engine, sample_corpus())
+    engine = open_db(module_db_target)
+    ingest_paths(engine, sample_files)
     set_metadata(engine, "2004.13342", title="Scheduled DropHead", authors=["Wangchunshu Zhou", "Tao Ge"],
                  pdf_url="https://arxiv.org/pdf/2004.13342", doi="10.18653/v1/2020.findings-emnlp.178")
     set_metadata(engine, "2007.03898", title=HOSTILE_TITLE, authors=["A <b>Author</b>"])
-    result = build_site(engine, folder / "out", strict=True)
-    return result.site_dir
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def site(site_engine, tmp_path_factory):
+    from catalog.sitegen import build_site
+
+    return build_site(site_engine, tmp_path_factory.mktemp("discovery-site") / "out", strict=True).site_dir
 
 
 def _page(site: Path, rel: str) -> str:
@@ -353,12 +358,12 @@ def test_hostile_paper_title_is_inert_in_meta_tags_and_bibtex(site):
     assert '<meta name="citation_author" content="A &lt;b&gt;Author&lt;/b&gt;">' in page
 
 
-def test_most_discussed_page(site, sample_engine):
+def test_most_discussed_page(site, site_engine):
     from catalog.discussed import top_papers
 
     page = _page(site, "papers/discussed")
     assert 'id="all-time"' in page and 'id="recent"' in page
-    top = top_papers(sample_engine, limit=1)[0]["arxiv_id"]
+    top = top_papers(site_engine, limit=1)[0]["arxiv_id"]
     assert f"arXiv:{top}" in page[page.index('id="all-time"'):]
 
 

@@ -95,30 +95,30 @@ def test_sync_three_channels_one_failing(server, cli):
     assert result.exit_code == 0 and result.stdout == ""
 
 
-def test_sync_lock_keeps_a_second_sync_out(server, cli, engine):
+def test_sync_lock_keeps_a_second_sync_out(server, catalog_cli, engine):
     from catalog.follow import acquire_lock, release_lock
 
-    cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", f"{server.base}/s/alpha_ch")
     acquire_lock(engine)  # this (live) process holds it, as a running sync would
     try:
-        result = cli("sync", "--interval", "0.1", "--no-arxiv")
+        result = catalog_cli("sync", "--interval", "0.1", "--no-arxiv")
         assert result.exit_code == 1 and "another `digest sync` is running" in result.stderr
         assert server.requests == []
     finally:
         release_lock(engine)
-    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
+    assert catalog_cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(server, cli, engine):
+def test_stale_lock_of_a_dead_process_is_taken_over(server, catalog_cli, engine):
     from sqlalchemy import insert
 
     from catalog.models import Meta
 
-    cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", f"{server.base}/s/alpha_ch")
     dead = {"pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(), "since": "2023-07-01T00:00:00"}
     with engine.begin() as c:
         c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(dead)))
-    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
+    assert catalog_cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -170,25 +170,32 @@ def test_deeply_nested_json(tmp_path):
         list(formats.read(path))
 
 
-def test_bad_file_changes_nothing_and_cli_prints_one_line(cli, tmp_path, db_path):
+def test_bad_file_changes_nothing_and_cli_prints_one_line(catalog_cli, engine, tmp_path):
     good = write_json(tmp_path / "good.json", telegram_export([message(1, "kept #nlp")]))
-    assert cli("ingest", str(good)).exit_code == 0
-    from catalog.db import open_db
-
-    engine = open_db(db_path)
+    assert catalog_cli("ingest", str(good)).exit_code == 0
     before = dump(engine)
     bad = tmp_path / "bad.json"
     text = json.dumps(telegram_export([message(i, f"post {i}") for i in range(2, 500)]))
     bad.write_text(text[: len(text) // 2])
-    result = cli("ingest", str(bad))
+    result = catalog_cli("ingest", str(bad))
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "bad.json" in result.stderr and "Traceback" not in result.output
     assert dump(engine) == before
     unknown = tmp_path / "unknown.txt"
     unknown.write_text("nothing recognisable here\n")
-    result = cli("ingest", str(unknown))
+    result = catalog_cli("ingest", str(unknown))
     assert result.exit_code == 1 and "tried: telegram-json" in result.stderr
-    engine.dispose()
+
+
+def test_nul_characters_are_dropped_alike_on_both_engines(engine, tmp_path):
+    """A PostgreSQL text value cannot hold NUL: a post carrying some is stored without them, on SQLite too."""
+    export = telegram_export([message(1, "before\x00after #nlp https://example.org/a\x00b")])
+    path = write_json(tmp_path / "nul.json", export)  # JSON escapes it as \u0000
+    assert ingest_paths(engine, [path]).posts_new == 1
+    with engine.connect() as c:
+        text, url = c.exec_driver_sql("SELECT p.text, l.url FROM post p JOIN link l ON l.post_id = p.id").one()
+    assert (text, url) == ("beforeafter #nlp https://example.org/ab", "https://example.org/ab")
+    assert ingest_paths(engine, [path]).posts_unchanged == 1
 
 
 def test_cli_formats_listing(cli):

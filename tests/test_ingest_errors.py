@@ -7,27 +7,24 @@ import queue
 
 import pytest
 
-from catalog.db import open_db
 from catalog.demo import sample_corpus
 from catalog.errors import DigestError
 from catalog.ingest import _parse_in_child, ingest_file
 from scrapers import formats, telegram_json
 
 
-def test_unknown_format_name_is_a_digest_error(tmp_path):
-    engine = open_db(tmp_path / "c.db")
+def test_unknown_format_name_is_a_digest_error(engine):
     with pytest.raises(DigestError, match=r"^unknown format 'nope' \(known: telegram-json"):
         ingest_file(engine, sample_corpus()[0], format="nope")
     with pytest.raises(formats.UnknownFormat):
         formats.by_name("nope")
 
 
-def test_a_keyerror_inside_a_parser_is_not_reported_as_an_unknown_format(tmp_path, monkeypatch):
+def test_a_keyerror_inside_a_parser_is_not_reported_as_an_unknown_format(engine, monkeypatch):
     def buggy(path):
         raise KeyError("from_id")  # as a parser bug would: a field it assumed every message has
 
     monkeypatch.setattr(telegram_json, "parse_file", buggy)
-    engine = open_db(tmp_path / "c.db")
     for fmt in (None, "telegram-json"):
         with pytest.raises(KeyError) as err:
             ingest_file(engine, sample_corpus()[0], format=fmt)

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from sqlalchemy import inspect
 
 from bench.synthetic import export, write_export
 from catalog import ingest as ingest_mod, searchtext
@@ -26,16 +27,17 @@ CLOCK_COLUMNS = {"ingested_at", "updated_at", "created_at", "fetched_at", "synce
 
 
 def full_dump(engine) -> dict[str, list[tuple]]:
-    """Every row of every table but the FTS index's own, without write-time clocks."""
+    """Every row of every table, without write-time clocks, as ((column, value), ...) in a stable order.
+
+    The tables are the engine's own list, less SQLite's FTS5 index tables (the index of
+    post_search; PostgreSQL's is a column of post_search itself, compared with the rest).
+    """
     out = {}
     with engine.connect() as c:
-        tables = [r[0] for r in c.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'post_fts%'"
-            " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        for table in tables:
+        for table in sorted(t for t in inspect(c).get_table_names() if not t.startswith("post_fts")):
             cur = c.exec_driver_sql(f"SELECT * FROM {table}")
-            keep = [i for i, col in enumerate(cur.keys()) if col not in CLOCK_COLUMNS]
-            out[table] = sorted((tuple(row[i] for i in keep) for row in cur), key=repr)
+            keep = [(i, col) for i, col in enumerate(cur.keys()) if col not in CLOCK_COLUMNS]
+            out[table] = sorted((tuple((col, row[i]) for i, col in keep) for row in cur), key=repr)
     return out
 
 
@@ -51,8 +53,8 @@ def corpus(tmp_path_factory, sample_files):
     return [*sample_files, big]
 
 
-def _ingest(path, files) -> dict[str, list[tuple]]:
-    engine = open_db(path)
+def _ingest(target, files) -> dict[str, list[tuple]]:
+    engine = open_db(target)
     try:
         stats = ingest_paths(engine, files)
         assert stats.posts > 1500
@@ -61,21 +63,21 @@ def _ingest(path, files) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
-def test_fast_paths_build_the_same_catalog_as_the_plain_ones(tmp_path, corpus, monkeypatch):
+def test_fast_paths_build_the_same_catalog_as_the_plain_ones(fresh_target, corpus, monkeypatch):
     pytest.importorskip("rjieba")
     # plain: Python jieba, regex script counts, parsing in this process
     with monkeypatch.context() as m:
         m.setattr(searchtext, "_loaded", searchtext._load("jieba"))
         m.setattr(normalize, "script_counts", reference_script_counts)
         m.setenv("DIGEST_PARALLEL_PARSE", "0")
-        plain = _ingest(tmp_path / "plain.db", corpus)
+        plain = _ingest(fresh_target(), corpus)
     # fast: rjieba, byte counts, every file (even the small samples) parsed by the forked child
     monkeypatch.setattr(searchtext, "_loaded", searchtext._load("rjieba"))
     monkeypatch.setattr(ingest_mod, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(ingest_mod.os, "cpu_count", lambda: 2)
-    fast = _ingest(tmp_path / "fast.db", corpus)
+    fast = _ingest(fresh_target(), corpus)
     assert plain["post"] and plain["post_search"] and plain["link"]
-    assert any("模型" in body for _, body, _ in plain["post_search"])  # Chinese went through the segmenter
+    assert any("模型" in dict(row)["body"] for row in plain["post_search"])  # Chinese went through the segmenter
     for table in plain:
         assert fast[table] == plain[table], table
 

@@ -2,6 +2,10 @@
 
 A small RANK_WINDOW stands in for the real one, so a 60-post catalog has "frequent"
 terms. Expected results are computed independently, straight from FTS5's bm25.
+
+The window is part of the FTS5 search only (PostgreSQL ranks every match with ts_rank,
+catalog.search_pg), so the tests of the window run on SQLite alone; the sample corpus
+test, which only says that the window changes nothing below its size, runs on both.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import random
 import pytest
 
 import catalog.search as search_module
+from catalog.db import open_db
 from catalog.ingest import ingest_file
 from catalog.search import Filters, search
 from catalog.searchtext import match_expression, query_terms
@@ -21,8 +26,12 @@ POSTS = 60
 
 
 @pytest.fixture
-def synthetic_engine(engine, tmp_path):
-    """60 posts: "model" in all, "dropout" in every third, "rarity" in three; #even on even ids."""
+def synthetic_engine(db_path, tmp_path):
+    """60 posts: "model" in all, "dropout" in every third, "rarity" in three; #even on even ids.
+
+    SQLite only: the tests compare with FTS5's own bm25 (see the module docstring).
+    """
+    engine = open_db(db_path)
     rng = random.Random(20)
     filler = ["attention", "layer", "batch", "norm", "gradient", "loss", "token", "head"]
     messages = []
@@ -37,7 +46,8 @@ def synthetic_engine(engine, tmp_path):
         tag = " #even" if i % 2 == 0 else ""
         messages.append(message(i, f"{title}\n{' '.join(words)}{tag}", date=f"2020-04-{1 + i % 28:02d}T10:00:00"))
     ingest_file(engine, write_json(tmp_path / "synthetic.json", telegram_export(messages)))
-    return engine
+    yield engine
+    engine.dispose()
 
 
 def scored_matches(engine, query: str) -> list[tuple[int, float]]:

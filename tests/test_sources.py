@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from sqlalchemy import func, select
@@ -98,19 +97,19 @@ def test_same_channel_id_merges(engine, tmp_path):
 # ---------------------------------------------------------------- the commands, on a copy of a catalog
 
 @pytest.fixture
-def two_route_catalog(tmp_path, cli):
+def two_route_catalog(tmp_path, cli, fresh_target):
     """An HTML export and the page sharing only two posts (too few to merge on their own)."""
     assert cli("ingest", str(write_html_export(tmp_path / "h", MESSAGES[:4]))).exit_code == 0
     assert cli("ingest", str(write_tme_page(tmp_path / "t", MESSAGES[2:]))).exit_code == 0
     rows = json.loads(cli("sources", "--json").stdout)
     assert [(r["handle"], r["posts"]) for r in rows] == [("export:Papers Lab", 4), ("papers_lab", 3)]
-    copy = tmp_path / "copy.db"
-    with sqlite3.connect(cli.db) as src, sqlite3.connect(copy) as dst:
-        src.backup(dst)  # a WAL catalog is more than its main file: copy it through SQLite
+    copy = fresh_target()
+    copied = cli("db", "copy", str(cli.db), str(copy))  # a catalog is more than a file: copy it as users do
+    assert copied.exit_code == 0, copied.output
     return copy
 
 
-def test_merge_dry_run_then_merge(two_route_catalog, cli):
+def test_merge_dry_run_then_merge(two_route_catalog, cli, tmp_path):
     cli.db = two_route_catalog
     before = json.loads(cli("sources", "--json").stdout)
     dry = cli("sources", "merge", "@papers_lab", "export:Papers Lab", "--dry-run", "--json")
@@ -128,7 +127,7 @@ def test_merge_dry_run_then_merge(two_route_catalog, cli):
     post = json.loads(cli("show", str(hit[0]["id"]), "--json").stdout)
     assert post["source_handle"] == "papers_lab"
     # re-ingesting the export now lands in the merged source
-    result = cli("ingest", "--json", str(two_route_catalog.parent / "h" / "messages.html"))
+    result = cli("ingest", "--json", str(tmp_path / "h" / "messages.html"))
     assert json.loads(result.stdout)["posts_new"] == 0
     assert len(json.loads(cli("sources", "--json").stdout)) == 1
 
@@ -200,12 +199,12 @@ def test_repost_by_same_text_without_forward_link(engine, tmp_path):
     assert len(search(engine, "contrastive pretraining", filters=Filters(source="chan_b"))) == 0
 
 
-def test_no_jieba_chatter_on_stderr(tmp_path, sample_files):
+def test_no_jieba_chatter_on_stderr(tmp_path, sample_files, new_db_target):
     """jieba loads in two places (search text, the site's search plugin); neither may print."""
     import subprocess
     import sys
 
-    db = tmp_path / "c.db"
+    db = new_db_target
     for args in (["ingest", *map(str, sample_files)], ["search", "注意力"],
                  ["site", "build", "--out", str(tmp_path / "build")]):
         done = subprocess.run([sys.executable, "-m", "catalog.cli", "--db", str(db), *args], cwd=tmp_path,
@@ -214,23 +213,21 @@ def test_no_jieba_chatter_on_stderr(tmp_path, sample_files):
         assert "prefix dict" not in done.stderr and "Loading model" not in done.stderr, done.stderr
 
 
-def test_migration_upgrades_an_older_catalog(tmp_path):
+def test_migration_upgrades_an_older_catalog(engine, db_target, tmp_path):
     """A catalog from before source identity (schema 4) gains the tables and columns, data kept."""
     from catalog.db import MIGRATIONS, open_db
 
-    db = tmp_path / "old.db"
-    eng = open_db(db)
-    ingest_paths(eng, [write_json_export(tmp_path / "j")])
-    eng.dispose()
-    with sqlite3.connect(db) as c:  # take the catalog back to what version 4 created
+    ingest_paths(engine, [write_json_export(tmp_path / "j")])
+    with engine.begin() as c:  # take the catalog back to what version 4 created
         for index in ("ix_post_fingerprint", "ix_post_copy_of_id", "ix_source_channel_id"):
-            c.execute(f"DROP INDEX {index}")
+            c.exec_driver_sql(f"DROP INDEX {index}")
         for table, column in (("post", "fingerprint"), ("post", "copy_of_id"), ("source", "channel_id")):
-            c.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        c.execute("DROP TABLE source_alias")
-        c.execute("DROP TABLE follow")
-        c.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
-    eng = open_db(db)
+            c.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        c.exec_driver_sql("DROP TABLE source_alias")
+        c.exec_driver_sql("DROP TABLE follow")
+        c.exec_driver_sql("UPDATE meta SET value='4' WHERE key='schema_version'")
+    engine.dispose()
+    eng = open_db(db_target)
     with eng.connect() as c:
         assert c.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").scalar() == str(len(MIGRATIONS))
         assert c.exec_driver_sql("SELECT count(*) FROM post WHERE fingerprint IS NOT NULL").scalar() == len(MESSAGES)
@@ -238,6 +235,7 @@ def test_migration_upgrades_an_older_catalog(tmp_path):
     # and the upgraded catalog merges the next route like a new one would
     ingest_paths(eng, [write_tme_page(tmp_path / "t")])
     assert counts(eng) == (1, len(MESSAGES))
+    eng.dispose()
 
 
 def test_same_channel_id_is_one_source_whatever_the_handle(engine):
