@@ -2,7 +2,8 @@
 // pagefind/ folder, written by `digest site build`: one Pagefind bundle per shard of posts
 // by date, listed newest first in pagefind/shards.json (catalog/sitegen/search.py).
 // A query asks the newest shard first and shows its results at once; older shards are
-// asked only while fewer than a page of results is shown, or when "More results" is
+// asked only while fewer than a page of results is shown (at most AUTO_SHARDS per step,
+// so a word found nowhere costs the same at any size), or when "More results" is
 // pressed. Within a shard results are ranked by relevance, across shards newest first.
 // Filter counts are loaded after the first results are shown, so they never delay them.
 // Everything from the index (titles, filter values, snippets) is put on the page as text:
@@ -16,6 +17,7 @@
   }
   var FILTERS = ["type", "language", "source", "tag"];
   var PAGE = 10;
+  var AUTO_SHARDS = 4;
   var MAX_VALUES = 40;
   var form = root.querySelector("form");
   var input = root.querySelector("input[type=search]");
@@ -39,7 +41,7 @@
         if (!resp.ok) { throw new Error("shards.json: HTTP " + resp.status); }
         return resp.json();
       }).then(function (m) {
-        return m.shards.map(function (s) { return new URL(s.path, bundle); });
+        return m.shards.map(function (s) { return { url: new URL(s.path, bundle), posts: s.posts }; });
       });
       manifest.catch(function () { manifest = null; });
     }
@@ -124,11 +126,13 @@
     if (on) { root.setAttribute("data-busy", ""); } else { root.removeAttribute("data-busy"); }
   }
 
-  function showStatus(st) {
+  function showStatus(st, stopped) {
     var n = st.results.length;
     var all = st.asked >= st.shards.length;
     if (!n) {
-      status.textContent = all ? "No results for “" + st.query + "”" : "Searching older posts…";
+      status.textContent = all ? "No results for “" + st.query + "”"
+        : stopped ? "No results for “" + st.query + "” in the " + st.posts.toLocaleString("en") + " newest posts: “More results” searches older ones"
+          : "Searching older posts…";
       return;
     }
     status.textContent = n + (all ? "" : "+") + (n === 1 && all ? " result" : " results") + " for “" + st.query + "”"
@@ -137,10 +141,11 @@
 
   // Ask the next shard (newest first); adds its results, ranked by relevance, after the newer ones.
   function askNext(st) {
-    var shardUrl = st.shards[st.asked];
-    return instance(shardUrl).then(function (inst) {
+    var shard = st.shards[st.asked];
+    return instance(shard.url).then(function (inst) {
       return inst.search(st.query, { filters: st.filters }).then(function (found) {
         st.asked += 1;
+        st.posts += shard.posts;
         if (found) {
           st.answered.push({ inst: inst, found: found });
           found.results.forEach(function (r) { st.results.push(r); });
@@ -165,8 +170,9 @@
     });
   }
 
-  // Show results up to `target`, asking older shards while too few are known.
-  function fill(st, target) {
+  // Show results up to `target`, asking older shards (AUTO_SHARDS at most) while too few are known.
+  function fill(st, target, alreadyAsked) {
+    var stopAt = st.asked - (alreadyAsked || 0) + AUTO_SHARDS;
     busy(true);
     more.hidden = true;
     function step() {
@@ -176,10 +182,10 @@
         ? render(st, Math.min(target, st.results.length)) : Promise.resolve();
       return shows.then(function () {
         if (st !== state) { return null; }
-        if (st.shown < target && st.asked < st.shards.length) {
+        if (st.shown < target && st.asked < st.shards.length && st.asked < stopAt) {
           return askNext(st).then(step);
         }
-        showStatus(st);
+        showStatus(st, true);
         more.hidden = st.shown >= st.results.length && st.asked >= st.shards.length;
         return null;
       });
@@ -230,11 +236,12 @@
     busy(true);
     shards().then(function (all) {
       if (mine !== seq) { return null; }
-      var st = state = { query: query, filters: selection(), shards: all, asked: 0, answered: [], results: [], shown: 0 };
+      var st = state = { query: query, filters: selection(), shards: all, asked: 0, posts: 0, answered: [],
+        results: [], shown: 0 };
       return askNext(st).then(function () {
         if (st !== state) { return null; }
         list.textContent = "";
-        return fill(st, PAGE).then(function () {
+        return fill(st, PAGE, 1).then(function () {
           return st === state ? loadFilters(st) : null;
         }).then(function () {
           if (st === state) { busy(false); }
