@@ -21,8 +21,10 @@ baseline:  mkdocs-material's built-in search, configured as the site had it befo
            post are the real ones; only the theme around each post is missing.
            `--keep DIR` keeps those pages in DIR for the next run.
 Both in headless Chromium (Debian's chromium + chromedriver) against a local server on
-127.0.0.1. Prints a table; the last line is ratio=<ours median / baseline median>, first
-result times.
+127.0.0.1. Prints a table (ours: to the first result, and until the page is idle: older
+shards, filter counts), then ours by file kind (KB/files, and when the last file of each
+kind was sent); the last line is ratio=<ours median / baseline median>, first result
+times. `--shard-posts N` sets the search shard size of --index-only.
 """
 
 from __future__ import annotations
