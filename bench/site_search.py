@@ -19,9 +19,12 @@ baseline:  mkdocs-material's built-in search, configured as the site had it befo
            our post pages are, without the theme) and index them with Pagefind as
            `digest site build` does. The search page, the index format and its size per
            post are the real ones; only the theme around each post is missing.
+           `--keep DIR` keeps those pages in DIR for the next run.
 Both in headless Chromium (Debian's chromium + chromedriver) against a local server on
-127.0.0.1. Prints a table; the last line is ratio=<ours median / baseline median>, first
-result times.
+127.0.0.1. Prints a table (ours: to the first result, and until the page is idle: older
+shards, filter counts), then ours by file kind (KB/files, and when the last file of each
+kind was sent); the last line is ratio=<ours median / baseline median>, first result
+times. `--shard-posts N` sets the search shard size of --index-only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.site import synthetic_records  # noqa: E402
+from catalog.sitegen.search import SHARD_POSTS  # noqa: E402
 
 QUERIES = ("model", "регуляризация", "注意力", "training attention", "kalomi")
 
@@ -60,11 +66,11 @@ class CountingServer:
             def send_header(self, keyword, value):
                 if keyword.lower() == "content-length":
                     with bench.lock:
-                        bench.log.append((self.path, int(value)))
+                        bench.log.append((self.path, int(value), time.perf_counter()))
                 super().send_header(keyword, value)
 
         self.lock = threading.Lock()
-        self.log: list[tuple[str, int]] = []
+        self.log: list[tuple[str, int, float]] = []  # (path, bytes, when its headers went out)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
@@ -75,7 +81,11 @@ class CountingServer:
 
     def since(self, mark: int, match=lambda path: True) -> int:
         with self.lock:
-            return sum(n for path, n in self.log[mark:] if match(path))
+            return sum(n for path, n, _ in self.log[mark:] if match(path))
+
+    def entries(self, mark: int) -> list[tuple[str, int, float]]:
+        with self.lock:
+            return list(self.log[mark:])
 
     def close(self) -> None:
         self.server.shutdown()
@@ -119,6 +129,13 @@ input.value = query;
 input.form.requestSubmit();
 """
 
+# Resolves once the Search page has nothing more in flight (search.js sets data-busy meanwhile).
+IDLE_JS = """
+const done = arguments[arguments.length - 1];
+const poll = () => document.getElementById('digest-search').hasAttribute('data-busy') ? setTimeout(poll, 20) : done(true);
+poll();
+"""
+
 # Runs in the page opened with ?q=: resolves with the milliseconds since navigation start.
 MKDOCS_JS = """
 const done = arguments[arguments.length - 1];
@@ -133,16 +150,53 @@ poll();
 """
 
 
-def measure_ours(driver, server: CountingServer, query: str) -> tuple[float, int, str]:
+# What a query downloads, by kind of file (the first pattern that matches a path names it).
+KINDS = (("manifest", re.compile(r"shards\.json")), ("js", re.compile(r"\.js$")),
+         ("wasm", re.compile(r"\.pagefind$")), ("meta", re.compile(r"pagefind-entry\.json|\.pf_meta$")),
+         ("filter", re.compile(r"\.pf_filter$")), ("index", re.compile(r"\.pf_index$")),
+         ("fragment", re.compile(r"\.pf_fragment$")), ("other", re.compile("")))
+
+
+def by_kind(entries: list[tuple[str, int, float]], t0: float) -> dict[str, tuple[int, int, float]]:
+    """kind -> (bytes, files, ms after submit when the last one was sent)."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for path, size, when in entries:
+        kind = next(name for name, pattern in KINDS if pattern.search(path.split("?")[0]))
+        n, files, last = out.get(kind, (0, 0, 0.0))
+        out[kind] = (n + size, files + 1, max(last, (when - t0) * 1e3))
+    return out
+
+
+def measure_ours(driver, server: CountingServer, query: str) -> tuple[float, int, str, dict, float, int]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # the page's cache is off, but Pagefind's web worker fetches through the HTTP cache: empty it
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
     driver.get(server.url + "search/")
     WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#digest-search input[name=q]"))
     mark = server.mark()
+    t0 = time.perf_counter()
     result = driver.execute_async_script(OURS_JS, query)
     time.sleep(0.2)  # fragments of the first page of results finish arriving
-    return result["ms"], server.since(mark), result["status"]
+    entries = server.entries(mark)
+    # then everything the page goes on to load by itself (older shards, filter counts) until it is idle
+    driver.execute_async_script(IDLE_JS)
+    idle_ms = (time.perf_counter() - t0) * 1e3
+    idle_bytes = server.since(mark)
+    return result["ms"], sum(n for _, n, _ in entries), result["status"], by_kind(entries, t0), idle_ms, idle_bytes
+
+
+def kind_table(rows) -> list[str]:
+    """One line per query: KB and files per kind, and when the last file of the kind was sent (ms)."""
+    kinds = [name for name, _ in KINDS if any(name in r[7] for r in rows)]
+    lines = ["ours by file kind: KB/files@ms (ms: when the last file of the kind was sent, after submit)",
+             f"{'query':<20} " + " ".join(f"{k:>16}" for k in kinds)]
+    for r in rows:
+        cells = [r[7].get(k) for k in kinds]
+        lines.append(f"{r[0]:<20} " + " ".join(f"{f'{c[0] / 1e3:.0f}/{c[1]}@{c[2]:.0f}' if c else '-':>16}"
+                                               for c in cells))
+    return lines
 
 
 def measure_mkdocs(driver, server: CountingServer, query: str) -> tuple[float, int, str]:
@@ -169,17 +223,37 @@ POST_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><ti
              "<div class=\"digest-text\"><p>{text}</p></div>{terms}</div></article></body></html>")
 
 
-def index_only_site(folder: Path, template_site: Path, posts: int, papers: int, tags: int) -> Path:
+def index_only_site(folder: Path, template_site: Path, posts: int, papers: int, tags: int,
+                    shard_posts: int) -> Path:
     """The Search page of `template_site` over a Pagefind index of `posts` minimal post pages."""
-    import html
     import shutil
 
-    from catalog.sitegen.search import cjk_terms, index_site
+    from catalog.sitegen.search import index_site
 
     site = folder / "site"
     for part in ("search", "assets", "index.html"):
-        src = template_site / part
-        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, site / part)
+        src, dst = template_site / part, site / part
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    done = site / "posts" / f".{posts}-{papers}-{tags}"  # pages kept from an earlier run (--keep)
+    if not done.exists():
+        write_minimal_posts(site, posts, papers, tags)
+        done.touch()
+    # posts are numbered oldest first (bench/site.py dates post i at 7*i hours)
+    index_site(site, [f"posts/post-{i}/index.html" for i in reversed(range(posts))], shard_posts=shard_posts)
+    return site
+
+
+def write_minimal_posts(site: Path, posts: int, papers: int, tags: int) -> None:
+    import html
+    import shutil
+
+    from catalog.sitegen.search import cjk_terms
+
+    shutil.rmtree(site / "posts", ignore_errors=True)
     for i, rec in enumerate(synthetic_records(posts, papers, tags)):
         page = site / "posts" / f"post-{i}" / "index.html"
         page.parent.mkdir(parents=True)
@@ -190,8 +264,6 @@ def index_only_site(folder: Path, template_site: Path, posts: int, papers: int, 
             text=html.escape(rec.text).replace("\n", "<br>"),
             terms=f'<p hidden data-pagefind-weight="0.5">{html.escape(terms)}</p>' if terms else ""),
             encoding="utf-8")
-    index_site(site)
-    return site
 
 
 def build_baseline(folder: Path, posts: int) -> Path:
@@ -222,6 +294,9 @@ def main() -> None:
     ap.add_argument("--queries", nargs="*", default=list(QUERIES))
     ap.add_argument("--index-only", action="store_true",
                     help="Minimal post pages + the real Search page of --site, instead of a full build.")
+    ap.add_argument("--shard-posts", type=int, default=SHARD_POSTS, help="--index-only: posts per search shard.")
+    ap.add_argument("--keep", type=Path, help="--index-only: keep the post pages here and reuse them next time "
+                    "(the Search page, its assets and the index are redone on each run).")
     args = ap.parse_args()
     if args.index_only and not args.site:
         ap.error("--index-only takes the Search page from a built site: give --site DIR")
@@ -230,7 +305,8 @@ def main() -> None:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         if args.index_only:
-            ours_site = index_only_site(tmp / "index-only", args.site.resolve(), args.posts, args.papers, args.tags)
+            ours_site = index_only_site((args.keep or tmp / "index-only").resolve(), args.site.resolve(),
+                                        args.posts, args.papers, args.tags, args.shard_posts)
         elif args.site:
             ours_site = args.site.resolve()
         else:
@@ -244,31 +320,36 @@ def main() -> None:
         index_mb = (base_site / "search" / "search_index.json").stat().st_size / 1e6
         ours_posts = sum(1 for p in (ours_site / "posts").iterdir() if p.is_dir() and p.name != "archive")
         bundle_mb = sum(p.stat().st_size for p in (ours_site / "pagefind").rglob("*") if p.is_file()) / 1e6
+        shard_count = len(json.loads((ours_site / "pagefind" / "shards.json").read_text())["shards"])
 
         ours_server, base_server = CountingServer(ours_site), CountingServer(base_site)
         driver = browser()
         rows = []
         try:
             for query in args.queries:
-                o_ms, o_bytes, o_status = measure_ours(driver, ours_server, query)
+                o_ms, o_bytes, o_status, o_kinds, idle_ms, idle_bytes = measure_ours(driver, ours_server, query)
                 b_ms, b_bytes, b_status = measure_mkdocs(driver, base_server, query)
-                rows.append((query, o_ms, o_bytes, o_status, b_ms, b_bytes, b_status))
+                rows.append((query, o_ms, o_bytes, o_status, b_ms, b_bytes, b_status, o_kinds, idle_ms, idle_bytes))
         finally:
             driver.quit()
             ours_server.close()
             base_server.close()
 
     load = os.getloadavg()
-    print(f"ours: {ours_posts} post pages, Pagefind bundle {bundle_mb:.1f} MB on disk"
+    print(f"ours: {ours_posts} post pages, {shard_count} search shards, Pagefind bundles {bundle_mb:.1f} MB on disk"
           + (" (prebuilt)" if args.site and not args.index_only else f", built in {ours_build_s:.0f} s")
           + (" [--index-only: minimal post pages, real Search page]" if args.index_only else ""))
     print(f"baseline: {args.baseline_posts} posts, mkdocs search_index.json {index_mb:.1f} MB"
           + (" (prebuilt)" if reuse else f", built in {base_build_s:.0f} s"))
     print(f"cpu cores {os.cpu_count()}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
-    print(f"{'query':<20} {'ours ms':>9} {'ours KB':>9}  {'mkdocs ms':>10} {'mkdocs KB':>10}  ours / mkdocs status")
-    for query, o_ms, o_bytes, o_status, b_ms, b_bytes, b_status in rows:
-        print(f"{query:<20} {o_ms:>9.0f} {o_bytes / 1e3:>9.0f}  {b_ms:>10.0f} {b_bytes / 1e3:>10.0f}  "
-              f"{o_status[:28]!r} / {b_status[:28]!r}")
+    print("ours ms/KB: to the first result (and its page of fragments); idle: until the page stops loading "
+          "(older shards, filter counts)")
+    print(f"{'query':<20} {'ours ms':>9} {'ours KB':>9} {'idle ms':>9} {'idle KB':>9}  {'mkdocs ms':>10} "
+          f"{'mkdocs KB':>10}  ours / mkdocs status")
+    for query, o_ms, o_bytes, o_status, b_ms, b_bytes, b_status, _, idle_ms, idle_bytes in rows:
+        print(f"{query:<20} {o_ms:>9.0f} {o_bytes / 1e3:>9.0f} {idle_ms:>9.0f} {idle_bytes / 1e3:>9.0f}  "
+              f"{b_ms:>10.0f} {b_bytes / 1e3:>10.0f}  {o_status[:40]!r} / {b_status[:24]!r}")
+    print("\n".join(kind_table(rows)))
     ours_med = statistics.median(r[1] for r in rows)
     base_med = statistics.median(r[4] for r in rows)
     print(f"ours: median first result {ours_med:.0f} ms, max {max(r[1] for r in rows):.0f} ms, "

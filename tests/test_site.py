@@ -344,9 +344,9 @@ def test_hostile_post_is_inert_text(built):
 
 
 def pagefind_fragments(site: Path) -> list[dict]:
-    """Every page record of the Pagefind bundle (gzip, then a signature, then JSON)."""
+    """Every page record of the Pagefind bundles, all shards (gzip, then a signature, then JSON)."""
     out = []
-    for path in (site / "pagefind" / "fragment").glob("*.pf_fragment"):
+    for path in (site / "pagefind").glob("shard-*/fragment/*.pf_fragment"):
         data = gzip.decompress(path.read_bytes()).decode("utf-8")
         assert data.startswith("pagefind_dcd")
         out.append(json.loads(data[len("pagefind_dcd"):]))
@@ -355,7 +355,9 @@ def pagefind_fragments(site: Path) -> list[dict]:
 
 def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     site = built["site"]
-    entry = json.loads((site / "pagefind" / "pagefind-entry.json").read_text(encoding="utf-8"))
+    manifest = json.loads((site / "pagefind" / "shards.json").read_text(encoding="utf-8"))
+    assert [s["path"] for s in manifest["shards"]] == ["shard-0000/"]  # a small site is one shard
+    entry = json.loads((site / "pagefind" / "shard-0000" / "pagefind-entry.json").read_text(encoding="utf-8"))
     assert list(entry["languages"]) == ["zh"]  # one index for ru, en and zh (see catalog/sitegen/search.py)
     assert not (site / "search" / "search_index.json").exists()  # mkdocs' one-file index is gone
     urls = {f["url"] for f in pagefind_fragments(site)}
@@ -366,6 +368,38 @@ def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     post = next(f for f in pagefind_fragments(site) if f["url"].startswith("/posts/scheduled-drophead-regulyar"))
     assert post["filters"]["type"] == ["post"] and post["filters"]["language"] == ["ru"]
     assert post["filters"]["source"] == ["DL-дайджест (пример)"] and "#nlp" in post["filters"]["tag"]
+
+
+def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path):
+    from catalog.sitegen.search import index_site, plan_shards, read_manifest
+
+    # newest first; cut from the oldest, the newest shard takes the rest and the other pages
+    shards = plan_shards([f"p{i}" for i in range(6, -1, -1)], ["papers/a"], 2)
+    assert [(s.name, s.pages) for s in shards] == [("shard-0003", ["p6", "papers/a"]), ("shard-0002", ["p5", "p4"]),
+                                                   ("shard-0001", ["p3", "p2"]), ("shard-0000", ["p1", "p0"])]
+    assert [s.pages for s in plan_shards(["p0"], [], 10)] == [["p0"]]
+    assert [s.pages for s in plan_shards([], ["a"], 10)] == [["a"]]
+
+    site = tmp_path / "site"
+    posts = []
+    for i in range(5):  # post-4 is the newest
+        page = site / "posts" / f"post-{i}" / "index.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(f"<html><body><div data-pagefind-body><h1>Post {i}</h1><p>word{i}</p></div></body></html>")
+        posts.insert(0, f"posts/post-{i}/index.html")
+    index_site(site, posts, shard_posts=2)
+    manifest = read_manifest(site)
+    assert [(s["path"], s["posts"]) for s in manifest["shards"]] == [
+        ("shard-0002/", 1), ("shard-0001/", 2), ("shard-0000/", 2)]
+    entries = {s["path"]: site / "pagefind" / s["path"] / "pagefind-entry.json" for s in manifest["shards"]}
+    stamps = {k: v.stat().st_mtime_ns for k, v in entries.items()}
+    (site / "posts" / "post-4" / "index.html").write_text(
+        "<html><body><div data-pagefind-body><h1>Post 4</h1><p>edited</p></div></body></html>")
+    index_site(site, posts, shard_posts=2)
+    assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]  # old shards kept as they were
+    assert entries["shard-0001/"].stat().st_mtime_ns == stamps["shard-0001/"]
+    assert entries["shard-0002/"].stat().st_mtime_ns != stamps["shard-0002/"]  # the newest one re-indexed
+    assert not list(tmp_path.glob(".pagefind-*"))  # the staging folders are gone
 
 
 def test_chinese_posts_carry_the_words_inside_compound_words():

@@ -1,5 +1,6 @@
 """The built site in a real headless Chromium: Pagefind search in three languages, hostile content inert,
-nothing loaded from outside 127.0.0.1, and a bounded download per query on a 2,000-post site.
+nothing loaded from outside 127.0.0.1, and a bounded download per query on a 2,000-post site cut into
+search shards of 300 posts (old posts still found; a frequent word asks only the newest shard).
 
 Uses Debian's `chromium` and `chromium-driver` through selenium (no browser download);
 the site is served from a local HTTP server on 127.0.0.1 that counts the bytes it sends.
@@ -25,6 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 QUERY_BUDGET = 1_000_000  # bytes a query may download after the page itself (issue 16)
+SHARD_POSTS = 300  # the 2,002-post site is cut into 7 search shards (the newest holds 202 posts)
+FIRST_SHARD_BUDGET = 400_000  # a frequent word, answered by the newest shard alone
 
 
 class CountingServer:
@@ -54,6 +57,10 @@ class CountingServer:
     def mark(self) -> int:
         with self.lock:
             return self.sent
+
+    def paths_since(self, count: int) -> list[str]:
+        with self.lock:
+            return self.paths[count:]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -193,15 +200,25 @@ def test_hostile_post_runs_nothing_in_results_or_on_its_page(driver, site_url):
 
 @pytest.fixture(scope="module")
 def big_site(tmp_path_factory):
+    from datetime import datetime, timezone
+
     from bench.site import synthetic_records
     from catalog.db import open_db
     from catalog.ingest import ingest_records
     from catalog.sitegen import build_site
+    from scrapers.records import PostRecord, SourceRecord
 
     folder = tmp_path_factory.mktemp("big-site")
     engine = open_db(folder / "big.db")
     ingest_records(engine, synthetic_records(2000, 400, 100))
-    result = build_site(engine, folder / "out", run_roots=[])
+    # the synthetic posts run from 2019-01-01 for 583 days: one post older, one newer than all of them
+    source = SourceRecord("telegram", "shard_channel", "Shards")
+    ingest_records(engine, [
+        PostRecord(source=source, external_id="old", published_at=datetime(2018, 6, 1, tzinfo=timezone.utc),
+                   title="An old note", text="The word zebrafinchology is only in this old post.", language="en"),
+        PostRecord(source=source, external_id="new", published_at=datetime(2024, 6, 1, tzinfo=timezone.utc),
+                   title="A recent note", text="Quokkametrics: only in the newest post.", language="en")])
+    result = build_site(engine, folder / "out", run_roots=[], shard_posts=SHARD_POSTS)
     server = CountingServer(result.site_dir)
     yield server
     server.close()
@@ -222,3 +239,65 @@ def test_a_query_downloads_little_on_a_2000_post_site(driver, big_site, query):
     sent = big_site.mark() - before
     assert 0 < sent <= QUERY_BUDGET, f"{query!r}: {sent} bytes"
     assert requested_hosts(driver) == {big_site.url.split("/")[2]}
+
+
+def wait_until_idle(driver, timeout: float = 60) -> None:
+    """Until the Search page has nothing in flight (search.js marks it data-busy meanwhile)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.find_element(By.ID, "digest-search").get_attribute("data-busy") is None)
+
+
+def newest_shard(server: CountingServer) -> str:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "pagefind/shards.json") as resp:
+        return json.load(resp)["shards"][0]["path"]
+
+
+def test_a_sharded_site_finds_old_and_new_posts_and_a_frequent_word_asks_one_shard(driver, big_site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert newest_shard(big_site) == "shard-0006/"
+    # only in the oldest shard: with fewer than a page of results older shards are asked, 4 at a time,
+    # then "More results" goes on
+    driver.get(big_site.url + "search/?q=zebrafinchology")
+    wait_until_idle(driver)
+    more = driver.find_element(By.CSS_SELECTOR, ".digest-search__more")
+    status = driver.find_element(By.CSS_SELECTOR, ".digest-search__status").text
+    assert more.is_displayed() and "+ results for" in status, status  # 4 of 7 shards asked
+    more.click()
+    wait_until_idle(driver)
+    old = wait_for_results(driver)
+    assert any(h["title"].startswith("An old note") for h in old), old
+    status = driver.find_element(By.CSS_SELECTOR, ".digest-search__status").text
+    assert "+" not in status, status  # every shard answered: an exact count
+    new = search(driver, big_site.url, "quokkametrics")
+    assert new[0]["title"].startswith("A recent note"), new
+
+    driver.get(big_site.url + "search/")
+    box = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#digest-search input[name=q]"))[0]
+    before, paths_before = big_site.mark(), len(big_site.paths_since(0))
+    box.send_keys("model", Keys.ENTER)
+    hits = wait_for_results(driver, timeout=60)
+    wait_until_idle(driver)  # filter counts loaded too
+    sent = big_site.mark() - before
+    assert len(hits) == 10 and sent <= FIRST_SHARD_BUDGET, f"{len(hits)} results, {sent} bytes"
+    shards = {p.split("/")[2] for p in big_site.paths_since(paths_before) if p.startswith("/pagefind/shard-")}
+    assert shards == {"shard-0006"}, shards  # a page of results from the newest shard: no older one asked
+    status = driver.find_element(By.CSS_SELECTOR, ".digest-search__status").text
+    assert "+ results for" in status, status  # the older shards have not answered: "N+ results"
+    # "More results" goes on into older shards, newest first
+    more = driver.find_element(By.CSS_SELECTOR, ".digest-search__more")
+    assert more.is_displayed()
+    for _ in range(60):  # the newest shard has several hundred hits for "model": page through them
+        if any(p.startswith("/pagefind/shard-0005/") for p in big_site.paths_since(paths_before)):
+            break
+        more.click()
+        wait_until_idle(driver)
+    assert any(p.startswith("/pagefind/shard-0005/") for p in big_site.paths_since(paths_before))

@@ -25,12 +25,17 @@ def register(app: typer.Typer) -> None:
             False, "--incremental",
             help="Re-render only pages whose content changed since the last build in OUT (after adding posts); "
                  "rebuild fully after changing templates or the theme."),
+        shard_posts: Optional[int] = typer.Option(
+            None, "--search-shard-posts", min=1,
+            help="Posts per search shard, cut by date; the Search page asks the newest shard first. "
+                 "[default: 10000]"),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Generate one page per post, paper, tag, source and reproduction, build the HTML, index it for search."""
         from catalog.sitegen import build_site
 
-        result = build_site(state(ctx).engine(must_exist=True), out, strict=strict, incremental=incremental)
+        result = build_site(state(ctx).engine(must_exist=True), out, strict=strict, incremental=incremental,
+                            shard_posts=shard_posts)
         if as_json:
             print_json(result.as_dict())
             return

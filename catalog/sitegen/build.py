@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from catalog.errors import DigestError
 from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
-from catalog.sitegen.search import index_site
+from catalog.sitegen.search import SHARD_POSTS, index_site
 
 CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DEFAULT_OUT = Path("build")
@@ -117,14 +117,16 @@ def remove_stale_pages(docs_dir: Path, site_dir: Path) -> int:
 
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
-               run_roots: list[Path] | None = None, incremental: bool = False) -> BuildResult:
+               run_roots: list[Path] | None = None, incremental: bool = False,
+               shard_posts: int | None = None) -> BuildResult:
     """Generate the Markdown for the whole catalog, build the HTML site, index it for search (Pagefind).
 
     `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
     build on any mkdocs warning, broken links included. `incremental` keeps the HTML of
     pages whose Markdown did not change (an earlier build in `out` is needed; theme or
-    template changes call for a full build) and removes the HTML of deleted pages; the
-    search index is always rebuilt whole.
+    template changes call for a full build) and removes the HTML of deleted pages. The
+    search index is cut by date into shards of `shard_posts` posts (default SHARD_POSTS);
+    only shards whose pages changed are indexed again (catalog/sitegen/search.py).
     """
     docs_dir, site_dir = out_dirs(out)
     t0 = time.perf_counter()
@@ -135,7 +137,7 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     if dirty:
         remove_stale_pages(docs_dir, site_dir)
     t2 = time.perf_counter()
-    search_s = index_site(site_dir)
+    search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS)
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, warnings)
 
 

@@ -56,6 +56,7 @@ class GenerateStats:
     written: int = 0
     removed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
 
 
 # ---------------------------------------------------------------- templates
@@ -491,4 +492,5 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     links.check(writer)
     removed = writer.remove_stale()
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md"), written=writer.written,
-                         removed=removed, counts=counts)
+                         removed=removed, counts=counts,
+                         post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts])

@@ -1,10 +1,26 @@
-"""The site's search: a Pagefind index of the built HTML, split into fragments fetched per query.
+"""The site's search: Pagefind indexes of the built HTML, one per shard of posts by date.
 
 mkdocs' own search writes one JSON file with every page's text, which each visitor
 downloads and parses before the first result (43 MB at 10k posts). Pagefind
-(``pagefind-bin-extended`` on PyPI ships its binary) reads the built site and writes
-``pagefind/``: a small entry file, then index chunks and page fragments that a query
-loads on demand. The Search page (content/pages/search.md) shows Pagefind's UI.
+(``pagefind-bin-extended`` on PyPI ships its binary) reads the built site and writes a
+bundle: a small entry file, then index chunks and page fragments that a query loads on
+demand. The Search page (content/pages/search.md, assets/search.js) is our UI over
+Pagefind's JS API.
+
+Shards: one bundle over 100k posts answers a frequent word slowly (its posting list
+lists every page and position: megabytes, and seconds of work in the browser) and
+loads a filter index of every tag of every page. So the posts are cut by date, oldest
+first, into shards of `shard_posts` (the newest shard holds the rest, and every page
+that is not a post: papers, reproductions). Each shard is its own
+bundle, ``pagefind/shard-NNNN/``; ``pagefind/shards.json`` lists them newest first.
+The Search page asks the newest shard first and shows its results at once, then older
+shards only while fewer than a page of results is shown or when "More results" is
+asked for. Within a shard results are ranked by relevance; across shards, newest first.
+
+Rebuilding: a shard is indexed again only when its pages changed (its fingerprint is
+the path, size and mtime of each of its pages; `digest site build --incremental`
+leaves unchanged pages untouched). Boundaries count from the oldest post, so new
+posts only touch the newest shard; a deleted old post shifts every later boundary.
 
 What is indexed: the article of each page that does not set ``search: exclude``
 (content/overrides/main.html marks it ``data-pagefind-body``); filters come from
@@ -22,14 +38,23 @@ is found however the segmenter cut the text around it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.errors import DigestError
 
 BUNDLE = "pagefind"
+MANIFEST = "shards.json"
+SHARD_POSTS = 10_000  # posts per shard: a frequent word's posting list stays a few hundred KB
 LANGUAGE = "zh"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -55,16 +80,110 @@ def pagefind_executable() -> Path:
         raise DigestError(f"the Pagefind binary is missing from pagefind-bin-extended: {exc}") from None
 
 
-def index_site(site_dir: Path) -> float:
-    """Write `site_dir`/pagefind (replacing an older one); returns the seconds it took."""
+@dataclass
+class Shard:
+    name: str
+    pages: list[str]  # HTML files relative to the site, posts newest first
+    posts: int
+
+    def fingerprint(self, site_dir: Path) -> str:
+        digest = hashlib.sha256()
+        for rel in self.pages:
+            st = (site_dir / rel).stat()
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:20]
+
+
+def plan_shards(posts: Sequence[str], others: Sequence[str], shard_posts: int) -> list[Shard]:
+    """Shards newest first: `posts` (newest first) cut from the oldest into runs of `shard_posts`;
+    the newest shard holds the rest (1 to `shard_posts` posts) and `others`. A small newest
+    shard is cheap: when it finds less than a page of results, the Search page asks the next."""
+    oldest_first = list(reversed(posts))
+    size = max(shard_posts, 1)
+    count = max(1, -(-len(oldest_first) // size))
+    shards = []
+    for k in range(count):
+        run = oldest_first[k * size:(k + 1) * size]
+        pages = list(reversed(run)) + (list(others) if k == count - 1 else [])
+        shards.append(Shard(f"shard-{k:04d}", pages, len(run)))
+    return shards[::-1]
+
+
+def site_pages(site_dir: Path) -> list[str]:
+    """Every HTML file of the site outside the search bundle, relative to it, sorted."""
+    out = []
+    for folder, dirs, files in os.walk(site_dir):
+        rel_dir = Path(folder).relative_to(site_dir)
+        if rel_dir == Path("."):
+            dirs[:] = [d for d in dirs if d != BUNDLE]
+        out.extend((rel_dir / f).as_posix() for f in files if f.endswith(".html"))
+    return sorted(out)
+
+
+def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_posts: int = SHARD_POSTS) -> float:
+    """Write `site_dir`/pagefind: one bundle per shard and the manifest; returns the seconds it took.
+
+    `posts`: the post pages (HTML files relative to `site_dir`), newest first; without it
+    the whole site is one shard. Shards whose pages did not change since the last run keep
+    their bundle.
+    """
     t0 = time.perf_counter()
-    cmd = [str(pagefind_executable()), "--site", str(site_dir), "--output-subdir", BUNDLE,
-           "--force-language", LANGUAGE, "--quiet"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DigestError(f"Pagefind could not index {site_dir}: {exc}") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise DigestError(f"Pagefind failed on {site_dir}: {detail[0]}")
+    site_dir = Path(site_dir)
+    pages = site_pages(site_dir)
+    present = set(pages)
+    post_list = [p for p in (posts or []) if p in present]
+    post_set = set(post_list)
+    shards = plan_shards(post_list, [p for p in pages if p not in post_set], shard_posts)
+    out = site_dir / BUNDLE
+    old = read_manifest(site_dir)
+    old_prints = {s["path"].rstrip("/"): s.get("fingerprint") for s in old.get("shards", [])}
+    if not old:  # nothing, or one bundle from an older build: start afresh
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for shard in shards:
+        fingerprint = shard.fingerprint(site_dir)
+        if old_prints.get(shard.name) != fingerprint or not (out / shard.name / "pagefind-entry.json").exists():
+            run_pagefind(site_dir, shard, out / shard.name)
+        entries.append({"path": f"{shard.name}/", "posts": shard.posts, "pages": len(shard.pages),
+                        "fingerprint": fingerprint})
+    keep = {s.name for s in shards}
+    for stale in out.glob("shard-*"):
+        if stale.name not in keep:
+            shutil.rmtree(stale, ignore_errors=True)
+    manifest = {"version": 1, "order": "newest shard first; by relevance within a shard", "shards": entries}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return time.perf_counter() - t0
+
+
+def read_manifest(site_dir: Path) -> dict:
+    try:
+        return json.loads((Path(site_dir) / BUNDLE / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> None:
+    """Index the pages of `shard` into `bundle`: Pagefind reads a folder that mirrors the site
+    with hard links to those pages only (URLs stay the site's; nothing is copied)."""
+    stage = Path(tempfile.mkdtemp(prefix=".pagefind-", dir=site_dir.parent))
+    try:
+        for rel in shard.pages:
+            target = stage / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(site_dir / rel, target)
+            except OSError:  # another file system, or no hard links: copy
+                shutil.copyfile(site_dir / rel, target)
+        shutil.rmtree(bundle, ignore_errors=True)
+        cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle),
+               "--force-language", LANGUAGE, "--quiet"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DigestError(f"Pagefind could not index {site_dir}: {exc}") from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise DigestError(f"Pagefind failed on {site_dir}: {detail[0]}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

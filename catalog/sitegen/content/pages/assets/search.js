@@ -1,7 +1,14 @@
-// The Search page: a small UI over Pagefind's JavaScript API (the index is this site's
-// pagefind/ folder, written by `digest site build`). Everything from the index (titles,
-// filter values, snippets) is put on the page as text: a snippet is rebuilt from its
-// text and its <mark> elements only, so no markup from a post can reach the page.
+// The Search page: a small UI over Pagefind's JavaScript API. The index is this site's
+// pagefind/ folder, written by `digest site build`: one Pagefind bundle per shard of posts
+// by date, listed newest first in pagefind/shards.json (catalog/sitegen/search.py).
+// A query asks the newest shard first and shows its results at once; older shards are
+// asked only while fewer than a page of results is shown (at most AUTO_SHARDS per step,
+// so a word found nowhere costs the same at any size), or when "More results" is
+// pressed. Within a shard results are ranked by relevance, across shards newest first.
+// Filter counts are loaded after the first results are shown, so they never delay them.
+// Everything from the index (titles, filter values, snippets) is put on the page as text:
+// a snippet is rebuilt from its text and its <mark> elements only, so no markup from a
+// post can reach the page.
 (function () {
   "use strict";
   var root = document.getElementById("digest-search");
@@ -10,6 +17,7 @@
   }
   var FILTERS = ["type", "language", "source", "tag"];
   var PAGE = 10;
+  var AUTO_SHARDS = 4;
   var MAX_VALUES = 40;
   var form = root.querySelector("form");
   var input = root.querySelector("input[type=search]");
@@ -19,23 +27,39 @@
   var more = root.querySelector(".digest-search__more");
   var bundle = new URL(root.getAttribute("data-bundle") || "../pagefind/", document.baseURI);
   var siteRoot = new URL("../", bundle);
-  var engine = null;
+  var manifest = null;
+  var api = null;
+  var instances = {};
   var chosen = {};
-  var current = null;
-  var shown = 0;
+  var state = null;
   var seq = 0;
   var timer = null;
 
-  function load() {
-    if (!engine) {
-      engine = import(new URL("pagefind.js", bundle).href).then(function (pf) {
-        // filters() loads the filter index, without which a search reports no filter counts
-        return pf.options({ baseUrl: siteRoot.pathname, excerptLength: 30 })
-          .then(function () { return pf.filters(); })
-          .then(function () { return pf; });
+  function shards() {
+    if (!manifest) {
+      manifest = fetch(new URL("shards.json", bundle).href).then(function (resp) {
+        if (!resp.ok) { throw new Error("shards.json: HTTP " + resp.status); }
+        return resp.json();
+      }).then(function (m) {
+        return m.shards.map(function (s) { return { url: new URL(s.path, bundle), posts: s.posts }; });
       });
+      manifest.catch(function () { manifest = null; });
     }
-    return engine;
+    return manifest;
+  }
+
+  // One Pagefind instance per shard, made when a query first needs that shard.
+  function instance(shardUrl) {
+    var key = shardUrl.href;
+    if (!instances[key]) {
+      api = api || import(new URL("pagefind.js", shardUrl).href);
+      instances[key] = api.then(function (pf) {
+        var inst = pf.createInstance({ basePath: shardUrl.pathname });
+        return inst.options({ baseUrl: siteRoot.pathname, excerptLength: 30 }).then(function () { return inst; });
+      });
+      instances[key].catch(function () { delete instances[key]; });
+    }
+    return instances[key];
   }
 
   function el(tag, className, text) {
@@ -98,12 +122,43 @@
     });
   }
 
-  function showMore() {
-    var mine = seq;
-    var batch = current.results.slice(shown, shown + PAGE);
-    shown += batch.length;
+  function busy(on) {
+    if (on) { root.setAttribute("data-busy", ""); } else { root.removeAttribute("data-busy"); }
+  }
+
+  function showStatus(st, stopped) {
+    var n = st.results.length;
+    var all = st.asked >= st.shards.length;
+    if (!n) {
+      status.textContent = all ? "No results for “" + st.query + "”"
+        : stopped ? "No results for “" + st.query + "” in the " + st.posts.toLocaleString("en") + " newest posts: “More results” searches older ones"
+          : "Searching older posts…";
+      return;
+    }
+    status.textContent = n + (all ? "" : "+") + (n === 1 && all ? " result" : " results") + " for “" + st.query + "”"
+      + (all ? "" : " (newest first; older posts are searched as you ask for more)");
+  }
+
+  // Ask the next shard (newest first); adds its results, ranked by relevance, after the newer ones.
+  function askNext(st) {
+    var shard = st.shards[st.asked];
+    return instance(shard.url).then(function (inst) {
+      return inst.search(st.query, { filters: st.filters }).then(function (found) {
+        st.asked += 1;
+        st.posts += shard.posts;
+        if (found) {
+          st.answered.push({ inst: inst, found: found });
+          found.results.forEach(function (r) { st.results.push(r); });
+        }
+      });
+    });
+  }
+
+  function render(st, upTo) {
+    var batch = st.results.slice(st.shown, upTo);
+    st.shown += batch.length;
     return Promise.all(batch.map(function (r) { return r.data(); })).then(function (pages) {
-      if (mine !== seq) { return; }
+      if (st !== state) { return; }
       pages.forEach(function (page) {
         var item = el("li", "digest-search__result");
         var link = el("a", "digest-search__link", (page.meta && page.meta.title) || page.url);
@@ -112,8 +167,54 @@
         item.appendChild(snippet(page.excerpt || ""));
         list.appendChild(item);
       });
-      more.hidden = shown >= current.results.length;
     });
+  }
+
+  // Show results up to `target`, asking older shards (AUTO_SHARDS at most) while too few are known.
+  function fill(st, target, alreadyAsked) {
+    var stopAt = st.asked - (alreadyAsked || 0) + AUTO_SHARDS;
+    busy(true);
+    more.hidden = true;
+    function step() {
+      if (st !== state) { return null; }
+      showStatus(st);
+      var shows = st.shown < Math.min(target, st.results.length)
+        ? render(st, Math.min(target, st.results.length)) : Promise.resolve();
+      return shows.then(function () {
+        if (st !== state) { return null; }
+        if (st.shown < target && st.asked < st.shards.length && st.asked < stopAt) {
+          return askNext(st).then(step);
+        }
+        showStatus(st, true);
+        more.hidden = st.shown >= st.results.length && st.asked >= st.shards.length;
+        return null;
+      });
+    }
+    return step();
+  }
+
+  // Filter counts of the shards that found something: each loads its filter index, then
+  // counts its results again (its index chunks are already loaded).
+  function loadFilters(st) {
+    var found = st.answered.filter(function (a) { return a.found.results.length; });
+    return Promise.all(found.map(function (a) {
+      return a.inst.filters().then(function () { return a.inst.search(st.query, { filters: st.filters }); });
+    })).then(function (founds) {
+      if (st !== state) { return; }
+      var counts = {};
+      founds.forEach(function (found) {
+        Object.keys((found && found.filters) || {}).forEach(function (name) {
+          var into = counts[name] = counts[name] || {};
+          Object.keys(found.filters[name]).forEach(function (v) { into[v] = (into[v] || 0) + found.filters[name][v]; });
+        });
+      });
+      renderFilters(counts);
+    });
+  }
+
+  function failed(err) {
+    busy(false);
+    status.textContent = "The search index could not be loaded (" + err + "): build the site with `digest site build`.";
   }
 
   function run() {
@@ -122,28 +223,32 @@
     var url = new URL(window.location.href);
     if (query) { url.searchParams.set("q", query); } else { url.searchParams.delete("q"); }
     window.history.replaceState(null, "", url);
+    state = null;
     if (!query) {
       list.textContent = "";
       filtersBox.textContent = "";
       status.textContent = "";
       more.hidden = true;
+      busy(false);
       return;
     }
     status.textContent = "Searching…";
-    load().then(function (pf) {
-      return pf.search(query, { filters: selection() });
-    }).then(function (found) {
-      if (mine !== seq || !found) { return; }
-      current = found;
-      shown = 0;
-      list.textContent = "";
-      var n = found.results.length;
-      status.textContent = n ? n + (n === 1 ? " result" : " results") + " for “" + query + "”"
-        : "No results for “" + query + "”";
-      renderFilters(found.filters || {});
-      return showMore();
+    busy(true);
+    shards().then(function (all) {
+      if (mine !== seq) { return null; }
+      var st = state = { query: query, filters: selection(), shards: all, asked: 0, posts: 0, answered: [],
+        results: [], shown: 0 };
+      return askNext(st).then(function () {
+        if (st !== state) { return null; }
+        list.textContent = "";
+        return fill(st, PAGE, 1).then(function () {
+          return st === state ? loadFilters(st) : null;
+        }).then(function () {
+          if (st === state) { busy(false); }
+        });
+      });
     }).catch(function (err) {
-      status.textContent = "The search index could not be loaded (" + err + "): build the site with `digest site build`.";
+      if (mine === seq) { failed(err); }
     });
   }
 
@@ -156,7 +261,15 @@
     window.clearTimeout(timer);
     timer = window.setTimeout(run, 200);
   });
-  more.addEventListener("click", showMore);
+  more.addEventListener("click", function () {
+    var st = state;
+    if (!st) { return; }
+    fill(st, st.shown + PAGE).then(function () {
+      return st === state ? loadFilters(st) : null;
+    }).then(function () {
+      if (st === state) { busy(false); }
+    }).catch(failed);
+  });
 
   var initial = new URLSearchParams(window.location.search).get("q");
   if (initial) {
