@@ -71,10 +71,30 @@ def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int)
     params: dict[str, Any] = {"limit": limit}
     query = _tsquery(terms, params)
     where = _filters(filters, params)
-    sql = (f"SELECT p.id FROM post_search s JOIN post p ON p.id = s.post_id, ({'SELECT ' + query}) AS q(q)"
-           f" WHERE s.doc @@ q.q{where}"
+    matches = f"FROM post_search s JOIN post p ON p.id = s.post_id, ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
+    floor = _window_floor(conn, matches, where, params)
+    bound = "" if floor is None else " AND s.post_id > :floor"
+    sql = (f"SELECT p.id {matches}{bound}{where}"
            f" ORDER BY ts_rank('{RANK_WEIGHTS}', s.doc, q.q, {RANK_NORMALIZATION}) DESC, p.id LIMIT :limit")
-    return [r[0] for r in conn.execute(text(sql), params)]
+    return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
+
+
+def _window_floor(conn: Connection, matches: str, where: str, params: dict[str, Any]) -> int | None:
+    """The post id just below the `RANK_WINDOW` newest matches, or None: rank them all; the same
+    rule as SQLite's (`catalog.search._window_floor`), so both engines return the same posts for a
+    frequent word, and ts_rank reads a thousand documents instead of every match."""
+    from catalog.search import FILTER_SCAN, RANK_WINDOW
+
+    def newest(extra: str, offset: int, values: dict[str, Any]) -> int | None:
+        sql = f"SELECT s.post_id {matches}{extra} ORDER BY s.post_id DESC LIMIT 1 OFFSET :offset"
+        return conn.execute(text(sql), {**values, "offset": offset}).scalar()
+
+    floor = newest("", RANK_WINDOW, params)
+    if floor is None or not where:
+        return floor
+    scan_floor = newest("", FILTER_SCAN, params)
+    scan = "" if scan_floor is None else " AND s.post_id > :scan_floor"
+    return newest(f"{scan}{where}", RANK_WINDOW, {**params, "scan_floor": scan_floor})
 
 
 def _like_pattern(value: str) -> str:

@@ -3,9 +3,9 @@
 A small RANK_WINDOW stands in for the real one, so a 60-post catalog has "frequent"
 terms. Expected results are computed independently, straight from FTS5's bm25.
 
-The window is part of the FTS5 search only (PostgreSQL ranks every match with ts_rank,
-catalog.search_pg), so the tests of the window run on SQLite alone; the sample corpus
-test, which only says that the window changes nothing below its size, runs on both.
+The tests that compare with FTS5's own bm25 run on SQLite; PostgreSQL applies the same
+window (catalog.search_pg) and ranks it with ts_rank, so there the test is that both
+engines return the same posts for a frequent word, with and without a filter.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ POSTS = 60
 
 @pytest.fixture
 def synthetic_engine(db_path, tmp_path):
-    """60 posts: "model" in all, "dropout" in every third, "rarity" in three; #even on even ids.
-
-    SQLite only: the tests compare with FTS5's own bm25 (see the module docstring).
-    """
+    """The synthetic catalog on SQLite: these tests compare with FTS5's own bm25."""
     engine = open_db(db_path)
+    build_synthetic(engine, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+def build_synthetic(engine, tmp_path) -> None:
+    """60 posts: "model" in all, "dropout" in every third, "rarity" in three; #even on even ids."""
     rng = random.Random(20)
     filler = ["attention", "layer", "batch", "norm", "gradient", "loss", "token", "head"]
     messages = []
@@ -46,8 +50,6 @@ def synthetic_engine(db_path, tmp_path):
         tag = " #even" if i % 2 == 0 else ""
         messages.append(message(i, f"{title}\n{' '.join(words)}{tag}", date=f"2020-04-{1 + i % 28:02d}T10:00:00"))
     ingest_file(engine, write_json(tmp_path / "synthetic.json", telegram_export(messages)))
-    yield engine
-    engine.dispose()
 
 
 def scored_matches(engine, query: str) -> list[tuple[int, float]]:
@@ -119,3 +121,18 @@ def test_filter_that_keeps_few_of_the_newest_matches_ranks_them_all(synthetic_en
     assert hits == unbounded(synthetic_engine, "model", filters=f)
     scores = dict(scored_matches(synthetic_engine, "model"))
     assert [h["id"] for h in hits] == sorted((h["id"] for h in hits), key=scores.get)
+
+
+@pytest.mark.parametrize("query, filters", [("model", None), ("model dropout", None), ("model", Filters(tag="even")),
+                                            ("rarity", None)])
+def test_postgresql_ranks_the_same_window(synthetic_engine, small_window, pg_url, tmp_path, query, filters):
+    pg = open_db(pg_url)
+    try:
+        build_synthetic(pg, tmp_path)
+        lite_ids = {h.id for h in search(synthetic_engine, query, filters=filters)}
+        pg_ids = {h.id for h in search(pg, query, filters=filters)}
+    finally:
+        pg.dispose()
+    assert pg_ids == lite_ids
+    newest = [pid for pid, _ in scored_matches(synthetic_engine, query) if filters is None or pid % 2 == 0]
+    assert lite_ids == set(newest[:WINDOW])
