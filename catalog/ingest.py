@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.exc import DBAPIError
 
 from catalog.db import dialect_insert
 from catalog.errors import DigestError
@@ -31,6 +34,8 @@ from scrapers.records import PostRecord, SourceRecord
 
 CHUNK = 2000
 ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
+RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+RETRIES = 8
 
 
 @dataclass
@@ -449,8 +454,25 @@ def _use_child_parser(path: Path) -> bool:
 
 def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
                 on_progress: Callable[[int], None] | None = None) -> IngestStats:
-    """Read one file (format detected unless given) and upsert it in one transaction."""
-    path = Path(path)
+    """Read one file (format detected unless given) and upsert it in one transaction.
+
+    On PostgreSQL, writers that share tags or papers can deadlock: each holds the new rows of
+    its earlier batches until it commits (sorting keys only orders one batch). The server
+    then aborts one transaction; that writer reads its file again and retries, so every
+    writer lands whole.
+    """
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return _ingest_file_once(engine, Path(path), format, on_progress)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)  # let the other writer go first
+    raise AssertionError("unreachable")
+
+
+def _ingest_file_once(engine: Engine, path: Path, format: str | None,
+                      on_progress: Callable[[int], None] | None) -> IngestStats:
     try:
         if format:
             formats.by_name(format)  # an unknown name fails here, before any work

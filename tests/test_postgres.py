@@ -195,6 +195,50 @@ def test_concurrent_writers_lose_nothing_and_never_deadlock(pg_url, tmp_path):
     assert counts["post_tag"] == 1200 * 2 and counts["post_paper"] == 1200
 
 
+def test_writers_that_deadlock_are_retried_and_both_land(pg_url, tmp_path, monkeypatch):
+    """Writer A stores paper X then Y, writer B Y then X, one post per batch, each holding its first
+    row until it commits: a deadlock PostgreSQL breaks by aborting one; that one must retry."""
+    import threading
+
+    from catalog import ingest
+    from catalog.db import open_db
+    from helpers import table_counts
+
+    monkeypatch.setattr(ingest, "CHUNK", 1)
+    barrier, local, waits = threading.Barrier(2, timeout=60), threading.local(), []
+    write = ingest._Upserter.write
+
+    def write_then_meet(self, batch):
+        write(self, batch)
+        if not getattr(local, "met", False):  # both hold their first paper before asking for the other's
+            local.met = True
+            barrier.wait()
+
+    monkeypatch.setattr(ingest._Upserter, "write", write_then_meet)
+    monkeypatch.setattr(ingest.time, "sleep", waits.append)
+    papers = {"a": ["2001.00001", "2001.00002"], "b": ["2001.00002", "2001.00001"]}
+    files = {w: write_json(tmp_path / f"{w}.json", telegram_export(
+        [message(i + 1, f"writer {w} post {i} on arXiv:{pid}") for i, pid in enumerate(ids)], chat_id=ord(w)))
+        for w, ids in papers.items()}
+    engine, errors = open_db(pg_url), []
+
+    def run(path):
+        try:
+            ingest.ingest_file(engine, path)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in files.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    counts = table_counts(engine)
+    engine.dispose()
+    assert errors == [] and len(waits) >= 1  # a deadlock happened, and the aborted writer retried
+    assert counts["post"] == 4 and counts["paper"] == 2 and counts["post_paper"] == 4
+
+
 # ---------------------------------------------------------------- digest db copy
 
 def test_db_copy_sqlite_to_postgresql_and_back(tmp_path, empty_pg_url, sample_files):
