@@ -85,16 +85,19 @@ def _window_floor(conn: Connection, matches: str, where: str, params: dict[str, 
     frequent word, and ts_rank reads a thousand documents instead of every match."""
     from catalog.search import FILTER_SCAN, RANK_WINDOW
 
-    def newest(extra: str, offset: int, values: dict[str, Any]) -> int | None:
-        sql = f"SELECT s.post_id {matches}{extra} ORDER BY s.post_id DESC LIMIT 1 OFFSET :offset"
+    def newest(source: str, extra: str, offset: int, values: dict[str, Any]) -> int | None:
+        sql = f"SELECT s.post_id {source}{extra} ORDER BY s.post_id DESC LIMIT 1 OFFSET :offset"
         return conn.execute(text(sql), {**values, "offset": offset}).scalar()
 
-    floor = newest("", RANK_WINDOW, params)
+    # Without the join the planner walks post_search backwards by id and stops at the offset
+    # (a frequent word is dense, so that is a few thousand rows), or takes the GIN index for a rare one.
+    alone = matches.replace(" JOIN post p ON p.id = s.post_id", "")
+    floor = newest(alone, "", RANK_WINDOW, params)
     if floor is None or not where:
         return floor
-    scan_floor = newest("", FILTER_SCAN, params)
+    scan_floor = newest(alone, "", FILTER_SCAN, params)
     scan = "" if scan_floor is None else " AND s.post_id > :scan_floor"
-    return newest(f"{scan}{where}", RANK_WINDOW, {**params, "scan_floor": scan_floor})
+    return newest(matches, f"{scan}{where}", RANK_WINDOW, {**params, "scan_floor": scan_floor})
 
 
 def _like_pattern(value: str) -> str:
