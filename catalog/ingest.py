@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog.db import dialect_insert
 from catalog.errors import DigestError
-from catalog.models import Paper, PaperStatus, PostPaper, PostTag, Tag, to_naive_utc, utcnow
+from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
 from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
                              text_fingerprint)
@@ -36,6 +36,7 @@ CHUNK = 2000
 ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
 RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 RETRIES = 8
+RETRY_LOCK = 0x6469_6765_7374  # the advisory lock retried writers take turns on ("digest")
 
 
 @dataclass
@@ -333,10 +334,12 @@ class _Upserter:
                          for (pid, rec), (_, fp) in zip(posts, fps)]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
-        self._insert_new(PostTag.__table__, [{"post_id": pid, "tag_id": tag_ids[t], "origin": "hashtag"}
-                                             for pid, rec in posts for t in rec.hashtags])
-        self._insert_new(PostPaper.__table__, [{"post_id": pid, "paper_id": paper_ids[a]}
-                                               for pid, rec in posts for a in rec.arxiv_ids])
+        # Plain SQL (ON CONFLICT DO NOTHING reads the same on both engines): these are the most
+        # numerous rows, and Core's per-row parameter processing cost more than the insert.
+        self._many("INSERT INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag') ON CONFLICT DO NOTHING",
+                   [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
+        self._many("INSERT INTO post_paper(post_id, paper_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
         self._many(
             "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
             [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
@@ -358,10 +361,15 @@ class _Upserter:
 
 
 def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
-                   on_progress: Callable[[int], None] | None = None) -> IngestStats:
-    """Upsert `records` in ONE transaction; any exception rolls all of them back."""
+                   on_progress: Callable[[int], None] | None = None, one_at_a_time: bool = False) -> IngestStats:
+    """Upsert `records` in ONE transaction; any exception rolls all of them back.
+
+    `one_at_a_time` (PostgreSQL): wait until no other such writer is running before writing,
+    for a retry after a deadlock (see `ingest_file`)."""
     stats = IngestStats(files=1)
     with engine.begin() as conn:
+        if one_at_a_time and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (RETRY_LOCK,))
         upserter = _Upserter(conn, stats)
         for batch in _chunks(map(_storable, records), CHUNK):
             upserter.write(batch)
@@ -458,12 +466,13 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
 
     On PostgreSQL, writers that share tags or papers can deadlock: each holds the new rows of
     its earlier batches until it commits (sorting keys only orders one batch). The server
-    then aborts one transaction; that writer reads its file again and retries, so every
-    writer lands whole.
+    then aborts one transaction; that writer reads its file again and retries, and retries
+    take turns (an advisory lock), so they cannot deadlock with each other again: writers
+    run side by side until they collide, then the ones that collided one after another.
     """
     for attempt in range(1, RETRIES + 1):
         try:
-            return _ingest_file_once(engine, Path(path), format, on_progress)
+            return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=attempt > 1)
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
                 raise
@@ -472,14 +481,19 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
 
 
 def _ingest_file_once(engine: Engine, path: Path, format: str | None,
-                      on_progress: Callable[[int], None] | None) -> IngestStats:
+                      on_progress: Callable[[int], None] | None, *, one_at_a_time: bool) -> IngestStats:
     try:
         if format:
             formats.by_name(format)  # an unknown name fails here, before any work
         else:
             format = formats.detect(path).NAME
         records = _records_from_child(path, format) if _use_child_parser(path) else formats.read(path, format)
-        return ingest_records(engine, records, on_progress=on_progress)
+        try:
+            return ingest_records(engine, records, on_progress=on_progress, one_at_a_time=one_at_a_time)
+        finally:
+            # Stop the parser now, in this process: left to the garbage collector, a generator of a
+            # failed attempt could be finalised inside the next attempt's forked parser.
+            getattr(records, "close", lambda: None)()
     except ParseError as exc:
         raise DigestError(str(exc)) from exc
     except formats.UnknownFormat as exc:  # a bad --format name (not any KeyError: that would hide bugs)
