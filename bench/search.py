@@ -107,8 +107,10 @@ def main() -> None:
                     cur.execute("SELECT post_id FROM post_search, plainto_tsquery('simple', %s) q WHERE doc @@ q"
                                 f" ORDER BY ts_rank('{RANK_WEIGHTS}', doc, q, {RANK_NORMALIZATION}) DESC LIMIT %s",
                                 (words, args.limit))
-                    cur.fetchall()
+                    rows = cur.fetchall()
                     raw.append((time.perf_counter() - t) * 1000)
+                    per_query.setdefault(q, [0.0, 0.0, 0, 0])
+                    per_query[q][1], per_query[q][3] = raw[-1], len(rows)
 
             for q in qs:  # warm both paths once: each connection has its own page cache; jieba loads once
                 time_ours(q)
