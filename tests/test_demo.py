@@ -30,7 +30,9 @@ def test_run_demo_offline_returns_what_it_did(engine):
 
 # Pagefind writes its filters in hash-map order, which changes from one build to the next (on
 # one engine too), and names these files by a hash of their bytes: only their number can match.
-_PAGEFIND_HASHED = re.compile(r"^(pagefind/filter/\w+?_|pagefind/pagefind\.\w+?_)[0-9a-f]+(\.pf_filter|\.pf_meta)$")
+_PAGEFIND_HASHED = re.compile(
+    r"^(pagefind/(?:shard-\d+/)?filter/\w+?_|pagefind/(?:shard-\d+/)?pagefind\.\w+?_)[0-9a-f]+(\.pf_filter|\.pf_meta)$")
+_PAGEFIND_ENTRY = re.compile(r"^pagefind/(?:shard-\d+/)?pagefind-entry\.json$")
 
 
 def site_files(site: Path) -> dict[str, bytes]:
@@ -41,7 +43,7 @@ def site_files(site: Path) -> dict[str, bytes]:
         hashed = _PAGEFIND_HASHED.sub(r"\1#\2", rel)
         if hashed != rel:
             files[hashed] = files.get(hashed, b"") + b"+"
-        elif rel == "pagefind/pagefind-entry.json":  # names the hashed meta file
+        elif _PAGEFIND_ENTRY.match(rel):  # names the hashed meta file
             entry = json.loads(path.read_bytes())
             for language in entry["languages"].values():
                 language.pop("hash")

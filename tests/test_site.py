@@ -399,6 +399,10 @@ def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path)
     assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]  # old shards kept as they were
     assert entries["shard-0001/"].stat().st_mtime_ns == stamps["shard-0001/"]
     assert entries["shard-0002/"].stat().st_mtime_ns != stamps["shard-0002/"]  # the newest one re-indexed
+    oldest = site / "posts" / "post-0" / "index.html"
+    oldest.write_text(oldest.read_text())  # rewritten unchanged, as mkdocs does: a new mtime, the same bytes
+    index_site(site, posts, shard_posts=2)
+    assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]
     assert not list(tmp_path.glob(".pagefind-*"))  # the staging folders are gone
 
 

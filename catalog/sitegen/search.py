@@ -87,10 +87,12 @@ class Shard:
     posts: int
 
     def fingerprint(self, site_dir: Path) -> str:
+        """A hash of the shard's pages, names and bytes: mkdocs rewrites unchanged pages too (new
+        mtimes), and the manifest is published, so two builds of one catalog must agree on it."""
         digest = hashlib.sha256()
         for rel in self.pages:
-            st = (site_dir / rel).stat()
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            digest.update(f"{rel}\0".encode())
+            digest.update(hashlib.sha256((site_dir / rel).read_bytes()).digest())
         return digest.hexdigest()[:20]
 
 
