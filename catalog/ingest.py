@@ -24,8 +24,7 @@ from catalog.db import dialect_insert
 from catalog.errors import DigestError
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
-from catalog.sources import (adopt_route, link_copies, merge_same_channels, resolve_or_create, set_fingerprints,
-                             text_fingerprint)
+from catalog.sources import adopt_route, link_copies, merge_same_channels, resolve_or_create, text_fingerprint
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
 from scrapers import formats
@@ -289,15 +288,19 @@ class _Upserter:
                 chash, to_naive_utc(rec.edited_at))
 
     def _insert(self, rows: list[tuple[int, PostRecord, str]]) -> None:
+        # The fingerprint goes in with the row: a second UPDATE pass would write every new row
+        # twice (on PostgreSQL a new row version, and a new entry in each of its indexes).
+        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
         self.conn.exec_driver_sql(
             "INSERT INTO post(source_id, external_id, url, title, published_at, date_precision, text, raw, language,"
-            " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now) for sid, rec, chash in rows])
+            " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at, fingerprint)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now, fp)
+             for (sid, rec, chash), fp in zip(rows, fps)])
         self._keep_planner_informed(len(rows))
         stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
         posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
-        self._write_children(posts)
+        self._write_children(posts, fps)
         self.stats.posts_new += len(rows)
         self._write_search(posts, insert=True)
 
@@ -313,25 +316,25 @@ class _Upserter:
             self._unanalyzed = 0
 
     def _update(self, rows: list[tuple[int, PostRecord, str]]) -> None:
+        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
         self._many(
             "UPDATE post SET url=?, title=?, published_at=?, date_precision=?, text=?, raw=?, language=?, views=?,"
-            " forwarded_from=?, extra=?, content_hash=?, edited_at=?, updated_at=? WHERE id=?",
-            [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, pid)
-             for pid, rec, chash in rows])
+            " forwarded_from=?, extra=?, content_hash=?, edited_at=?, updated_at=?, fingerprint=? WHERE id=?",
+            [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, fp, pid)
+             for (pid, rec, chash), fp in zip(rows, fps)])
         pids = [(pid,) for pid, _, _ in rows]
         self._many("DELETE FROM post_tag WHERE post_id=? AND origin IN ('hashtag', 'arxiv-category')", pids)
         self._many("DELETE FROM link WHERE post_id=?", pids)
         self._many("DELETE FROM post_paper WHERE post_id=?", pids)
         posts = [(pid, rec) for pid, rec, _ in rows]
-        self._write_children(posts)
+        self._write_children(posts, fps)
         self.stats.posts_updated += len(rows)
         self._write_search(posts, insert=False)
 
-    def _write_children(self, posts: list[tuple[int, PostRecord]]) -> None:
-        fps = [(pid, text_fingerprint(rec.text)) for pid, rec in posts]
-        set_fingerprints(self.conn, fps)
+    def _write_children(self, posts: list[tuple[int, PostRecord]], fps: list[str | None]) -> None:
+        """Tags, papers, links of `posts` (their rows written, with fingerprints `fps`)."""
         self.written += [(pid, self.source_id(rec.source), fp, dict(rec.extra).get("forwarded_post"))
-                         for (pid, rec), (_, fp) in zip(posts, fps)]
+                         for (pid, rec), fp in zip(posts, fps)]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
         # Plain SQL (ON CONFLICT DO NOTHING reads the same on both engines): these are the most

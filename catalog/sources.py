@@ -486,13 +486,6 @@ def link_copies(conn: Connection, posts: Iterable[tuple[int, int, str | None, st
     return made
 
 
-def set_fingerprints(conn: Connection, posts: Iterable[tuple[int, str | None]]) -> None:
-    """Store each (post id, fingerprint)."""
-    rows = [{"pid": pid, "fp": fp} for pid, fp in posts]
-    for part in chunked(rows):
-        conn.execute(update(P).where(P.c.id == bindparam("pid")).values(fingerprint=bindparam("fp")), part)
-
-
 def list_aliases(conn: Connection) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for sid, handle in conn.execute(select(A.c.source_id, A.c.handle).order_by(A.c.id)):
@@ -502,7 +495,7 @@ def list_aliases(conn: Connection) -> dict[int, list[str]]:
 
 __all__ = ["MergeReport", "SAME_TEXT_MIN", "SAME_TEXT_SHARE", "add_alias", "adopt_route", "resolve_or_create",
            "same_text_sources", "find_source_id", "link_copies",
-           "merge_same_channels", "merge_sources", "resolve_source", "same_channel_candidates", "set_fingerprints",
+           "merge_same_channels", "merge_sources", "resolve_source", "same_channel_candidates",
            "source_by_ref", "text_fingerprint"]
 
 
