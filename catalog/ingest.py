@@ -473,14 +473,14 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
     take turns (an advisory lock), so they cannot deadlock with each other again: writers
     run side by side until they collide, then the ones that collided one after another.
     """
-    for attempt in range(1, RETRIES + 1):
+    for attempt in range(1, RETRIES):
         try:
             return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=attempt > 1)
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
                 raise
-            time.sleep(random.uniform(0.1, 0.5) * attempt)  # let the other writer go first
-    raise AssertionError("unreachable")
+        time.sleep(random.uniform(0.1, 0.5) * attempt)  # let the other writer go first
+    return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=True)
 
 
 def _ingest_file_once(engine: Engine, path: Path, format: str | None,

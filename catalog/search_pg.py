@@ -71,18 +71,21 @@ def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int)
     params: dict[str, Any] = {"limit": limit}
     query = _tsquery(terms, params)
     where = _filters(filters, params)
-    matches = f"FROM post_search s JOIN post p ON p.id = s.post_id, ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
-    floor = _window_floor(conn, matches, where, params)
+    match = f", ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
+    matches = f"FROM post_search s JOIN post p ON p.id = s.post_id{match}"
+    floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params)
     bound = "" if floor is None else " AND s.post_id > :floor"
     sql = (f"SELECT p.id {matches}{bound}{where}"
            f" ORDER BY ts_rank('{RANK_WEIGHTS}', s.doc, q.q, {RANK_NORMALIZATION}) DESC, p.id LIMIT :limit")
     return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
 
 
-def _window_floor(conn: Connection, matches: str, where: str, params: dict[str, Any]) -> int | None:
+def _window_floor(conn: Connection, alone: str, matches: str, where: str, params: dict[str, Any]) -> int | None:
     """The post id just below the `RANK_WINDOW` newest matches, or None: rank them all; the same
     rule as SQLite's (`catalog.search._window_floor`), so both engines return the same posts for a
-    frequent word, and ts_rank reads a thousand documents instead of every match."""
+    frequent word, and ts_rank reads a thousand documents instead of every match.
+
+    `alone` selects the matches from post_search only, `matches` joins post for `where`."""
     from catalog.search import FILTER_SCAN, RANK_WINDOW
 
     def newest(source: str, extra: str, offset: int, values: dict[str, Any]) -> int | None:
@@ -91,7 +94,6 @@ def _window_floor(conn: Connection, matches: str, where: str, params: dict[str, 
 
     # Without the join the planner walks post_search backwards by id and stops at the offset
     # (a frequent word is dense, so that is a few thousand rows), or takes the GIN index for a rare one.
-    alone = matches.replace(" JOIN post p ON p.id = s.post_id", "")
     floor = newest(alone, "", RANK_WINDOW, params)
     if floor is None or not where:
         return floor

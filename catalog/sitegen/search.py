@@ -18,8 +18,7 @@ shards only while fewer than a page of results is shown or when "More results" i
 asked for. Within a shard results are ranked by relevance; across shards, newest first.
 
 Rebuilding: a shard is indexed again only when its pages changed (its fingerprint is
-the path, size and mtime of each of its pages; `digest site build --incremental`
-leaves unchanged pages untouched). Boundaries count from the oldest post, so new
+a hash of the path and bytes of each of its pages, see `Shard.fingerprint`). Boundaries count from the oldest post, so new
 posts only touch the newest shard; a deleted old post shifts every later boundary.
 
 What is indexed: the article of each page that does not set ``search: exclude``
