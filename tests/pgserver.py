@@ -34,6 +34,7 @@ class PgServer:
     cluster_dir: Path | None = None  # set when this process started the cluster
     template: str | None = None
     template_meta: list[tuple] = field(default_factory=list)  # the migrated template's meta rows
+    template_shape: list[tuple] = field(default_factory=list)  # its tables, columns and indexes
     migrated: set[str] = field(default_factory=set)  # catalogs handed out, reusable once emptied
     spare: list[str] = field(default_factory=list)  # emptied catalogs, ready for the next test
 
@@ -92,6 +93,7 @@ class PgServer:
             engine = open_db(self._url_for(self.template))  # migrated once; copies start at the latest schema
             with engine.connect() as c:
                 self.template_meta = [tuple(r) for r in c.exec_driver_sql("SELECT key, value FROM meta")]
+                self.template_shape = _shape(c)
             engine.dispose()
         self._create(name, self.template)
         url = self._url_for(name)
@@ -125,8 +127,11 @@ class PgServer:
         engine = create_engine(url)
         try:
             with engine.begin() as c:
-                tables = [r[0] for r in c.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-                c.exec_driver_sql(f"TRUNCATE {', '.join(f'{chr(34)}{t}{chr(34)}' for t in tables)} RESTART IDENTITY CASCADE")
+                if _shape(c) != self.template_shape:  # a test changed the schema (a migration test): not reusable
+                    raise RuntimeError(f"{url}: schema differs from the template")
+                tables = ", ".join(f'"{r[0]}"' for r in c.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+                c.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
                 c.exec_driver_sql("INSERT INTO meta(key, value) VALUES (%(k)s, %(v)s)",
                                   [{"k": k, "v": v} for k, v in self.template_meta])
         finally:
@@ -150,3 +155,10 @@ class PgServer:
         if self.cluster_dir is not None:
             subprocess.run([str(REPO / ".ci" / "pg-stop"), str(self.cluster_dir)], capture_output=True, timeout=120)
             shutil.rmtree(self.cluster_dir.parent, ignore_errors=True)
+
+
+def _shape(conn) -> list[tuple]:
+    """The catalog's tables, columns (with types) and indexes, sorted: what emptying does not reset."""
+    return [tuple(r) for r in conn.exec_driver_sql(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'"
+        " UNION ALL SELECT tablename, indexname, '' FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2, 3")]
