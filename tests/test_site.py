@@ -474,22 +474,42 @@ def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
         links("../", "posts", "../../etc")
 
 
+def site_files(site: Path) -> dict[Path, bytes]:
+    """Every file of a built site but the search index (Pagefind names some files by a hash)."""
+    return {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file() and "pagefind" not in
+            p.relative_to(site).parts}
+
+
+def assert_same_files(ours: Path, reference: Path) -> None:
+    a, b = site_files(ours), site_files(reference)
+    assert sorted(a) == sorted(b)
+    for rel in a:
+        assert a[rel] == b[rel], rel
+
+
+def test_stamped_pages_match_pages_mkdocs_renders(built, tmp_path):
+    """The fast path (posts, papers, tags, sources stamped into their folder's shell) against
+    the plain one (mkdocs renders every page): every file of the two sites is the same."""
+    plain = build_site(built["engine"], tmp_path / "plain", strict=True, stamp=False)
+    assert plain.generated.plan is None and built["result"].generated.plan is not None
+    assert len(built["result"].generated.plan.pages) > 40  # most pages were stamped
+    assert_same_files(built["site"], plain.site_dir)
+
+
 def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
     """theme_memo_hook reuses nav/tabs/config HTML between pages; every page must come out the same without it."""
     from mkdocs.commands.build import build
 
     from catalog.sitegen.build import mkdocs_config
 
+    plain = build_site(built["engine"], tmp_path / "plain", stamp=False)
     plain_hook = tmp_path / "no_memo_hook.py"
     plain_hook.write_text("def on_env(env, config, files):\n"
                           "    env.globals['digest_memo'] = lambda name, page, render: render()\n    return env\n")
     raw_hook = Path(__file__).resolve().parents[1] / "catalog" / "sitegen" / "raw_html_hook.py"
     site = tmp_path / "site"
-    build(mkdocs_config(built["docs"], site, hooks=[str(raw_hook), str(plain_hook)]))
-    pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
-    assert pages == sorted(p.relative_to(built["site"]) for p in built["site"].rglob("*.html"))
-    for rel in pages:
-        assert (site / rel).read_bytes() == (built["site"] / rel).read_bytes(), rel
+    build(mkdocs_config(plain.docs_dir, site, hooks=[str(raw_hook), str(plain_hook)]))
+    assert_same_files(site, plain.site_dir.parent / "mkdocs")
 
 
 # ------------------------------------------------------------------ the same order on both engines
@@ -559,9 +579,10 @@ def test_incremental_build_renders_only_what_changed(engine, tmp_path):
         source=SourceRecord(kind="telegram", handle="inc_channel", title="Incremental"), external_id="1",
         published_at=datetime(2021, 3, 4, tzinfo=timezone.utc), text="Инкрементальная сборка #новый_тег",
         title="Новый пост", hashtags=("новый_тег",), language="ru")])
-    again = build_site(engine, tmp_path / "out", run_roots=[], incremental=True)
+    again = build_site(engine, tmp_path / "out", run_roots=[])
     assert again.warnings == []
-    assert unchanged.stat().st_mtime_ns == before  # an unchanged post was not rendered again
+    assert unchanged.stat().st_mtime_ns == before  # an unchanged post was not written again
+    assert 0 < again.site_written < first.site_written / 4 and again.site_removed == 1
     assert (site / "posts" / "index.html").read_text(encoding="utf-8").count("Новый пост") == 1
     new_page = page_html(site, "posts", "novyy-post-*")
     assert "Инкрементальная сборка" in html.unescape(new_page)

@@ -1,14 +1,22 @@
-"""Building and serving the site: generate the Markdown, then run mkdocs on it.
+"""Building and serving the site: generate the Markdown, run mkdocs on it, stamp the rest.
 
-``build_site(engine, out)`` writes ``out/docs`` (generated Markdown) and ``out/site``
-(the HTML). mkdocs runs in-process through its API with the ``mkdocs.yml`` shipped in
+``build_site(engine, out)`` writes ``out/docs`` (generated Markdown: the nav pages, the
+reproductions, one shell page per folder of generated pages), ``out/mkdocs`` (what
+mkdocs built of it) and ``out/site`` (the HTML site: mkdocs' files, plus every post,
+paper, tag and source page stamped into its folder's shell, see stamp.py, plus the
+search index). mkdocs runs in-process through its API with the ``mkdocs.yml`` shipped in
 ``catalog/sitegen/content``; only docs_dir, site_dir and strict are overridden.
+
+Every build is incremental: a file of the site is written only when its bytes changed,
+files no longer produced are removed, and only search shards with changed pages are
+indexed again. ``full=True`` empties the site first.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +25,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
-from catalog.sitegen.search import SHARD_POSTS, index_site
+from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs
+from catalog.sitegen.search import BUNDLE, SHARD_POSTS, index_site
+from catalog.sitegen.stamp import SHELL_NAME
 
 CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DEFAULT_OUT = Path("build")
@@ -32,14 +41,18 @@ class BuildResult:
     generate_s: float
     mkdocs_s: float
     search_s: float = 0.0
+    stamp_s: float = 0.0
+    site_written: int = 0  # files of the site written (changed or new) by this build
+    site_removed: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
                 "written": self.generated.written, "removed": self.generated.removed,
                 "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
-                "mkdocs_s": round(self.mkdocs_s, 3), "search_s": round(self.search_s, 3),
-                "warnings": self.warnings}
+                "mkdocs_s": round(self.mkdocs_s, 3), "stamp_s": round(self.stamp_s, 3),
+                "search_s": round(self.search_s, 3), "site_written": self.site_written,
+                "site_removed": self.site_removed, "warnings": self.warnings}
 
 
 def out_dirs(out: Path | None) -> tuple[Path, Path]:
@@ -78,14 +91,9 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
         os.chdir(cwd)
 
 
-DIRTY_NOTICE = "A 'dirty' build is being performed"  # mkdocs' own note on --dirty; expected here
-
-
-def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, dirty: bool = False) -> list[str]:
-    """`mkdocs build` over `docs_dir`; returns the warnings, raises DigestError when it fails.
-
-    `dirty` renders only the pages whose Markdown is newer than their HTML (mkdocs
-    --dirty); the generator rewrites a Markdown file only when its content changed."""
+def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[str]:
+    """`mkdocs build` over `docs_dir` into `site_dir` (emptied first); returns the warnings,
+    raises DigestError when it fails."""
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
@@ -95,50 +103,56 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, dirty: b
     logger = logging.getLogger("mkdocs")
     logger.addHandler(collect)
     try:
-        build(config, dirty=dirty)
+        build(config)
     except (Abort, MkDocsException) as exc:
         detail = "; ".join(collect.messages[:5])
         raise DigestError(f"mkdocs build failed: {exc}" + (f" ({detail})" if detail else "")) from exc
     finally:
         logger.removeHandler(collect)
-    return [m for m in collect.messages if not m.startswith(DIRTY_NOTICE)]
+    return collect.messages
 
 
-def remove_stale_pages(docs_dir: Path, site_dir: Path) -> int:
-    """After a dirty build: delete the HTML of generated pages whose Markdown is gone."""
-    removed = 0
-    for section in ("posts", "papers", "tags", "sources", "reproductions"):
-        for page in (site_dir / section).glob("**/index.html"):
-            rel = page.parent.relative_to(site_dir)
-            if not (docs_dir / rel.with_suffix(".md")).exists() and not (docs_dir / rel / "index.md").exists():
-                page.unlink()
-                removed += 1
-    return removed
+def publish(built: Path, site: DocsWriter) -> None:
+    """Copy what mkdocs built into the site (each file only when its bytes changed), but the shells."""
+    for folder, dirs, files in os.walk(built):
+        dirs[:] = [d for d in dirs if d != SHELL_NAME]
+        rel_dir = Path(folder).relative_to(built).as_posix()
+        for name in files:
+            site.data(name if rel_dir == "." else f"{rel_dir}/{name}", Path(folder, name).read_bytes())
 
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
-               run_roots: list[Path] | None = None, incremental: bool = False,
+               run_roots: list[Path] | None = None, full: bool = False, stamp: bool = True,
                shard_posts: int | None = None) -> BuildResult:
-    """Generate the Markdown for the whole catalog, build the HTML site, index it for search (Pagefind).
+    """Generate the pages of the whole catalog, build the HTML site, index it for search (Pagefind).
 
-    `out` (default ``build/``) receives ``docs/`` and ``site/``. `strict` fails the
-    build on any mkdocs warning, broken links included. `incremental` keeps the HTML of
-    pages whose Markdown did not change (an earlier build in `out` is needed; theme or
-    template changes call for a full build) and removes the HTML of deleted pages. The
-    search index is cut by date into shards of `shard_posts` posts (default SHARD_POSTS);
-    only shards whose pages changed are indexed again (catalog/sitegen/search.py).
+    `out` (default ``build/``) receives ``docs/``, ``mkdocs/`` and ``site/``. `strict`
+    fails the build on any mkdocs warning, broken links included. Only files whose bytes
+    changed are written; `full` empties ``site/`` first. `stamp=False` has mkdocs render
+    every page (the plain path, for comparison; much slower). The search index is cut by
+    date into shards of `shard_posts` posts (default SHARD_POSTS); only shards whose pages
+    changed are indexed again (catalog/sitegen/search.py).
     """
     docs_dir, site_dir = out_dirs(out)
+    built_dir = docs_dir.parent / "mkdocs"
+    if full:
+        shutil.rmtree(site_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    stats = generate_docs(engine, docs_dir, run_roots=run_roots)
+    stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp)
     t1 = time.perf_counter()
-    dirty = incremental and (site_dir / "index.html").exists()
-    warnings = run_mkdocs(docs_dir, site_dir, strict=strict, dirty=dirty)
-    if dirty:
-        remove_stale_pages(docs_dir, site_dir)
+    warnings = run_mkdocs(docs_dir, built_dir, strict=strict)
     t2 = time.perf_counter()
-    search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS)
-    return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, warnings)
+    site = DocsWriter(site_dir, hashes=True)
+    publish(built_dir, site)
+    if stats.plan is not None:
+        stats.plan.stamp(built_dir, site)
+        stats.links.check(stats.docs)
+    removed = site.remove_stale(keep=(BUNDLE,))
+    t3 = time.perf_counter()
+    search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
+                          page_hashes=site.hashes)
+    return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
+                       warnings)
 
 
 def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",

@@ -88,7 +88,7 @@ def write_discussed(engine: Engine, cat: Any, page: Callable[..., None]) -> None
                 for r in found if r["arxiv_id"] in by_arxiv]
 
     since = recent_window(engine, RECENT_DAYS)
-    page("papers/discussed.md", "discussed.md.j2", all_time=rows(), recent=rows(since) if since else [],
+    page("papers/discussed.md", "discussed.html.j2", all_time=rows(), recent=rows(since) if since else [],
          recent_since=since, days=RECENT_DAYS)
 
 

@@ -11,6 +11,7 @@ and stale generated files are removed, so `digest site serve` rebuilds little.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from importlib import resources
@@ -34,6 +35,7 @@ from catalog.sitegen.cards import CardInfo, discover_cards
 from catalog.sitegen.search import cjk_terms
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
 from catalog.sitegen.slugs import SlugRegistry, make_slug
+from catalog.sitegen.stamp import StampPlan, shell_markdown, shell_source
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ LATEST_ON_POSTS_INDEX = 50
 RUNS_PER_REPRODUCTION = 12  # the latest run of each preset is shown in full, older ones collapsed
 FEED_ENTRIES = 50  # at most this many entries per Atom/RSS feed
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+RAW_TEMPLATE = ".html.j2"  # a template of a page written as HTML (extends raw.html.j2)
 
 
 @dataclass
@@ -57,6 +60,9 @@ class GenerateStats:
     removed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
+    plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
+    links: Any = None  # the PageLinks of the run: checked once the planned pages are stamped
+    docs: Any = None  # the DocsWriter of the run
 
 
 # ---------------------------------------------------------------- templates
@@ -123,7 +129,7 @@ class PageLinks:
         return Markup(f"{up}{section}/{slug}/")
 
     def check(self, writer: "DocsWriter") -> None:
-        missing = sorted(t for t in self.targets if writer.path(t) not in writer.seen)
+        missing = sorted(t for t in self.targets if not writer.has(t))
         if missing:
             raise DigestError(f"generated links to pages that do not exist: {', '.join(missing[:5])}")
 
@@ -324,14 +330,20 @@ class Catalog:
 # ---------------------------------------------------------------- writing
 
 class DocsWriter:
-    """Writes files under the docs folder only when they changed; remembers what it wrote."""
+    """Writes files under a folder (the docs, or the site) only when they changed; remembers
+    what it wrote, and with `hashes` the SHA-256 of every file it was given (search shards)."""
 
-    def __init__(self, docs: Path):
+    def __init__(self, docs: Path, *, hashes: bool = False):
         self.docs = docs
         self.root = docs.resolve()  # resolved once: the generator names thousands of files
         self.seen: set[Path] = set()
+        self.planned: set[str] = set()  # pages that are stamped into the site later, not written here
+        self.hashes: dict[str, bytes] | None = {} if hashes else None
         self.written = 0
         self._dirs: set[Path] = set()
+
+    def has(self, rel: str) -> bool:
+        return rel in self.planned or self.path(rel) in self.seen
 
     def path(self, rel: str) -> Path:
         parts = rel.split("/")
@@ -345,9 +357,13 @@ class DocsWriter:
             self._dirs.add(folder)
 
     def text(self, rel: str, content: str) -> None:
+        self.data(rel, content.encode("utf-8"))
+
+    def data(self, rel: str, data: bytes) -> None:
         target = self.path(rel)
         self.seen.add(target)
-        data = content.encode("utf-8")
+        if self.hashes is not None:
+            self.hashes[rel] = hashlib.sha256(data).digest()
         try:
             if target.read_bytes() == data:
                 return
@@ -370,17 +386,45 @@ class DocsWriter:
         shutil.copyfile(source, target)
         self.written += 1
 
-    def remove_stale(self) -> int:
+    def remove_stale(self, keep: tuple[str, ...] = ()) -> int:
+        """Delete every file not written in this run (but the marker, and the top-level folders
+        `keep`), then the folders left empty."""
         removed = 0
-        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+        folders = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root):
+                dirnames[:] = [d for d in dirnames if d not in keep]
+            else:
+                folders.append(dirpath)
             for name in filenames:
                 path = Path(dirpath, name)
                 if name != MARKER and path not in self.seen:
                     path.unlink()
                     removed += 1
-            if dirpath != str(self.root) and not os.listdir(dirpath):
-                os.rmdir(dirpath)
+        for folder in reversed(folders):  # deepest first
+            if not os.listdir(folder):
+                os.rmdir(folder)
         return removed
+
+
+def nav_pages(site_src: Path) -> set[str]:
+    """The docs files the nav of mkdocs.yml names: mkdocs builds those (their nav item is active)."""
+    import yaml
+
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, str):
+            found.add(item)
+        elif isinstance(item, dict):
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(yaml.safe_load((site_src / "mkdocs.yml").read_text(encoding="utf-8")).get("nav", []))
+    return found
 
 
 def prepare_docs_dir(docs: Path) -> None:
@@ -425,8 +469,13 @@ def _copy_plots(writer: DocsWriter, repro: dict[str, Any], roots: list[Path]) ->
 
 def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | None = None,
                   site_src: Path = SITE_SRC, run_roots: list[Path] | None = None,
-                  feed_entries: int = FEED_ENTRIES) -> GenerateStats:
-    """Write the whole Markdown tree for the catalog into `docs`."""
+                  feed_entries: int = FEED_ENTRIES, stamp: bool = True) -> GenerateStats:
+    """Write the Markdown tree for the catalog into `docs`.
+
+    With `stamp` (the default) the raw HTML pages outside the nav are not written: one
+    shell page per URL folder is, and the returned stats' `plan` renders the pages into
+    the shells once mkdocs built them (see stamp.py). Without it every page is a docs file
+    for mkdocs, the plain path the stamped one is checked against."""
     docs = Path(docs)
     prepare_docs_dir(docs)
     cards = discover_cards() if cards is None else cards
@@ -438,11 +487,20 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     writer.seen.add(writer.path(MARKER))
 
     links = env.globals["url"]
+    plan = StampPlan(env)
+    in_nav = nav_pages(site_src)
 
     def page(rel: str, template: str, **ctx: Any) -> None:
         # root: from this Markdown file to the docs root (Markdown links to .md files);
         # up: from this page's URL to the site root (final URLs in raw HTML blocks)
-        writer.text(rel, env.get_template(template).render(root="../" * rel.count("/"), up=url_up(rel), **ctx))
+        ctx.update(root="../" * rel.count("/"), up=url_up(rel))
+        if not template.endswith(RAW_TEMPLATE):
+            writer.text(rel, env.get_template(template).render(**ctx))
+        elif stamp and rel not in in_nav:
+            plan.add(rel, template, ctx)
+            writer.planned.add(rel)
+        else:
+            writer.text(rel, plan.render(rel, template, ctx).markdown())
 
     # hand-written pages and assets, copied as they are
     pages_dir = site_src / "pages"
@@ -466,31 +524,35 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
 
     page("index.md", "home.md.j2", intro=Markup(intro), counts=counts, latest=cat.posts[:LATEST_ON_HOME],
          reproductions=cat.reproductions)
-    page("posts/index.md", "posts_index.md.j2", latest=cat.posts[:LATEST_ON_POSTS_INDEX],
+    page("posts/index.md", "posts_index.html.j2", latest=cat.posts[:LATEST_ON_POSTS_INDEX],
          months=[(m, len(months[m])) for m in month_list], total=len(cat.posts))
     for month in month_list:
-        page(f"posts/archive/{month}.md", "posts_month.md.j2", month=month, posts=months[month])
+        page(f"posts/archive/{month}.md", "posts_month.html.j2", month=month, posts=months[month])
     for post in cat.posts:
-        page(f"posts/{post['slug']}.md", "post.md.j2", post=post)
-    page("papers/index.md", "papers_index.md.j2", papers=sorted(cat.papers.values(), key=lambda p: p["arxiv_id"],
+        page(f"posts/{post['slug']}.md", "post.html.j2", post=post)
+    page("papers/index.md", "papers_index.html.j2", papers=sorted(cat.papers.values(), key=lambda p: p["arxiv_id"],
                                                                 reverse=True))
     for paper in cat.papers.values():
-        page(f"papers/{paper['slug']}.md", "paper.md.j2", paper=paper)
+        page(f"papers/{paper['slug']}.md", "paper.html.j2", paper=paper)
     write_discussed(engine, cat, page)
     write_feeds(writer, feeds)
-    page("tags/index.md", "tags_index.md.j2", tags=cat.tags)
+    page("tags/index.md", "tags_index.html.j2", tags=cat.tags)
     for tag in cat.tags:
-        page(f"tags/{tag['slug']}.md", "tag.md.j2", tag=tag)
-    page("sources/index.md", "sources_index.md.j2", sources=cat.sources)
+        page(f"tags/{tag['slug']}.md", "tag.html.j2", tag=tag)
+    page("sources/index.md", "sources_index.html.j2", sources=cat.sources)
     for source in cat.sources:
-        page(f"sources/{source['slug']}.md", "source.md.j2", source=source)
+        page(f"sources/{source['slug']}.md", "source.html.j2", source=source)
     page("reproductions/index.md", "reproductions_index.md.j2", reproductions=cat.reproductions)
     for repro in cat.reproductions:
         page(f"reproductions/{repro['slug']}.md", "reproduction.md.j2", repro=repro,
              docs=[(h, Markup(text)) for h, text in repro["docs"]])
 
-    links.check(writer)
+    for folder in sorted(plan.folders):
+        writer.text(shell_source(folder), shell_markdown())
+    if not plan.pages:
+        links.check(writer)  # else once the planned pages are rendered (their links are known then)
     removed = writer.remove_stale()
-    return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md"), written=writer.written,
-                         removed=removed, counts=counts,
-                         post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts])
+    return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md") + len(writer.planned)
+                         - len(plan.folders), written=writer.written, removed=removed, counts=counts,
+                         post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts],
+                         plan=plan if plan.pages else None, links=links, docs=writer)

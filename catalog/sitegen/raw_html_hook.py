@@ -1,23 +1,30 @@
 """mkdocs hook: pages the generator wrote as HTML skip the Markdown conversion.
 
-The post, paper and list pages are raw HTML from start to end (see
-content/templates/partials/lists.md.j2), so Markdown would only copy them through, after
-parsing every tag in them, which cost about a third of the build. A page whose front
-matter says ``digest_html: true`` hands Markdown an empty document and gets its own
-HTML back as the page content. Loaded by mkdocs from its path (``hooks:`` in
-mkdocs.yml), so it imports nothing from the project.
+The post, paper and list pages are raw HTML from start to end (content/templates/
+raw.html.j2; most of them are not even built by mkdocs, see stamp.py), so Markdown would
+only copy them through, after parsing every tag in them. A page whose front matter
+says ``digest_html: true`` hands Markdown an empty document and gets its own HTML back
+as the page content; the part between ``<!--digest:head-->`` and ``<!--/digest:head-->``
+at its start becomes ``page.digest_head`` (extra <head> tags, placed by
+content/overrides/main.html). Loaded by mkdocs from its path (``hooks:`` in mkdocs.yml),
+so it imports nothing from the project; the markers are stamp.py's HEAD_OPEN/HEAD_CLOSE.
 """
 
 from __future__ import annotations
 
 FLAG = "digest_html"
+HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"
 
 
 def on_page_markdown(markdown, page, config, files):
-    if page.meta.get(FLAG) is True:
-        page.digest_html = markdown
-        return ""
-    return markdown
+    if page.meta.get(FLAG) is not True:
+        return markdown
+    head = ""
+    if markdown.startswith(HEAD_OPEN) and HEAD_CLOSE in markdown:
+        head, markdown = markdown[len(HEAD_OPEN):].split(HEAD_CLOSE, 1)
+    page.digest_head = head
+    page.digest_html = markdown
+    return ""
 
 
 def on_page_content(html, page, config, files):

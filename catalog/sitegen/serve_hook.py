@@ -1,5 +1,6 @@
-"""mkdocs hook used by `digest site serve`: re-generate the Markdown before each rebuild,
-and index the served site for search (Pagefind) after it.
+"""mkdocs hook used by `digest site serve`: re-generate the Markdown before each rebuild;
+after it, stamp the generated pages into their shells (stamp.py) and index the served
+site for search (Pagefind).
 
 Loaded by mkdocs from its path (``hooks:``), so it takes its inputs from the
 environment that `serve_site` sets.
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 
 log = logging.getLogger("mkdocs.digest")
+_last: dict = {}  # the stats of the latest generation: its plan is stamped after the build
 
 
 def on_pre_build(config, **kwargs) -> None:
@@ -26,6 +28,7 @@ def on_pre_build(config, **kwargs) -> None:
         stats = generate_docs(engine, Path(docs))
     finally:
         engine.dispose()
+    _last["stats"] = stats
     if stats.written or stats.removed:
         log.info("digest: regenerated %d pages (%d files written, %d removed)", stats.pages, stats.written,
                  stats.removed)
@@ -33,10 +36,16 @@ def on_pre_build(config, **kwargs) -> None:
 
 def on_post_build(config, **kwargs) -> None:
     from catalog.errors import DigestError
+    from catalog.sitegen.generate import DocsWriter
     from catalog.sitegen.search import index_site
 
+    site_dir = Path(config["site_dir"])
+    stats = _last.get("stats")
     try:
-        seconds = index_site(Path(config["site_dir"]))
+        if stats is not None and stats.plan is not None:
+            stats.plan.stamp(site_dir, DocsWriter(site_dir))
+            stats.plan.remove_shells(site_dir)
+        seconds = index_site(site_dir, stats.post_pages if stats else None)
     except DigestError as exc:  # the site still serves; its Search page says the index is missing
         log.warning("digest: %s", exc)
         return

@@ -1,0 +1,162 @@
+"""Pages rendered by our own Jinja into the theme's HTML, without a mkdocs page build each.
+
+mkdocs spends a few milliseconds on every page (reading it, hooks, the theme's
+templates, writing it): at 10k posts that was most of a build, and at 100k it would be
+the wall. Yet the generated pages that are not in the nav (posts, papers, tags, sources,
+month archives) differ from one another only in four places: the title (in <title> and
+in the header), the extra <head> tags (feeds, citation tags) and the article. Everything
+else the theme writes depends on the URL folder alone (links are relative to it).
+
+So the generator writes one *shell* page per such folder (``posts/digest_shell.md``…)
+with a marker in each of those places; mkdocs renders the shells with the rest of the
+small site; then every page of the folder is the shell's HTML with the markers replaced
+by the page's own parts (`Shell.fill`), rendered by our Jinja templates
+(content/templates/raw.html.j2 cuts a page into its parts: `RawPage`).
+
+The plain path is kept: ``build_site(…, stamp=False)`` gives every page to mkdocs, and a
+test builds the site both ways and compares every file byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import DigestError
+
+CUT = "<!--digest:cut-->"
+HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
+SHELL_NAME = "digest_shell"  # never a slug: slugs have no "_"
+TITLE_SLOT = "DIGESTSHELLTITLE"
+HEAD_SLOT = "<!--digest:slot:head-->"
+# the theme adds an <h1> to a page whose content has none; every raw page has one, so the shell too
+BODY_SLOT = "<!--digest:slot:body--><h1></h1><!--/digest:slot:body-->"
+_SLOTS = re.compile("(" + "|".join(re.escape(s) for s in (TITLE_SLOT, HEAD_SLOT, BODY_SLOT)) + ")")
+
+
+@dataclass
+class RawPage:
+    """A page written as HTML: its parts, as content/templates/raw.html.j2 renders them."""
+
+    title: str  # HTML (escaped text)
+    exclude: bool  # not a search result (list pages)
+    head: str  # extra <head> tags
+    body: str  # the article
+
+    @classmethod
+    def parse(cls, rendered: str, name: str = "page") -> "RawPage":
+        parts = rendered.split(CUT)
+        if len(parts) != 4:
+            raise DigestError(f"{name}: a raw page template must render 4 parts, got {len(parts)}")
+        title, exclude, head, body = (part.strip("\n") for part in parts)
+        if "<h1" not in body:
+            raise DigestError(f"{name}: a raw page must have its own <h1>")
+        head = head.strip()
+        return cls(title.strip(), exclude.strip() == "exclude", "\n" + head if head else "", body)
+
+    def content(self) -> str:
+        """The article as the theme shows it: a search result is marked for Pagefind."""
+        return self.body if self.exclude else f"<div data-pagefind-body>{self.body}</div>"
+
+    def markdown(self) -> str:
+        """The page as a mkdocs source file (front matter, then HTML that raw_html_hook passes through)."""
+        return page_markdown(self.title, self.head, self.content(), self.exclude)
+
+
+def page_markdown(title: str, head: str, content: str, exclude: bool = False) -> str:
+    # JSON is YAML: the title stays one string whatever it holds
+    import json
+
+    front = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\n"
+    if exclude:
+        front += "search:\n  exclude: true\n"
+    return f"{front}digest_html: true\n---\n{HEAD_OPEN}{head}{HEAD_CLOSE}{content}"
+
+
+def shell_markdown() -> str:
+    return page_markdown(TITLE_SLOT, HEAD_SLOT, BODY_SLOT)
+
+
+def url_folder(rel: str) -> str:
+    """The folder of a docs file's URL: ``posts/a.md`` -> ``posts`` (its URL is posts/a/)."""
+    return rel.rpartition("/")[0]
+
+
+def shell_source(folder: str) -> str:
+    return f"{folder}/{SHELL_NAME}.md" if folder else f"{SHELL_NAME}.md"
+
+
+def shell_output(folder: str) -> str:
+    return f"{folder}/{SHELL_NAME}/index.html" if folder else f"{SHELL_NAME}/index.html"
+
+
+def output_path(rel: str) -> str:
+    """Where mkdocs (use_directory_urls) would write the HTML of docs file `rel`."""
+    stem = rel.removesuffix(".md")
+    return "index.html" if stem == "index" else (
+        f"{stem.removesuffix('/index')}/index.html" if stem.endswith("/index") else f"{stem}/index.html")
+
+
+class Shell:
+    """The theme's HTML of one folder's shell page, cut at its slots."""
+
+    def __init__(self, html: str, name: str = "shell"):
+        pieces = _SLOTS.split(html)
+        slots = pieces[1::2]
+        if slots.count(BODY_SLOT) != 1 or slots.count(HEAD_SLOT) != 1 or TITLE_SLOT not in slots:
+            raise DigestError(f"{name}: the theme's page lost a slot marker (templates changed?); "
+                              "build with stamping off to compare")
+        self.pieces = pieces
+
+    def fill(self, page: RawPage) -> str:
+        values: dict[str, Any] = {TITLE_SLOT: page.title, HEAD_SLOT: page.head, BODY_SLOT: page.content()}
+        out = self.pieces[:]
+        for i in range(1, len(out), 2):
+            out[i] = values[out[i]]
+        return "".join(out)
+
+
+class StampPlan:
+    """The raw pages to stamp after mkdocs ran: what renders each, and the folders' shells.
+
+    Pages are rendered only when stamped, one at a time, so a build never holds the HTML
+    of 100k pages at once (the catalog's dicts they are rendered from are in memory anyway).
+    """
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.pages: list[tuple[str, str, dict[str, Any]]] = []  # (docs path, template, context)
+        self.folders: set[str] = set()
+
+    def add(self, rel: str, template: str, ctx: dict[str, Any]) -> None:
+        self.pages.append((rel, template, ctx))
+        self.folders.add(url_folder(rel))
+
+    def render(self, rel: str, template: str, ctx: dict[str, Any]) -> RawPage:
+        return RawPage.parse(self.env.get_template(template).render(**ctx), rel)
+
+    def stamp(self, shell_dir: Path, writer: Any) -> int:
+        """Write every planned page into `writer` (the site), filled into its folder's shell
+        as mkdocs built it under `shell_dir`; returns the number of pages."""
+        shells = {}
+        for folder in sorted(self.folders):
+            path = shell_dir / shell_output(folder)
+            try:
+                shells[folder] = Shell(path.read_text(encoding="utf-8"), str(path))
+            except OSError as exc:
+                raise DigestError(f"mkdocs did not build the page shell {path}: {exc}") from None
+        for rel, template, ctx in self.pages:
+            writer.text(output_path(rel), shells[url_folder(rel)].fill(self.render(rel, template, ctx)))
+        return len(self.pages)
+
+    def remove_shells(self, site_dir: Path) -> None:
+        """Delete the shells' own HTML from a site mkdocs built in place (`digest site serve`)."""
+        for folder in self.folders:
+            path = site_dir / shell_output(folder)
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
