@@ -353,6 +353,38 @@ def pagefind_fragments(site: Path) -> list[dict]:
     return out
 
 
+def pagefind_records(folder: Path, out: Path) -> dict[str, dict]:
+    """Pagefind's record of every page it indexes in `folder`, by URL."""
+    from catalog.sitegen.search import LANGUAGE, pagefind_executable
+
+    subprocess.run([str(pagefind_executable()), "--site", str(folder), "--output-path", str(out),
+                    "--force-language", LANGUAGE, "--quiet"], check=True, capture_output=True, timeout=300)
+    records = {}
+    for path in out.glob("fragment/*.pf_fragment"):
+        data = gzip.decompress(path.read_bytes()).decode("utf-8")
+        record = json.loads(data[len("pagefind_dcd"):])
+        records[record["url"]] = record
+    return records
+
+
+def test_search_copies_give_pagefind_the_same_records_as_the_pages(built, tmp_path):
+    """The index is built from bare copies of the articles (search_copy): the same URL, title, text,
+    filters and anchors as Pagefind reads from the full pages, hostile post included."""
+    from catalog.sitegen.search import search_copy, site_pages
+
+    site, stage = built["site"], tmp_path / "stage"
+    for rel in site_pages(site):
+        lean = search_copy((site / rel).read_bytes())
+        if lean is not None:
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(lean)
+    full, lean = pagefind_records(site, tmp_path / "full"), pagefind_records(stage, tmp_path / "lean")
+    assert len(full) > 40 and any(url.startswith("/posts/script-alert-5") for url in full)
+    assert sorted(full) == sorted(lean)
+    for url, record in full.items():
+        assert lean[url] == record, url
+
+
 def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     site = built["site"]
     manifest = json.loads((site / "pagefind" / "shards.json").read_text(encoding="utf-8"))
