@@ -101,8 +101,12 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
-def atom_xml(feed: Feed, *, base_url: str = "") -> bytes:
-    """The feed as an Atom 1.0 document (UTF-8 bytes)."""
+def atom_xml(feed: Feed, *, base_url: str = "", entries: dict[tuple, str] | None = None) -> bytes:
+    """The feed as an Atom 1.0 document (UTF-8 bytes).
+
+    A post is an entry in up to a dozen feeds (the site's, its source's, its tags', its
+    papers'), and an entry's XML depends only on the post and on how deep the feed sits:
+    `entries`, shared between the feeds of one build, keeps each entry's XML once made."""
     root = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(root, "title", feed.title)
     _sub(root, "id", f"tag:{TAG_AUTHORITY}:feed/{quote(feed.key, safe=':@/')}")
@@ -111,28 +115,46 @@ def atom_xml(feed: Feed, *, base_url: str = "") -> bytes:
     newest = max((p.get("edited") or p["published"] for p in feed.posts), default=None)
     _sub(root, "updated", _iso(newest or datetime(1970, 1, 1, tzinfo=timezone.utc)))
     _sub(root, "generator", "paper-digest")
-    for post in feed.posts:
-        e = _sub(root, "entry")
-        _sub(e, "title", post["title"])
-        _sub(e, "id", entry_id(post))
-        _sub(e, "link", rel="alternate", type="text/html", href=_href(base_url, feed.path, f"posts/{post['slug']}/"))
-        if post.get("url"):
-            _sub(e, "link", rel="via", href=post["url"])
-        _sub(e, "published", _iso(post["published"]))
-        _sub(e, "updated", _iso(post.get("edited") or post["published"]))
-        author = _sub(e, "author")
-        _sub(author, "name", post["source"]["title"])
-        if post["source"].get("url"):
-            _sub(author, "uri", post["source"]["url"])
-        for tag in post.get("tags", []):
-            _sub(e, "category", term=tag)
-        ids = [p["arxiv_id"] for p in post.get("papers", [])]
-        summary = _summary(post) + (("\n\narXiv: " + ", ".join(ids)) if ids else "")
-        _sub(e, "summary", summary, type="text")
-        for aid in ids:
-            _sub(e, "link", rel="related", href=f"https://arxiv.org/abs/{aid}", title=f"arXiv:{aid}")
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    head = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    if not feed.posts:
+        return head
+    cache = {} if entries is None else entries
+    depth = feed.path.count("/")
+    xml = []
+    for post in feed.posts:
+        key = (post["key"], depth, base_url)
+        if key not in cache:
+            cache[key] = _atom_entry(post, base_url, feed.path)
+        xml.append(cache[key])
+    # the entries follow the header's last element, indented as ET.indent would place them
+    end = b"\n</feed>"
+    return head[:-len(end)] + ("\n  " + "\n  ".join(xml)).encode("utf-8") + end
+
+
+def _atom_entry(post: dict[str, Any], base_url: str, feed_path: str) -> str:
+    """One post's <entry>, indented as the second level of a feed document."""
+    e = ET.Element("entry")
+    _sub(e, "title", post["title"])
+    _sub(e, "id", entry_id(post))
+    _sub(e, "link", rel="alternate", type="text/html", href=_href(base_url, feed_path, f"posts/{post['slug']}/"))
+    if post.get("url"):
+        _sub(e, "link", rel="via", href=post["url"])
+    _sub(e, "published", _iso(post["published"]))
+    _sub(e, "updated", _iso(post.get("edited") or post["published"]))
+    author = _sub(e, "author")
+    _sub(author, "name", post["source"]["title"])
+    if post["source"].get("url"):
+        _sub(author, "uri", post["source"]["url"])
+    for tag in post.get("tags", []):
+        _sub(e, "category", term=tag)
+    ids = [p["arxiv_id"] for p in post.get("papers", [])]
+    summary = _summary(post) + (("\n\narXiv: " + ", ".join(ids)) if ids else "")
+    _sub(e, "summary", summary, type="text")
+    for aid in ids:
+        _sub(e, "link", rel="related", href=f"https://arxiv.org/abs/{aid}", title=f"arXiv:{aid}")
+    ET.indent(e, level=1)
+    return ET.tostring(e, encoding="unicode")
 
 
 def rss_xml(feed: Feed, *, base_url: str = "") -> bytes:

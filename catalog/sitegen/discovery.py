@@ -72,8 +72,9 @@ def attach_discovery(engine: Engine, cat: Any, *, feed_entries: int) -> list[Fee
 
 def write_feeds(writer: Any, feeds: list[Feed]) -> None:
     """Every feed as Atom; the site-wide one also as RSS 2.0."""
+    entries: dict = {}  # each post's <entry>, made once for all the feeds it is in
     for feed in feeds:
-        writer.text(feed.path, atom_xml(feed).decode("utf-8"))
+        writer.text(feed.path, atom_xml(feed, entries=entries).decode("utf-8"))
         if feed.key == "all":
             writer.text(feed.rss_path, rss_xml(feed).decode("utf-8"))
 
