@@ -257,8 +257,9 @@ class Meta(Base):
 class Related(Base):
     """Precomputed similar items: for each post or paper, its nearest posts and papers.
 
-    Rebuilt as a whole by `catalog.related.rebuild_related` (after ingest/sync, before
-    a site build) and read by `digest related` and the pages; never computed per request.
+    Kept up to date by `catalog.related.update_related` (after ingest/sync, before a site
+    build: incrementally for a few new items, else rebuilt as a whole) and read by
+    `digest related` and the pages; never computed per request.
     """
 
     __tablename__ = "related"

@@ -13,10 +13,11 @@ from catalog.cli.common import print_json, state, stderr, stdout
 
 
 def _rebuild_with_progress(engine, *, force: bool, quiet: bool = False) -> None:
-    """Bring the stored related lists up to date, with a progress bar on stderr when it takes a while."""
+    """Bring the stored related lists up to date (incrementally when only a few items are new;
+    all of them when `force`), with a progress bar on stderr when it takes a while."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from catalog.related import is_fresh, rebuild_related
+    from catalog.related import is_fresh, rebuild_related, update_related
 
     if not force and is_fresh(engine):
         return
@@ -24,11 +25,16 @@ def _rebuild_with_progress(engine, *, force: bool, quiet: bool = False) -> None:
                    console=stderr, transient=True, disable=quiet)
     with bar:
         task = bar.add_task("related", total=None)
-        stats = rebuild_related(engine, on_start=lambda n: bar.update(task, total=n),
-                                progress=lambda n: bar.advance(task, n))
-    if not quiet:
+        stats = (rebuild_related if force else update_related)(
+            engine, on_start=lambda n: bar.update(task, total=n), progress=lambda n: bar.advance(task, n))
+    if quiet:
+        return
+    if stats["mode"] == "full":
         stderr.print(f"related: {stats['posts']} posts and {stats['papers']} papers compared, "
                      f"{stats['pairs']} neighbours stored", highlight=False)
+    else:
+        stderr.print(f"related: {stats['fresh']} new or grown items compared with all {stats['items']}, "
+                     f"{stats['lists_changed']} items' lists updated", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +45,8 @@ def register(app: typer.Typer) -> None:
         papers_only: bool = typer.Option(False, "--papers", help="Only related papers."),
         posts_only: bool = typer.Option(False, "--posts", help="Only related posts."),
         limit: int = typer.Option(5, "--limit", min=1, max=10, help="At most this many of each kind."),
-        rebuild: bool = typer.Option(False, "--rebuild", help="Recompute every item's neighbours first."),
+        rebuild: bool = typer.Option(False, "--rebuild", help="Recompute every item's neighbours first "
+                                     "(a full rebuild, even when only a few items are new)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
     ) -> None:
         """Posts and papers most similar to a post or a paper.
