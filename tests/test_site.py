@@ -402,6 +402,12 @@ def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     assert post["filters"]["source"] == ["DL-дайджест (пример)"] and "#nlp" in post["filters"]["tag"]
 
 
+def article_page(article: str, after: str = "") -> str:
+    """A page as the theme writes it: the searched article, its end marker, what follows."""
+    return (f"<html><body><article><div data-pagefind-body>{article}</div><!--/digest:search-->{after}"
+            "</article></body></html>")
+
+
 def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path):
     from catalog.sitegen.search import index_site, plan_shards, read_manifest
 
@@ -417,7 +423,7 @@ def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path)
     for i in range(5):  # post-4 is the newest
         page = site / "posts" / f"post-{i}" / "index.html"
         page.parent.mkdir(parents=True)
-        page.write_text(f"<html><body><div data-pagefind-body><h1>Post {i}</h1><p>word{i}</p></div></body></html>")
+        page.write_text(article_page(f"<h1>Post {i}</h1><p>word{i}</p>"))
         posts.insert(0, f"posts/post-{i}/index.html")
     index_site(site, posts, shard_posts=2)
     manifest = read_manifest(site)
@@ -425,8 +431,7 @@ def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path)
         ("shard-0002/", 1), ("shard-0001/", 2), ("shard-0000/", 2)]
     entries = {s["path"]: site / "pagefind" / s["path"] / "pagefind-entry.json" for s in manifest["shards"]}
     stamps = {k: v.stat().st_mtime_ns for k, v in entries.items()}
-    (site / "posts" / "post-4" / "index.html").write_text(
-        "<html><body><div data-pagefind-body><h1>Post 4</h1><p>edited</p></div></body></html>")
+    (site / "posts" / "post-4" / "index.html").write_text(article_page("<h1>Post 4</h1><p>edited</p>"))
     index_site(site, posts, shard_posts=2)
     assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]  # old shards kept as they were
     assert entries["shard-0001/"].stat().st_mtime_ns == stamps["shard-0001/"]
@@ -435,6 +440,15 @@ def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path)
     oldest.write_text(oldest.read_text())  # rewritten unchanged, as mkdocs does: a new mtime, the same bytes
     index_site(site, posts, shard_posts=2)
     assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]
+    # what follows the searched article (related items) changes: not indexed again either
+    oldest.write_text(article_page("<h1>Post 0</h1><p>word0</p>", after="<h2>Related</h2><p>Post 3</p>"))
+    index_site(site, posts, shard_posts=2)
+    assert entries["shard-0000/"].stat().st_mtime_ns == stamps["shard-0000/"]
+    # a shard without a page to search (list pages only) is left out of the manifest
+    for i in range(5):
+        (site / "posts" / f"post-{i}" / "index.html").write_text("<html><body><article><h1>A list</h1></article>")
+    index_site(site, posts, shard_posts=2)
+    assert read_manifest(site)["shards"] == [] and not list((site / "pagefind").glob("shard-*"))
     assert not list(tmp_path.glob(".pagefind-*"))  # the staging folders are gone
 
 

@@ -14,6 +14,7 @@ indexed again. ``full=True`` empties the site first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 
 from catalog.errors import DigestError
 from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs
-from catalog.sitegen.search import BUNDLE, SHARD_POSTS, index_site
+from catalog.sitegen.search import BUNDLE, SHARD_POSTS, index_site, search_copy
 from catalog.sitegen.stamp import SHELL_NAME
 
 CONFIG_FILE = SITE_SRC / "mkdocs.yml"
@@ -112,13 +113,19 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[
     return collect.messages
 
 
-def publish(built: Path, site: DocsWriter) -> None:
-    """Copy what mkdocs built into the site (each file only when its bytes changed), but the shells."""
+def publish(built: Path, site: DocsWriter, search_hashes: dict[str, bytes | None]) -> None:
+    """Copy what mkdocs built into the site (each file only when its bytes changed), but the
+    shells; `search_hashes` receives the SHA-256 of each HTML page's search copy."""
     for folder, dirs, files in os.walk(built):
         dirs[:] = [d for d in dirs if d != SHELL_NAME]
         rel_dir = Path(folder).relative_to(built).as_posix()
         for name in files:
-            site.data(name if rel_dir == "." else f"{rel_dir}/{name}", Path(folder, name).read_bytes())
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            data = Path(folder, name).read_bytes()
+            site.data(rel, data)
+            if name.endswith(".html"):
+                copy = search_copy(data)
+                search_hashes[rel] = None if copy is None else hashlib.sha256(copy).digest()
 
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
@@ -142,15 +149,16 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     t1 = time.perf_counter()
     warnings = run_mkdocs(docs_dir, built_dir, strict=strict)
     t2 = time.perf_counter()
-    site = DocsWriter(site_dir, hashes=True)
-    publish(built_dir, site)
+    site = DocsWriter(site_dir)
+    search_hashes: dict[str, bytes | None] = {}
+    publish(built_dir, site, search_hashes)
     if stats.plan is not None:
-        stats.plan.stamp(built_dir, site)
+        stats.plan.stamp(built_dir, site, search_hashes)
         stats.links.check(stats.docs)
     removed = site.remove_stale(keep=(BUNDLE,))
     t3 = time.perf_counter()
     search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
-                          page_hashes=site.hashes)
+                          page_hashes=search_hashes)
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
                        warnings)
 

@@ -11,7 +11,6 @@ and stale generated files are removed, so `digest site serve` rebuilds little.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from importlib import resources
@@ -330,15 +329,13 @@ class Catalog:
 # ---------------------------------------------------------------- writing
 
 class DocsWriter:
-    """Writes files under a folder (the docs, or the site) only when they changed; remembers
-    what it wrote, and with `hashes` the SHA-256 of every file it was given (search shards)."""
+    """Writes files under a folder (the docs, or the site) only when they changed; remembers what it wrote."""
 
-    def __init__(self, docs: Path, *, hashes: bool = False):
+    def __init__(self, docs: Path):
         self.docs = docs
         self.root = docs.resolve()  # resolved once: the generator names thousands of files
         self.seen: set[Path] = set()
         self.planned: set[str] = set()  # pages that are stamped into the site later, not written here
-        self.hashes: dict[str, bytes] | None = {} if hashes else None
         self.written = 0
         self._dirs: set[Path] = set()
 
@@ -362,8 +359,6 @@ class DocsWriter:
     def data(self, rel: str, data: bytes) -> None:
         target = self.path(rel)
         self.seen.add(target)
-        if self.hashes is not None:
-            self.hashes[rel] = hashlib.sha256(data).digest()
         try:
             if target.read_bytes() == data:
                 return

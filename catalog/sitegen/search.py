@@ -85,16 +85,22 @@ class Shard:
     pages: list[str]  # HTML files relative to the site, posts newest first
     posts: int
 
-    def fingerprint(self, site_dir: Path, page_hashes: dict[str, bytes] | None = None) -> str:
-        """A hash of the shard's pages, names and bytes (not mtimes: the manifest is published,
-        so two builds of one catalog must agree on it). `page_hashes`: the SHA-256 of pages the
-        builder just wrote, so that 100k pages are not read back."""
+    def fingerprint(self, site_dir: Path, page_hashes: dict[str, bytes | None] | None = None) -> str:
+        """A hash of what Pagefind reads of the shard: each page's name and search copy (not
+        mtimes: the manifest is published, so two builds of one catalog must agree on it; not
+        the whole page: new related items on an old post do not call for indexing it again).
+        `page_hashes`: the SHA-256 of the search copies the builder just made (None: a page
+        with none), so that 100k pages are not read back."""
         known = page_hashes or {}
         digest = hashlib.sha256()
         for rel in self.pages:
             digest.update(f"{rel}\0".encode())
-            page = known.get(rel)
-            digest.update(page if page is not None else hashlib.sha256((site_dir / rel).read_bytes()).digest())
+            if rel in known:
+                page = known[rel]
+            else:
+                copy = search_copy((site_dir / rel).read_bytes())
+                page = None if copy is None else hashlib.sha256(copy).digest()
+            digest.update(page or b"-")
         return digest.hexdigest()[:20]
 
 
@@ -125,12 +131,12 @@ def site_pages(site_dir: Path) -> list[str]:
 
 
 def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_posts: int = SHARD_POSTS,
-               page_hashes: dict[str, bytes] | None = None) -> float:
+               page_hashes: dict[str, bytes | None] | None = None) -> float:
     """Write `site_dir`/pagefind: one bundle per shard and the manifest; returns the seconds it took.
 
     `posts`: the post pages (HTML files relative to `site_dir`), newest first; without it
     the whole site is one shard. Shards whose pages did not change since the last run keep
-    their bundle. `page_hashes` (page -> SHA-256 of its bytes) spares reading pages back.
+    their bundle. `page_hashes` (page -> SHA-256 of its search copy) spares reading pages back.
     """
     t0 = time.perf_counter()
     site_dir = Path(site_dir)
@@ -149,10 +155,11 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     for shard in shards:
         fingerprint = shard.fingerprint(site_dir, page_hashes)
         if old_prints.get(shard.name) != fingerprint or not (out / shard.name / "pagefind-entry.json").exists():
-            run_pagefind(site_dir, shard, out / shard.name)
+            if not run_pagefind(site_dir, shard, out / shard.name):
+                continue  # nothing in it is searched
         entries.append({"path": f"{shard.name}/", "posts": shard.posts, "pages": len(shard.pages),
                         "fingerprint": fingerprint})
-    keep = {s.name for s in shards}
+    keep = {entry["path"].rstrip("/") for entry in entries}
     for stale in out.glob("shard-*"):
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
@@ -169,6 +176,11 @@ def read_manifest(site_dir: Path) -> dict:
 
 
 BODY_OPEN = "<div data-pagefind-body>"
+SEARCH_END = "<!--/digest:search-->"  # follows the searched article's closing </div>
+
+
+def search_document(article: str) -> bytes:
+    return f'<!doctype html><html lang="{LANGUAGE}"><head><meta charset="utf-8"></head><body>{article}</body></html>'.encode()
 
 
 def search_copy(page: bytes) -> bytes | None:
@@ -178,18 +190,14 @@ def search_copy(page: bytes) -> bytes | None:
     a third of the time, and records the same URL, title, text and filters."""
     text = page.decode("utf-8")
     start = text.find(BODY_OPEN)
-    if start < 0:
-        return None
-    end = text.rfind("</div>", start, text.rfind("</article>"))  # the wrapper closes the article
-    if end < 0:
-        return None
-    body = text[start:end + len("</div>")]
-    return f'<!doctype html><html lang="{LANGUAGE}"><head><meta charset="utf-8"></head><body>{body}</body></html>'.encode()
+    end = text.find(SEARCH_END, start) if start >= 0 else -1
+    return None if end < 0 else search_document(text[start:end])
 
 
-def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> None:
+def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> bool:
     """Index the pages of `shard` into `bundle`: Pagefind reads a folder that mirrors the site
-    with the search copy of each page only (`search_copy`; URLs stay the site's)."""
+    with the search copy of each page only (`search_copy`; URLs stay the site's). False when
+    no page of the shard has one (no bundle then)."""
     stage = Path(tempfile.mkdtemp(prefix=".pagefind-", dir=site_dir.parent))
     try:
         made: set[Path] = set()
@@ -203,6 +211,8 @@ def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> None:
                 made.add(target.parent)
             target.write_bytes(lean)
         shutil.rmtree(bundle, ignore_errors=True)
+        if not made:
+            return False
         cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle),
                "--force-language", LANGUAGE, "--quiet"]
         try:
@@ -212,5 +222,6 @@ def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> None:
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise DigestError(f"Pagefind failed on {site_dir}: {detail[0]}")
+        return True
     finally:
         shutil.rmtree(stage, ignore_errors=True)

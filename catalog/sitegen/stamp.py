@@ -19,12 +19,14 @@ test builds the site both ways and compares every file byte for byte.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from catalog.errors import DigestError
+from catalog.sitegen.search import BODY_OPEN, SEARCH_END, search_document
 
 CUT = "<!--digest:cut-->"
 HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
@@ -44,21 +46,29 @@ class RawPage:
     exclude: bool  # not a search result (list pages)
     head: str  # extra <head> tags
     body: str  # the article
+    aside: str = ""  # shown after the article, never searched (related items)
 
     @classmethod
     def parse(cls, rendered: str, name: str = "page") -> "RawPage":
         parts = rendered.split(CUT)
-        if len(parts) != 4:
-            raise DigestError(f"{name}: a raw page template must render 4 parts, got {len(parts)}")
-        title, exclude, head, body = (part.strip("\n") for part in parts)
+        if len(parts) != 5:
+            raise DigestError(f"{name}: a raw page template must render 5 parts, got {len(parts)}")
+        title, exclude, head, body, aside = (part.strip("\n") for part in parts)
         if "<h1" not in body:
             raise DigestError(f"{name}: a raw page must have its own <h1>")
         head = head.strip()
-        return cls(title.strip(), exclude.strip() == "exclude", "\n" + head if head else "", body)
+        return cls(title.strip(), exclude.strip() == "exclude", "\n" + head if head else "", body,
+                   "\n" + aside if aside.strip() else "")
 
     def content(self) -> str:
-        """The article as the theme shows it: a search result is marked for Pagefind."""
-        return self.body if self.exclude else f"<div data-pagefind-body>{self.body}</div>"
+        """The page's content as the theme shows it: a search result's article is marked for Pagefind."""
+        if self.exclude:
+            return self.body + self.aside
+        return f"{BODY_OPEN}{self.body}</div>{SEARCH_END}{self.aside}"
+
+    def search_copy(self) -> bytes | None:
+        """What Pagefind indexes of the page: the same bytes `search.search_copy` cuts from its HTML."""
+        return None if self.exclude else search_document(f"{BODY_OPEN}{self.body}</div>")
 
     def markdown(self) -> str:
         """The page as a mkdocs source file (front matter, then HTML that raw_html_hook passes through)."""
@@ -137,9 +147,10 @@ class StampPlan:
     def render(self, rel: str, template: str, ctx: dict[str, Any]) -> RawPage:
         return RawPage.parse(self.env.get_template(template).render(**ctx), rel)
 
-    def stamp(self, shell_dir: Path, writer: Any) -> int:
+    def stamp(self, shell_dir: Path, writer: Any, search_hashes: dict[str, bytes | None] | None = None) -> int:
         """Write every planned page into `writer` (the site), filled into its folder's shell
-        as mkdocs built it under `shell_dir`; returns the number of pages."""
+        as mkdocs built it under `shell_dir`; returns the number of pages. `search_hashes`
+        receives the SHA-256 of each page's search copy (None: not searched)."""
         shells = {}
         for folder in sorted(self.folders):
             path = shell_dir / shell_output(folder)
@@ -148,7 +159,12 @@ class StampPlan:
             except OSError as exc:
                 raise DigestError(f"mkdocs did not build the page shell {path}: {exc}") from None
         for rel, template, ctx in self.pages:
-            writer.text(output_path(rel), shells[url_folder(rel)].fill(self.render(rel, template, ctx)))
+            page = self.render(rel, template, ctx)
+            html_rel = output_path(rel)
+            writer.text(html_rel, shells[url_folder(rel)].fill(page))
+            if search_hashes is not None:
+                copy = page.search_copy()
+                search_hashes[html_rel] = None if copy is None else hashlib.sha256(copy).digest()
         return len(self.pages)
 
     def remove_shells(self, site_dir: Path) -> None:
