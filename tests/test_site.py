@@ -542,6 +542,27 @@ def test_stamped_pages_match_pages_mkdocs_renders(built, tmp_path):
     assert_same_files(built["site"], plain.site_dir)
 
 
+def test_stamping_in_forked_workers_writes_the_same_pages(built, tmp_path, monkeypatch):
+    """A large plan is stamped by forked workers: the same files, hashes and link targets as inline."""
+    from catalog.sitegen import stamp
+    from catalog.sitegen.build import run_mkdocs
+    from catalog.sitegen.generate import DocsWriter
+
+    monkeypatch.setattr(stamp, "PARALLEL_MIN", 1)
+    results = {}
+    for workers in (1, 3):
+        stats = generate_docs(built["engine"], tmp_path / f"docs{workers}")
+        run_mkdocs(stats.docs.docs, tmp_path / f"mkdocs{workers}")
+        site, hashes = DocsWriter(tmp_path / f"site{workers}"), {}
+        assert stats.plan.stamp(tmp_path / f"mkdocs{workers}", site, hashes, workers=workers) > 40
+        stats.links.check(stats.docs)
+        results[workers] = (site.written, hashes, site_files(tmp_path / f"site{workers}"),
+                            set(stats.plan.env.globals["url"].targets))
+    assert results[1] == results[3]
+    assert site_files(tmp_path / "site3") == {rel: data for rel, data in site_files(built["site"]).items()
+                                              if rel in site_files(tmp_path / "site3")}
+
+
 def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
     """theme_memo_hook reuses nav/tabs/config HTML between pages; every page must come out the same without it."""
     from mkdocs.commands.build import build

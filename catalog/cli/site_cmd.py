@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         shard_posts: Optional[int] = typer.Option(
             None, "--search-shard-posts", min=1,
             help="Posts per search shard, cut by date; the Search page asks the newest shard first. "
-                 "[default: 10000]"),
+                 "[default: 5000]"),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Generate one page per post, paper, tag, source and reproduction, build the HTML, index it for search.

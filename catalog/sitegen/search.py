@@ -53,7 +53,9 @@ from catalog.errors import DigestError
 
 BUNDLE = "pagefind"
 MANIFEST = "shards.json"
-SHARD_POSTS = 10_000  # posts per shard: a frequent word's posting list stays a few hundred KB
+SHARD_POSTS = 5_000  # posts per shard: a frequent word's posting list stays a few hundred KB, and one
+# Pagefind process needs about 0.7 GB for it
+PAGEFIND_JOBS = 2  # shards indexed at once (Pagefind keeps about one core busy)
 LANGUAGE = "zh"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -151,14 +153,27 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     if not old:  # nothing, or one bundle from an older build: start afresh
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for shard in shards:
-        fingerprint = shard.fingerprint(site_dir, page_hashes)
-        if old_prints.get(shard.name) != fingerprint or not (out / shard.name / "pagefind-entry.json").exists():
-            if not run_pagefind(site_dir, shard, out / shard.name):
+    entries, running = [], []
+    try:
+        for shard in shards:
+            fingerprint = shard.fingerprint(site_dir, page_hashes)
+            entry = {"path": f"{shard.name}/", "posts": shard.posts, "pages": len(shard.pages),
+                     "fingerprint": fingerprint}
+            if old_prints.get(shard.name) == fingerprint and (out / shard.name / "pagefind-entry.json").exists():
+                entries.append(entry)
+                continue
+            job = PagefindJob.start(site_dir, shard, out / shard.name)
+            if job is None:
                 continue  # nothing in it is searched
-        entries.append({"path": f"{shard.name}/", "posts": shard.posts, "pages": len(shard.pages),
-                        "fingerprint": fingerprint})
+            entries.append(entry)
+            running.append(job)
+            while len(running) >= PAGEFIND_JOBS:
+                running.pop(0).wait()
+        while running:
+            running.pop(0).wait()
+    finally:
+        for job in running:
+            job.kill()
     keep = {entry["path"].rstrip("/") for entry in entries}
     for stale in out.glob("shard-*"):
         if stale.name not in keep:
@@ -194,34 +209,64 @@ def search_copy(page: bytes) -> bytes | None:
     return None if end < 0 else search_document(text[start:end])
 
 
-def run_pagefind(site_dir: Path, shard: Shard, bundle: Path) -> bool:
-    """Index the pages of `shard` into `bundle`: Pagefind reads a folder that mirrors the site
-    with the search copy of each page only (`search_copy`; URLs stay the site's). False when
-    no page of the shard has one (no bundle then)."""
-    stage = Path(tempfile.mkdtemp(prefix=".pagefind-", dir=site_dir.parent))
-    try:
-        made: set[Path] = set()
-        for rel in shard.pages:
-            lean = search_copy((site_dir / rel).read_bytes())
-            if lean is None:
-                continue
-            target = stage / rel
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
-            target.write_bytes(lean)
-        shutil.rmtree(bundle, ignore_errors=True)
-        if not made:
-            return False
-        cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle),
-               "--force-language", LANGUAGE, "--quiet"]
+def stage_root(site_dir: Path) -> Path:
+    """Where a shard's search copies are written for Pagefind: memory (/dev/shm) where there is
+    one, since they live for seconds and creating and deleting 10k files on disk costs more than
+    writing them; else beside the site."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else site_dir.parent
+
+
+@dataclass
+class PagefindJob:
+    """One Pagefind process indexing one shard's search copies (a staging folder that mirrors
+    the site, so URLs stay the site's) into the shard's bundle."""
+
+    stage: Path
+    bundle: Path
+    proc: subprocess.Popen
+
+    @classmethod
+    def start(cls, site_dir: Path, shard: Shard, bundle: Path) -> "PagefindJob | None":
+        """Stage the shard and start Pagefind on it; None when no page of it is searched."""
+        stage = Path(tempfile.mkdtemp(prefix=".pagefind-", dir=stage_root(site_dir)))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            made: set[Path] = set()
+            for rel in shard.pages:
+                lean = search_copy((site_dir / rel).read_bytes())
+                if lean is None:
+                    continue
+                target = stage / rel
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                target.write_bytes(lean)
+            shutil.rmtree(bundle, ignore_errors=True)
+            if not made:
+                shutil.rmtree(stage, ignore_errors=True)
+                return None
+            cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle),
+                   "--force-language", LANGUAGE, "--quiet"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except (OSError, DigestError) as exc:
+            shutil.rmtree(stage, ignore_errors=True)
             raise DigestError(f"Pagefind could not index {site_dir}: {exc}") from None
-        if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise DigestError(f"Pagefind failed on {site_dir}: {detail[0]}")
-        return True
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        return cls(stage, bundle, proc)
+
+    def wait(self) -> None:
+        try:
+            out, err = self.proc.communicate(timeout=3600)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise DigestError(f"Pagefind took over an hour on {self.bundle.name}") from None
+        finally:
+            shutil.rmtree(self.stage, ignore_errors=True)
+        if self.proc.returncode != 0:
+            detail = (err or out).strip().splitlines()[-1:] or ["no output"]
+            raise DigestError(f"Pagefind failed on {self.bundle.name}: {detail[0]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.stage, ignore_errors=True)

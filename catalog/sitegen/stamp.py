@@ -20,6 +20,8 @@ test builds the site both ways and compares every file byte for byte.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +149,15 @@ class StampPlan:
     def render(self, rel: str, template: str, ctx: dict[str, Any]) -> RawPage:
         return RawPage.parse(self.env.get_template(template).render(**ctx), rel)
 
-    def stamp(self, shell_dir: Path, writer: Any, search_hashes: dict[str, bytes | None] | None = None) -> int:
+    def stamp(self, shell_dir: Path, writer: Any, search_hashes: dict[str, bytes | None] | None = None,
+              *, workers: int | None = None) -> int:
         """Write every planned page into `writer` (the site), filled into its folder's shell
         as mkdocs built it under `shell_dir`; returns the number of pages. `search_hashes`
-        receives the SHA-256 of each page's search copy (None: not searched)."""
+        receives the SHA-256 of each page's search copy (None: not searched).
+
+        Rendering is plain Python work, so a large plan is cut among `workers` forked
+        processes (default: one per core, at most PARALLEL_MAX); each writes its pages and
+        sends back what the parent must know (files written, search hashes, link targets)."""
         shells = {}
         for folder in sorted(self.folders):
             path = shell_dir / shell_output(folder)
@@ -158,13 +165,24 @@ class StampPlan:
                 shells[folder] = Shell(path.read_text(encoding="utf-8"), str(path))
             except OSError as exc:
                 raise DigestError(f"mkdocs did not build the page shell {path}: {exc}") from None
-        for rel, template, ctx in self.pages:
-            page = self.render(rel, template, ctx)
-            html_rel = output_path(rel)
-            writer.text(html_rel, shells[url_folder(rel)].fill(page))
+        workers = workers or min(os.cpu_count() or 1, PARALLEL_MAX)
+        if workers < 2 or len(self.pages) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+            parts = [_stamp_part(self, shells, writer.root, 0, 1)]
+        else:
+            global _JOB
+            _JOB = (self, shells, writer.root, workers)
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    parts = pool.map(_forked_part, range(workers))
+            finally:
+                _JOB = None
+        links = self.env.globals["url"]
+        for written, seen, hashes, targets in parts:
+            writer.written += written
+            writer.seen.update(seen)
+            links.targets.update(targets)
             if search_hashes is not None:
-                copy = page.search_copy()
-                search_hashes[html_rel] = None if copy is None else hashlib.sha256(copy).digest()
+                search_hashes.update(hashes)
         return len(self.pages)
 
     def remove_shells(self, site_dir: Path) -> None:
@@ -176,3 +194,31 @@ class StampPlan:
                 path.parent.rmdir()
             except OSError:
                 pass
+
+
+PARALLEL_MIN = 2000  # pages: below this a fork costs more than it saves
+PARALLEL_MAX = 4
+_JOB: tuple | None = None  # what a forked worker stamps (set just before the fork)
+
+
+def _forked_part(k: int):
+    plan, shells, root, n = _JOB
+    return _stamp_part(plan, shells, root, k, n)
+
+
+def _stamp_part(plan: StampPlan, shells: dict[str, Shell], root: Path, k: int, n: int):
+    """Stamp every n-th planned page from the k-th; returns (files written, paths seen,
+    search hashes, link targets)."""
+    from catalog.sitegen.generate import DocsWriter
+
+    writer = DocsWriter(root)
+    links = plan.env.globals["url"]
+    before = set(links.targets)
+    hashes: dict[str, bytes | None] = {}
+    for rel, template, ctx in plan.pages[k::n]:
+        page = plan.render(rel, template, ctx)
+        html_rel = output_path(rel)
+        writer.text(html_rel, shells[url_folder(rel)].fill(page))
+        copy = page.search_copy()
+        hashes[html_rel] = None if copy is None else hashlib.sha256(copy).digest()
+    return writer.written, writer.seen, hashes, links.targets - before
