@@ -77,7 +77,7 @@ def template_env(templates: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # templates do not change during a build; skips a stat per page
     )
-    env.globals.update(href=page_href, url=PageLinks())
+    env.globals.update(href=page_href, url=PageLinks(), memo=Memo())
     env.filters.update(
         inline=escape.md_inline,
         block=escape.md_block,
@@ -90,6 +90,21 @@ def template_env(templates: Path | None = None) -> jinja2.Environment:
         date=format_date,
     )
     return env
+
+
+class Memo:
+    """`memo(key, fn, *args)` in a template: fn(*args) the first time `key` is seen, then the same
+    result (see partials/lists.md.j2; one per environment, so one per build)."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple, Any] = {}
+
+    def __call__(self, key: tuple, fn: Any, *args: Any) -> Any:
+        try:
+            return self.results[key]
+        except KeyError:
+            result = self.results[key] = fn(*args)
+            return result
 
 
 def page_href(root: str, section: str, slug: str | None = None) -> Markup:
