@@ -37,6 +37,7 @@ class PgServer:
     template_shape: list[tuple] = field(default_factory=list)  # its tables, columns and indexes
     migrated: set[str] = field(default_factory=set)  # catalogs handed out, reusable once emptied
     spare: list[str] = field(default_factory=list)  # emptied catalogs, ready for the next test
+    stopped: bool = False
 
     @classmethod
     def from_env(cls) -> PgServer | None:
@@ -102,6 +103,8 @@ class PgServer:
 
     def release(self, url: str) -> None:
         """A test is done with `url`: keep a migrated catalog for reuse (emptied), drop anything else."""
+        if self.stopped:  # a session fixture set up before the server outlives it: the cluster is gone
+            return
         if url not in self.migrated:
             self.drop_database(url)
             return
@@ -148,6 +151,7 @@ class PgServer:
             admin.dispose()
 
     def stop(self) -> None:
+        self.stopped = True
         for url in self.spare:
             self.drop_database(url)
         if self.template:

@@ -385,6 +385,21 @@ def test_search_copies_give_pagefind_the_same_records_as_the_pages(built, tmp_pa
         assert lean[url] == record, url
 
 
+def test_the_builders_search_hashes_match_the_search_copies_of_the_pages(built):
+    """The builder fingerprints shards from the search copies it made in memory; read back from
+    the written pages they must agree, or every build would re-index everything."""
+    from catalog.sitegen.search import index_site, read_manifest
+
+    site = built["site"]
+    before = read_manifest(site)
+    entries = {s["path"]: (site / "pagefind" / s["path"] / "pagefind-entry.json").stat().st_mtime_ns
+               for s in before["shards"]}
+    index_site(site, built["result"].generated.post_pages)  # no hashes given: read from the files
+    assert read_manifest(site) == before
+    assert {path: (site / "pagefind" / path / "pagefind-entry.json").stat().st_mtime_ns
+            for path in entries} == entries
+
+
 def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     site = built["site"]
     manifest = json.loads((site / "pagefind" / "shards.json").read_text(encoding="utf-8"))
