@@ -5,10 +5,10 @@ What each item is, as text:
 - a post: its title and text plus the titles of the papers it discusses.
 
 Text goes through the search index's own folding and Chinese segmentation
-(`catalog.searchtext.document_text`), then two scikit-learn TF-IDF vectorisers: words,
-and character 3–5-grams within words — the second is what lets Russian inflections
-(`внимание` / `внимания`) and unsegmented Chinese meet. Both halves are L2-normalised
-and weighted equally, so a cosine is a plain dot product of rows.
+(`catalog.searchtext.document_text`), then TF-IDF twice (scikit-learn's weighting, our own
+faster counting, see `vectorize`): words, and character 3–5-grams within words — the second
+is what lets Russian inflections (`внимание` / `внимания`) and unsegmented Chinese meet.
+Both halves are L2-normalised and weighted equally, so a cosine is a plain dot product of rows.
 
 Similarities are computed in row blocks (memory stays bounded by block × items), and
 the top `K` posts and `K` papers of every item are stored in the ``related`` table. Up
@@ -55,6 +55,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from array import array
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -129,25 +132,111 @@ def fit_kind(items: int) -> str:
     return "exact-df1" if items < SMALL_CORPUS else "exact-df2"
 
 
+WORD_TOKEN = re.compile(r"(?u)\b\w\w*\b")  # a word: a run of letters and digits
+CHAR_NGRAMS = (3, 5)  # character n-grams within a word, padded with a space at each end
+WORD_FEATURES, CHAR_FEATURES = 1 << 17, 1 << 18  # the most frequent terms kept per half
+MAX_DF = 0.5  # rare terms carry the similarity; terms in most documents only cost time
+
+
+def word_terms(token: str) -> list[str]:
+    return WORD_TOKEN.findall(token)
+
+
+def char_terms(token: str, ngrams: tuple[int, int] = CHAR_NGRAMS) -> list[str]:
+    """The character n-grams of one word, as scikit-learn's ``char_wb`` analyzer makes them."""
+    padded = f" {token} "
+    out: list[str] = []
+    for n in range(ngrams[0], ngrams[1] + 1):
+        if len(padded) <= n:  # a short word is one n-gram, counted once
+            out.append(padded)
+            break
+        out.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return out
+
+
+def _ids() -> dict[str, int]:
+    """A dict that numbers a new key on first lookup (in order of first appearance)."""
+    ids: dict[str, int] = defaultdict()
+    ids.default_factory = ids.__len__
+    return ids
+
+
+def _count_matrix(rows: Iterable[list[str]], ids: dict[str, int], n_rows: int):
+    """Rows × `ids` occurrence counts (int32 CSR, indices sorted), numbering new keys as it goes."""
+    from scipy.sparse import csr_matrix
+
+    indices = array("q")  # machine integers: a list would hold an int object per occurrence
+    indptr = array("q", [0])
+    number = ids.__getitem__
+    for row in rows:
+        indices.extend(map(number, row))
+        indptr.append(len(indices))
+    index_type = np.int64 if len(indices) >= 2 ** 31 else np.int32
+    matrix = csr_matrix((np.ones(len(indices), dtype=np.int32), np.frombuffer(indices, np.int64).astype(index_type),
+                         np.frombuffer(indptr, np.int64).astype(index_type)), shape=(n_rows, len(ids)))
+    matrix.sum_duplicates()  # also sorts each row's indices
+    return matrix
+
+
+def _tfidf_half(doc_tokens, tokens: list[str], terms: Callable[[str], list[str]], *, min_df: int,
+                max_features: int):
+    """One half of `vectorize`: the matrix ``TfidfVectorizer(sublinear_tf=True, min_df, max_df=MAX_DF,
+    max_features, dtype=float32)`` gives, bit for bit, with the analyzer `terms` applied to each
+    whitespace-separated token. Raises ValueError where it would (no term survives)."""
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    ids = _ids()
+    counts = doc_tokens @ _count_matrix(map(terms, tokens), ids, len(tokens))  # documents × terms
+    if not ids:
+        raise ValueError("no terms")
+    counts.sort_indices()
+    # What CountVectorizer then does: columns in term order (indices re-labelled, not re-sorted),
+    # the document-frequency bounds, then the `max_features` most frequent terms.
+    relabel = np.empty(len(ids), dtype=counts.indices.dtype)
+    relabel[[ids[term] for term in sorted(ids)]] = np.arange(len(ids), dtype=counts.indices.dtype)
+    counts = csr_matrix((counts.data.astype(np.float32), relabel.take(counts.indices), counts.indptr),
+                        shape=counts.shape)  # a new matrix: the old one's cached "sorted" flag no longer holds
+    n_docs = counts.shape[0]
+    if MAX_DF * n_docs < min_df:
+        raise ValueError("max_df corresponds to < documents than min_df")
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    mask = (df <= MAX_DF * n_docs) & (df >= min_df)
+    if mask.sum() > max_features:
+        frequency = np.asarray(counts.sum(axis=0)).ravel()  # float32 sums as there, so ties fall alike
+        keep = np.zeros(len(mask), dtype=bool)
+        keep[np.flatnonzero(mask)[(-frequency[mask]).argsort()[:max_features]]] = True
+        mask = keep
+    if not mask.any():
+        raise ValueError("no terms remain")
+    counts = counts[:, np.flatnonzero(mask)]
+    return TfidfTransformer(sublinear_tf=True).fit(counts).transform(counts, copy=False)
+
+
 def vectorize(texts: list[str]):
-    """Rows of L2-normalised TF-IDF (words ⊕ character n-grams), float32 CSR."""
-    from scipy.sparse import hstack
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """Rows of L2-normalised TF-IDF (words ⊕ character n-grams), float32 CSR.
+
+    Each half is exactly scikit-learn's ``TfidfVectorizer`` (words: `WORD_TOKEN`; characters:
+    ``analyzer="char_wb"``, `CHAR_NGRAMS`) on the lower-cased text — tests compare the two —
+    but counted per distinct token. A document's words and character n-grams are those of its
+    whitespace-separated tokens, so its term counts are its token counts times each token's
+    terms: one sparse product, each distinct token analysed once instead of at each of its
+    occurrences (a synthetic 10k-post catalog: 2.7M tokens, 10k distinct; its 3–5-gram half
+    took 9.4–10.3 s in scikit-learn, 1.4 s so, the same matrix)."""
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.preprocessing import normalize
 
-    # Rare terms carry the similarity; terms in most documents only cost time.
-    common = dict(sublinear_tf=True, dtype=np.float32, min_df=1 if len(texts) < SMALL_CORPUS else 2, max_df=0.5)
-    words = TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w\w*\b", max_features=1 << 17, **common)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), max_features=1 << 18, **common)
+    token_ids = _ids()
+    doc_tokens = _count_matrix((text.lower().split() for text in texts), token_ids, len(texts))
+    tokens = list(token_ids)
+    min_df = 1 if len(texts) < SMALL_CORPUS else 2
     halves = []
-    for vec in (words, chars):
+    for terms, limit in ((word_terms, WORD_FEATURES), (char_terms, CHAR_FEATURES)):
         try:
-            halves.append(vec.fit_transform(texts))
+            halves.append(_tfidf_half(doc_tokens, tokens, terms, min_df=min_df, max_features=limit))
         except ValueError:  # no term survives (a catalog of empty posts): this half adds nothing
             continue
     if not halves:
-        from scipy.sparse import csr_matrix
-
         return csr_matrix((len(texts), 1), dtype=np.float32)
     return normalize(hstack(halves).tocsr().astype(np.float32))
 
