@@ -264,6 +264,18 @@ def project(matrix, dims: int = LSA_DIMS, seed: int = 0) -> np.ndarray:
     return normalize(reduced).astype(np.float32)
 
 
+def one_blas_thread():
+    """A context in which BLAS (the SVD's QR and small SVD, `top_k`'s dense products) runs one thread.
+
+    Those products are small: a second thread gains little on an idle machine, and on a busy
+    one OpenBLAS's threads wait on each other (10k posts on 2 loaded cores: the SVD 4–5.5 s
+    with two, 1.5–2 s with one; `top_k` 2.5–2.9 s, 1.1–1.5 s). And the lists then do not
+    depend on how many cores the machine has (threads split sums differently)."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def fit(texts: list[str]):
     """The rows similarities are measured on: exact TF-IDF, or its LSA projection past `EXACT_MAX`."""
     matrix = vectorize(texts)
@@ -423,8 +435,9 @@ def _rebuild(engine: Engine, corpus: Corpus, stamp: str, *, k: int, progress: Ca
         on_start(len(corpus.keys))
     rows: list[dict[str, Any]] = []
     if corpus.keys:
-        for row, kind, best in top_k(fit(corpus.texts), corpus.n_posts, k, progress=progress):
-            rows += _rows(corpus.keys[row], kind, _by_id(corpus, best))
+        with one_blas_thread():
+            for row, kind, best in top_k(fit(corpus.texts), corpus.n_posts, k, progress=progress):
+                rows += _rows(corpus.keys[row], kind, _by_id(corpus, best))
     state = State.of(corpus, k=k, full_items=len(corpus.keys), fresh_since_full=0)
     with Session(engine) as s, s.begin():
         s.execute(delete(Related))
@@ -469,13 +482,14 @@ def incremental_update(engine: Engine, corpus: Corpus, fresh: list[int], state: 
     new_lists: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
     candidates: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
     if fresh:
-        matrix = fit(corpus.texts)
-        cols = np.asarray(fresh, dtype=np.int64)
-        for row, kind, best in top_k(matrix, corpus.n_posts, k, rows=cols, progress=progress):
-            new_lists.setdefault(corpus.keys[row], {})[kind] = _by_id(corpus, best)
-        others = np.setdiff1d(np.arange(len(corpus.keys)), cols)
-        for row, kind, best in top_k(matrix, corpus.n_posts, k, rows=others, cols=cols, progress=progress):
-            candidates.setdefault(corpus.keys[row], {})[kind] = _by_id(corpus, best)
+        with one_blas_thread():
+            matrix = fit(corpus.texts)
+            cols = np.asarray(fresh, dtype=np.int64)
+            for row, kind, best in top_k(matrix, corpus.n_posts, k, rows=cols, progress=progress):
+                new_lists.setdefault(corpus.keys[row], {})[kind] = _by_id(corpus, best)
+            others = np.setdiff1d(np.arange(len(corpus.keys)), cols)
+            for row, kind, best in top_k(matrix, corpus.n_posts, k, rows=others, cols=cols, progress=progress):
+                candidates.setdefault(corpus.keys[row], {})[kind] = _by_id(corpus, best)
     replaced = {kind: {i for key_kind, i in new_lists if key_kind == kind} for kind in KINDS}
     after = State.of(corpus, k=k, full_items=state.full_items, fresh_since_full=state.fresh_since_full + len(fresh))
     with Session(engine) as s, s.begin():
