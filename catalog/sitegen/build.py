@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs
+from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs, load_digests, save_digests
 from catalog.sitegen.search import BUNDLE, SHARD_POSTS, index_site, search_copy
 from catalog.sitegen.stamp import SHELL_NAME
 
 CONFIG_FILE = SITE_SRC / "mkdocs.yml"
+DIGESTS = "site-digests.json"  # beside the site: the SHA-256 of every file the last build wrote there
 DEFAULT_OUT = Path("build")
 
 
@@ -142,20 +143,23 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     """
     docs_dir, site_dir = out_dirs(out)
     built_dir = docs_dir.parent / "mkdocs"
+    digests_file = docs_dir.parent / DIGESTS
     if full:
         shutil.rmtree(site_dir, ignore_errors=True)
+        digests_file.unlink(missing_ok=True)
     t0 = time.perf_counter()
     stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp)
     t1 = time.perf_counter()
     warnings = run_mkdocs(docs_dir, built_dir, strict=strict)
     t2 = time.perf_counter()
-    site = DocsWriter(site_dir)
+    site = DocsWriter(site_dir, load_digests(digests_file))
     search_hashes: dict[str, bytes | None] = {}
     publish(built_dir, site, search_hashes)
     if stats.plan is not None:
         stats.plan.stamp(built_dir, site, search_hashes)
         stats.links.check(stats.docs)
     removed = site.remove_stale(keep=(BUNDLE,))
+    save_digests(digests_file, site.digests)
     t3 = time.perf_counter()
     search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
                           page_hashes=search_hashes)

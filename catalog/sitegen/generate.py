@@ -11,6 +11,8 @@ and stale generated files are removed, so `digest site serve` rebuilds little.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from importlib import resources
@@ -344,13 +346,19 @@ class Catalog:
 # ---------------------------------------------------------------- writing
 
 class DocsWriter:
-    """Writes files under a folder (the docs, or the site) only when they changed; remembers what it wrote."""
+    """Writes files under a folder (the docs, or the site) only when they changed; remembers what it wrote.
 
-    def __init__(self, docs: Path):
+    A file is compared with what is on disk, or, given `previous` (file -> SHA-256 of what
+    the last build wrote, see `load_digests`), with that digest: at 100k pages reading every
+    page back cost more than rendering it. `digests` holds what this run wrote or kept."""
+
+    def __init__(self, docs: Path, previous: dict[str, str] | None = None):
         self.docs = docs
         self.root = docs.resolve()  # resolved once: the generator names thousands of files
         self.seen: set[Path] = set()
         self.planned: set[str] = set()  # pages that are stamped into the site later, not written here
+        self.previous = previous
+        self.digests: dict[str, str] = {}
         self.written = 0
         self._dirs: set[Path] = set()
 
@@ -374,11 +382,16 @@ class DocsWriter:
     def data(self, rel: str, data: bytes) -> None:
         target = self.path(rel)
         self.seen.add(target)
-        try:
-            if target.read_bytes() == data:
+        if self.previous is not None:
+            digest = self.digests[rel] = hashlib.sha256(data).hexdigest()
+            if self.previous.get(rel) == digest and target.exists():
                 return
-        except OSError:
-            pass
+        else:
+            try:
+                if target.read_bytes() == data:
+                    return
+            except OSError:
+                pass
         self._mkdir(target.parent)
         target.write_bytes(data)
         self.written += 1
@@ -415,6 +428,19 @@ class DocsWriter:
             if not os.listdir(folder):
                 os.rmdir(folder)
         return removed
+
+
+def load_digests(path: Path) -> dict[str, str]:
+    """The digests a DocsWriter saved (`save_digests`); {} when there are none or they do not read."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def save_digests(path: Path, digests: dict[str, str]) -> None:
+    path.write_text(json.dumps(digests, sort_keys=True, separators=(",", ":")), encoding="utf-8")
 
 
 def nav_pages(site_src: Path) -> set[str]:

@@ -167,19 +167,20 @@ class StampPlan:
                 raise DigestError(f"mkdocs did not build the page shell {path}: {exc}") from None
         workers = workers or min(os.cpu_count() or 1, PARALLEL_MAX)
         if workers < 2 or len(self.pages) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
-            parts = [_stamp_part(self, shells, writer.root, 0, 1)]
+            parts = [_stamp_part(self, shells, writer, 0, 1)]
         else:
             global _JOB
-            _JOB = (self, shells, writer.root, workers)
+            _JOB = (self, shells, writer, workers)
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     parts = pool.map(_forked_part, range(workers))
             finally:
                 _JOB = None
         links = self.env.globals["url"]
-        for written, seen, hashes, targets in parts:
+        for written, seen, digests, hashes, targets in parts:
             writer.written += written
             writer.seen.update(seen)
+            writer.digests.update(digests)
             links.targets.update(targets)
             if search_hashes is not None:
                 search_hashes.update(hashes)
@@ -202,16 +203,16 @@ _JOB: tuple | None = None  # what a forked worker stamps (set just before the fo
 
 
 def _forked_part(k: int):
-    plan, shells, root, n = _JOB
-    return _stamp_part(plan, shells, root, k, n)
+    plan, shells, site, n = _JOB
+    return _stamp_part(plan, shells, site, k, n)
 
 
-def _stamp_part(plan: StampPlan, shells: dict[str, Shell], root: Path, k: int, n: int):
-    """Stamp every n-th planned page from the k-th; returns (files written, paths seen,
-    search hashes, link targets)."""
+def _stamp_part(plan: StampPlan, shells: dict[str, Shell], site: Any, k: int, n: int):
+    """Stamp every n-th planned page from the k-th into the folder of writer `site`; returns
+    (files written, paths seen, file digests, search hashes, link targets)."""
     from catalog.sitegen.generate import DocsWriter
 
-    writer = DocsWriter(root)
+    writer = DocsWriter(site.root, site.previous)
     links = plan.env.globals["url"]
     before = set(links.targets)
     hashes: dict[str, bytes | None] = {}
@@ -221,4 +222,4 @@ def _stamp_part(plan: StampPlan, shells: dict[str, Shell], root: Path, k: int, n
         writer.text(html_rel, shells[url_folder(rel)].fill(page))
         copy = page.search_copy()
         hashes[html_rel] = None if copy is None else hashlib.sha256(copy).digest()
-    return writer.written, writer.seen, hashes, links.targets - before
+    return writer.written, writer.seen, writer.digests, hashes, links.targets - before
