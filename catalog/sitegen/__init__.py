@@ -1,7 +1,10 @@
-"""The static site: catalog -> Markdown (Jinja templates in ``catalog/sitegen/content/templates``) -> mkdocs-material.
+"""The static site: catalog -> pages (Jinja templates in ``catalog/sitegen/content/templates``)
+in the mkdocs-material theme -> Pagefind search index.
 
-Entry points: `build_site(engine, out, strict=)` and `serve_site(...)`; `generate_docs`
-writes the Markdown alone. Slugs live in `slugs`, escaping of post data in `escape`.
+Entry points: `build_site(engine, out, strict=, full=)` and `serve_site(...)`;
+`generate_docs` writes what mkdocs reads. Most pages are stamped into a theme shell
+(`stamp`), the search index is cut into shards (`search`); slugs live in `slugs`,
+escaping of post data in `escape`.
 """
 
 from catalog.sitegen.build import BuildResult, build_site, serve_site
