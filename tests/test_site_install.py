@@ -45,7 +45,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_ships_the_site_content(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("catalog/sitegen/content/mkdocs.yml", "catalog/sitegen/content/templates/post.md.j2",
+    for required in ("catalog/sitegen/content/mkdocs.yml", "catalog/sitegen/content/templates/post.html.j2",
+                     "catalog/sitegen/content/templates/raw.html.j2", "catalog/sitegen/stamp.py",
                      "catalog/sitegen/content/templates/partials/lists.md.j2",
                      "catalog/sitegen/content/overrides/main.html", "catalog/sitegen/content/pages/about.md",
                      "catalog/sitegen/content/pages/assets/extra.css", "catalog/sitegen/raw_html_hook.py",
