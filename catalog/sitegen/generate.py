@@ -62,8 +62,6 @@ class GenerateStats:
     counts: dict[str, int] = field(default_factory=dict)
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
     plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
-    links: Any = None  # the PageLinks of the run: checked once the planned pages are stamped
-    docs: Any = None  # the DocsWriter of the run
 
 
 # ---------------------------------------------------------------- templates
@@ -523,7 +521,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     writer.seen.add(writer.path(MARKER))
 
     links = env.globals["url"]
-    plan = StampPlan(env)
+    plan = StampPlan(env, writer)
     in_nav = nav_pages(site_src)
 
     def page(rel: str, template: str, **ctx: Any) -> None:
@@ -591,4 +589,4 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md") + len(writer.planned)
                          - len(plan.folders), written=writer.written, removed=removed, counts=counts,
                          post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts],
-                         plan=plan if plan.pages else None, links=links, docs=writer)
+                         plan=plan if plan.pages else None)

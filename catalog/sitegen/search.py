@@ -97,11 +97,7 @@ class Shard:
         digest = hashlib.sha256()
         for rel in self.pages:
             digest.update(f"{rel}\0".encode())
-            if rel in known:
-                page = known[rel]
-            else:
-                copy = search_copy((site_dir / rel).read_bytes())
-                page = None if copy is None else hashlib.sha256(copy).digest()
+            page = known[rel] if rel in known else copy_digest(search_copy((site_dir / rel).read_bytes()))
             digest.update(page or b"-")
         return digest.hexdigest()[:20]
 
@@ -207,6 +203,12 @@ def search_copy(page: bytes) -> bytes | None:
     start = text.find(BODY_OPEN)
     end = text.find(SEARCH_END, start) if start >= 0 else -1
     return None if end < 0 else search_document(text[start:end])
+
+
+def copy_digest(copy: bytes | None) -> bytes | None:
+    """The SHA-256 of a search copy (None for a page Pagefind does not read): what shards are
+    fingerprinted by."""
+    return None if copy is None else hashlib.sha256(copy).digest()
 
 
 def stage_root(site_dir: Path) -> Path:

@@ -19,7 +19,7 @@ test builds the site both ways and compares every file byte for byte.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import multiprocessing
 import os
 import re
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import DigestError
-from catalog.sitegen.search import BODY_OPEN, SEARCH_END, search_document
+from catalog.sitegen.search import BODY_OPEN, SEARCH_END, copy_digest, search_document
 
 CUT = "<!--digest:cut-->"
 HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
@@ -79,8 +79,6 @@ class RawPage:
 
 def page_markdown(title: str, head: str, content: str, exclude: bool = False) -> str:
     # JSON is YAML: the title stays one string whatever it holds
-    import json
-
     front = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\n"
     if exclude:
         front += "search:\n  exclude: true\n"
@@ -137,8 +135,9 @@ class StampPlan:
     of 100k pages at once (the catalog's dicts they are rendered from are in memory anyway).
     """
 
-    def __init__(self, env: Any):
+    def __init__(self, env: Any, docs: Any):
         self.env = env
+        self.docs = docs  # the DocsWriter of the generation: the link targets are checked against it
         self.pages: list[tuple[str, str, dict[str, Any]]] = []  # (docs path, template, context)
         self.folders: set[str] = set()
 
@@ -153,7 +152,8 @@ class StampPlan:
               *, workers: int | None = None) -> int:
         """Write every planned page into `writer` (the site), filled into its folder's shell
         as mkdocs built it under `shell_dir`; returns the number of pages. `search_hashes`
-        receives the SHA-256 of each page's search copy (None: not searched).
+        receives the SHA-256 of each page's search copy (None: not searched). Then every link the
+        generated pages hold is checked (generate_docs checks them itself when nothing is planned).
 
         Rendering is plain Python work, so a large plan is cut among `workers` forked
         processes (default: one per core, at most PARALLEL_MAX); each writes its pages and
@@ -184,6 +184,7 @@ class StampPlan:
             links.targets.update(targets)
             if search_hashes is not None:
                 search_hashes.update(hashes)
+        links.check(self.docs)
         return len(self.pages)
 
     def remove_shells(self, site_dir: Path) -> None:
@@ -220,6 +221,5 @@ def _stamp_part(plan: StampPlan, shells: dict[str, Shell], site: Any, k: int, n:
         page = plan.render(rel, template, ctx)
         html_rel = output_path(rel)
         writer.text(html_rel, shells[url_folder(rel)].fill(page))
-        copy = page.search_copy()
-        hashes[html_rel] = None if copy is None else hashlib.sha256(copy).digest()
+        hashes[html_rel] = copy_digest(page.search_copy())
     return writer.written, writer.seen, writer.digests, hashes, links.targets - before
