@@ -209,7 +209,7 @@ def measure_mkdocs(driver, server: CountingServer, query: str) -> tuple[float, i
 def build_ours(folder: Path, posts: int, papers: int, tags: int) -> Path:
     from catalog.db import open_db
     from catalog.ingest import ingest_records
-    from catalog.sitegen import build_site
+    from catalog.sitegen.build import build_site
 
     engine = open_db(folder / "ours.db")
     ingest_records(engine, synthetic_records(posts, papers, tags))

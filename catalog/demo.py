@@ -15,8 +15,8 @@ from catalog.ingest import IngestStats, ingest_paths
 from catalog.runs import import_runs, sync_reproductions
 from catalog.paper_snapshot import load_snapshot as load_paper_snapshot
 from catalog.search import Hit, search
-from catalog.sitegen import BuildResult
-from catalog.sitegen import build_site as build_static_site
+from catalog.sitegen.build import BuildResult
+from catalog.sitegen.build import build_site as build_static_site
 
 DEMO_QUERIES = ("drophead", "головы внимания", "注意力")  # one per language of the sample corpus
 

@@ -242,7 +242,7 @@ def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: b
         # related lists are computed once per sync, not by the readers (no-op when nothing changed)
         report.related = ensure_related(engine)
         if site is not None:
-            from catalog.sitegen import build_site
+            from catalog.sitegen.build import build_site
 
             report.site = str(build_site(engine, site).site_dir)
         return report

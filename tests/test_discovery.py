@@ -538,7 +538,7 @@ def site_engine(module_db_target, sample_files):
 
 @pytest.fixture(scope="module")
 def site(site_engine, tmp_path_factory):
-    from catalog.sitegen import build_site
+    from catalog.sitegen.build import build_site
 
     return build_site(site_engine, tmp_path_factory.mktemp("discovery-site") / "out", strict=True).site_dir
 

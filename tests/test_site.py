@@ -27,7 +27,8 @@ from catalog.errors import DigestError
 from catalog.ingest import ingest_paths, ingest_records
 from catalog.models import Paper, Reproduction
 from catalog.runs import import_run
-from catalog.sitegen import build_site, generate_docs
+from catalog.sitegen.build import build_site
+from catalog.sitegen.generate import generate_docs
 from catalog.sitegen.escape import md_block, md_inline, md_link, safe_url
 from catalog.sitegen.slugs import RESERVED, SlugRegistry, is_safe_slug, make_slug, slugify
 from scrapers.records import PostRecord, SourceRecord

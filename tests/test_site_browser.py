@@ -205,7 +205,7 @@ def big_site(tmp_path_factory):
     from bench.site import synthetic_records
     from catalog.db import open_db
     from catalog.ingest import ingest_records
-    from catalog.sitegen import build_site
+    from catalog.sitegen.build import build_site
     from scrapers.records import PostRecord, SourceRecord
 
     folder = tmp_path_factory.mktemp("big-site")

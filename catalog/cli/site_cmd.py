@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         mkdocs-material builds the nav pages and the reproductions; every other page is
         rendered by our templates into the theme's page (the same HTML, at a fraction of the
         time). Run it again after ingesting: unchanged pages are not rewritten."""
-        from catalog.sitegen import build_site
+        from catalog.sitegen.build import build_site
 
         result = build_site(state(ctx).engine(must_exist=True), out, strict=strict, full=not incremental,
                             shard_posts=shard_posts)
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         open_browser: bool = typer.Option(False, "--open", help="Open the site in a browser."),
     ) -> None:
         """Serve the site locally with live rebuild (templates, overrides and the catalog are watched)."""
-        from catalog.sitegen import serve_site
+        from catalog.sitegen.build import serve_site
 
         st = state(ctx)
         try:

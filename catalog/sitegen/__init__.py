@@ -1,13 +1,12 @@
 """The static site: catalog -> pages (Jinja templates in ``catalog/sitegen/content/templates``)
 in the mkdocs-material theme -> Pagefind search index.
 
-Entry points: `build_site(engine, out, strict=, full=)` and `serve_site(...)`;
-`generate_docs` writes what mkdocs reads. Most pages are stamped into a theme shell
-(`stamp`), the search index is cut into shards (`search`); slugs live in `slugs`,
-escaping of post data in `escape`.
+Entry points: `catalog.sitegen.build.build_site(engine, out, strict=, full=)` and
+`serve_site(...)`; `catalog.sitegen.generate.generate_docs` writes what mkdocs reads. Most
+pages are stamped into a theme shell (`stamp`), the search index is cut into shards
+(`search`); slugs live in `slugs`, escaping of post data in `escape`.
+
+This ``__init__`` imports nothing: leaf helpers such as `slugs` are imported by modules the
+builder itself depends on (`catalog.bibtex`), so a package import that pulled in the builder
+would close an import cycle.
 """
-
-from catalog.sitegen.build import BuildResult, build_site, serve_site
-from catalog.sitegen.generate import generate_docs
-
-__all__ = ["BuildResult", "build_site", "generate_docs", "serve_site"]
