@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from catalog.errors import DigestError, UsageError
@@ -413,6 +413,17 @@ def _by_id(corpus: Corpus, best: list[tuple[int, float]]) -> list[tuple[int, flo
     return [(corpus.keys[row][1], round(score, 6)) for row, score in best]
 
 
+RELATED_LOCK = 0x7265_6C61_7465_64  # the advisory lock writers of the lists take turns on ("related")
+
+
+def _writers_take_turns(s: Session) -> None:
+    """Serialise writers of the lists: two processes refreshing them at once (two `digest related`
+    on a stale catalog) would each delete what they see and insert the same keys. SQLite's single
+    writer already serialises them; PostgreSQL takes a transaction-scoped advisory lock."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELATED_LOCK})
+
+
 def _insert(s: Session, rows: list[dict[str, Any]]) -> None:
     for i in range(0, len(rows), INSERT_BATCH):
         s.execute(insert(Related), rows[i:i + INSERT_BATCH])
@@ -441,6 +452,7 @@ def _rebuild(engine: Engine, corpus: Corpus, stamp: str, *, k: int, progress: Ca
                 rows += _rows(corpus.keys[row], kind, _by_id(corpus, best))
     state = State.of(corpus, k=k, full_items=len(corpus.keys), fresh_since_full=0)
     with Session(engine) as s, s.begin():
+        _writers_take_turns(s)
         s.execute(delete(Related))
         _insert(s, rows)
         _write_meta(s, STATE_KEY, json.dumps(asdict(state)))
@@ -494,6 +506,7 @@ def incremental_update(engine: Engine, corpus: Corpus, fresh: list[int], state: 
     replaced = {kind: {i for key_kind, i in new_lists if key_kind == kind} for kind in KINDS}
     after = State.of(corpus, k=k, full_items=state.full_items, fresh_since_full=state.fresh_since_full + len(fresh))
     with Session(engine) as s, s.begin():
+        _writers_take_turns(s)
         stored = stored_lists(s) if candidates else {}
         for item, by_kind in candidates.items():
             lists = stored.get(item, {})

@@ -325,6 +325,40 @@ def test_related_is_stored_once_and_rebuilt_only_after_a_change(sample_engine, t
     assert ensure_related(sample_engine)["posts"] == 30
 
 
+def test_related_lists_refreshed_by_two_processes_at_once_are_whole(sample_engine, db_target):
+    """Two `digest related` on a stale catalog used to collide on PostgreSQL (each deleted what
+    it saw, then both inserted the same keys: a unique violation). Writers now take turns."""
+    import threading
+
+    from catalog.db import open_db
+    from catalog.related import rebuild_related, stored_lists
+    from sqlalchemy.orm import Session
+
+    engines = [open_db(db_target) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def refresh(engine) -> None:
+        try:
+            rebuild_related(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in engines:
+        e.dispose()
+    assert not errors, errors
+    with Session(sample_engine) as s:
+        after_race = stored_lists(s)
+    rebuild_related(sample_engine)  # the oracle: one writer alone
+    with Session(sample_engine) as s:
+        alone = stored_lists(s)
+    assert len(alone) == 29 + 15 and after_race == alone  # every post and paper has its lists, once
+
+
 NEW_POSTS = [  # one on a paper the catalog has (whose text grows by it), one citing nothing
     "Scheduled DropHead (arXiv 2004.13342) again: dropping whole attention heads regularises transformers "
     "better than dropout when fine-tuning BERT.",

@@ -57,13 +57,14 @@ def register(app: typer.Typer) -> None:
         `digest related 2004.13342 --papers --json`.
         """
         from catalog.errors import UsageError
-        from catalog.related import KINDS
+        from catalog.related import KINDS, resolve_item
         from catalog.related import related as find_related
 
         if papers_only and posts_only:
             raise UsageError("--papers and --posts exclude each other (give neither for both)")
         kinds = ("paper",) if papers_only else ("post",) if posts_only else KINDS
         engine = state(ctx).engine(must_exist=True)
+        resolve_item(engine, ident)  # an unknown id fails before the lists are (re)computed
         _rebuild_with_progress(engine, force=rebuild, quiet=as_json)
         rows = find_related(engine, ident, kinds=kinds, limit=limit)
         if as_json:

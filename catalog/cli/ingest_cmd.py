@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from catalog.cli.common import print_json, state, stderr, stdout
-from catalog.ingest import IngestStats, ingest_paths
+
+if TYPE_CHECKING:
+    from catalog.ingest import IngestStats
 
 
 def _summary(stats: IngestStats) -> str:
@@ -38,6 +40,8 @@ def _ingest_urls(ctx: typer.Context, urls: list[str], max_pages: int, since: str
     from catalog.search import parse_date
 
     engine = state(ctx).engine()
+    from catalog.ingest import IngestStats
+
     total = IngestStats()
     for url in urls:
         total.merge(ingest_url(engine, url, max_pages=max_pages, since=parse_date(since), full=full))
@@ -45,6 +49,8 @@ def _ingest_urls(ctx: typer.Context, urls: list[str], max_pages: int, since: str
 
 
 def run_ingest(ctx: typer.Context, paths: list[str], fmt: str | None, quiet: bool) -> IngestStats:
+    from catalog.ingest import ingest_paths
+
     engine = state(ctx).engine()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=stderr, transient=True, disable=quiet or not stderr.is_terminal)
@@ -94,6 +100,8 @@ def register(app: typer.Typer) -> None:
         files = [p for p in paths if not is_url(p)]
         if urls and fmt and fmt != "tme-preview":
             raise UsageError(f"--format {fmt} does not apply to URLs (they are read as tme-preview pages)")
+        from catalog.ingest import IngestStats
+
         stats = run_ingest(ctx, files, fmt, quiet=as_json) if files else IngestStats()
         if urls:
             stats.merge(_ingest_urls(ctx, urls, max_pages, since, full))

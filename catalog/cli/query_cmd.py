@@ -8,8 +8,6 @@ import typer
 from rich.table import Table
 
 from catalog.cli.common import print_json, state, stdout
-from catalog.queries import get_post, list_tags
-from catalog.search import Filters, parse_date, search as run_search
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +32,8 @@ def register(app: typer.Typer) -> None:
         Examples: `digest search "drop heads" --tag nlp`, `digest search 注意力`,
         `digest search регуляризация --since 2020-01-01 --json`.
         """
+        from catalog.search import Filters, parse_date, search as run_search
+
         filters = Filters(tag=tag, source=source, lang=lang, since=parse_date(since),
                           until=parse_date(until, end_of_day=True), has_reproduction=has_reproduction,
                           include_copies=include_copies)
@@ -61,6 +61,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the post as JSON (includes the raw input)."),
     ) -> None:
         """Show one post: text, date, source, tags, arXiv ids and links."""
+        from catalog.queries import get_post
+
         post = get_post(state(ctx).engine(must_exist=True), post_id)
         if as_json:
             print_json(post)
@@ -82,6 +84,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def tags(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List tags with their post counts (hashtags and arXiv categories)."""
+        from catalog.queries import list_tags
+
         rows = list_tags(state(ctx).engine(must_exist=True))
         if as_json:
             print_json(rows)
