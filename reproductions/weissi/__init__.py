@@ -8,7 +8,9 @@ direction ``W / ||W||``), which only sees the product of layer norms — the sca
 bounds the input gradient — and so constrains what L2 was meant to constrain.
 """
 
-from reproductions.api import Card
+from reproductions.api import Card, Claim
+
+SOURCE = "abstract and §5: better generalisation and robustness than weight decay (the tables could not be read here)"
 
 _COMMON = {  # every config key, so each can be changed with `--set KEY=VALUE`
     "arch": "mlp", "d_hidden": 256, "n_layer": 2, "channels": 32, "norm": "none",
@@ -41,7 +43,17 @@ CARD = Card(
         "accuracy under FGSM and 20-step PGD (L-inf, eps=0.1, pixels in [0,1]), and per-layer weight-norm "
         "trajectories, mean ± std over 5 seeds."
     ),
-    claims=(),  # the paper's tables could not be read (see notes); no number is claimed here
+    # the paper's tables could not be read (see notes): its claims are directions, with no figure
+    claims=tuple(
+        Claim(id=f"weissi_vs_l2_{metric}", label=f"WEISSI vs L2, {what}", kind="difference", arms=("weissi", "l2"),
+              metric=metric, scale=100.0, unit="points", value=None, source=SOURCE,
+              statement=f"WEISSI (both terms) gives higher {what} than L2 weight decay, lambdas chosen on held-out data.")
+        for metric, what in (("accuracy", "clean test accuracy"), ("fgsm_accuracy", "accuracy under FGSM"),
+                             ("pgd_accuracy", "accuracy under PGD-20"))),
+    labels={"none": "no penalty", "l2": "L2 weight decay", "weissi_e": "WEISSI log-norm term only",
+            "weissi": "WEISSI (both terms)", "accuracy": "clean accuracy", "fgsm_accuracy": "FGSM accuracy",
+            "pgd_accuracy": "PGD-20 accuracy", "train_accuracy": "train accuracy",
+            "log_norm_product": "log product of layer norms"},
     presets={
         "smoke": {**_COMMON, "d_hidden": 64, "epochs": 4, "seeds": 2, "train_images": 2000, "test_images": 500,
                   "holdout_images": 500, "pgd_steps": 5, "lr": 0.1, "allow_synthetic": True,
