@@ -407,7 +407,7 @@ def select_lambda(cfg: ExperimentConfig, ctx: RunContext, vocab: Vocab, train, v
         model = train_arm("optimus", replace(short, kl_threshold=lam), ctx, vocab, train, valid)
         m = evaluate("optimus", model, vocab, valid, short, ctx, iw_samples=cfg.iw_samples)
         trials[lam] = {"ppl_iw": m["ppl_iw"], "mi": m["mi"], "au": m["au"], "ppl_iw_over_lm": m["ppl_iw"] / lm["ppl"]}
-        ctx.log(short.steps, arm="optimus", split="valid", kl_threshold=lam, **trials[lam])
+        ctx.log(short.steps, arm="optimus", split="selection", kl_threshold=lam, **trials[lam])
     chosen = choose_lambda(trials)
     ctx.select("kl_threshold", split=f"PTB valid ({len(valid)} sentences)", chosen=chosen,
                grid=list(cfg.lambda_grid), scores=[trials[lam] for lam in cfg.lambda_grid],
