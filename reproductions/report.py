@@ -81,6 +81,8 @@ def paper_text(claim: dict[str, Any]) -> str:
         return "the paper gives no figure"
     tol = paper.get("tolerance")
     text = f"{value:+.4g}" if claim.get("kind") == "difference" else f"{value:.4g}"
+    if text.lstrip("+-").isdigit() and claim.get("kind") != "bound":
+        text += ".0"  # a paper's "+1.0 points", not "+1"
     if tol:
         text += f" ± {num(tol)}"
     return f"{text} {unit}".strip()

@@ -23,7 +23,7 @@ CARD = Card(
     claims=(
         Claim(id="exact_vs_sdpa", label="Attention core vs PyTorch SDPA", kind="bound", metric="max_abs_err_vs_sdpa",
               value=1e-5, unit="max abs error (fp32)", higher_is_better=False,
-              source="§3.2.1, Eq. (1) defines the computation; the 1e-5 bound is ours (fp32 rounding)",
+              source="§3.2.1, Eq. 1 defines the computation; the 1e-5 bound is ours (fp32 rounding)",
               statement="Our attention core computes softmax(QK^T / sqrt(d)) V as PyTorch's reference "
                         "scaled_dot_product_attention does, to 1e-5 in fp32 with causal and padding masks."),
         Claim(id="learns_reversal", label="Toy task: sequence reversal", kind="bound", metric="accuracy",

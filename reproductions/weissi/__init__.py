@@ -10,7 +10,7 @@ bounds the input gradient — and so constrains what L2 was meant to constrain.
 
 from reproductions.api import Card, Claim
 
-SOURCE = "abstract and §5: better generalisation and robustness than weight decay (the tables could not be read here)"
+SOURCE = "abstract and §5 (better generalisation and robustness than weight decay; the tables could not be read here)"
 
 _COMMON = {  # every config key, so each can be changed with `--set KEY=VALUE`
     "arch": "mlp", "d_hidden": 256, "n_layer": 2, "channels": 32, "norm": "none",
