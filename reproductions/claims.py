@@ -147,6 +147,37 @@ def analyse_into(rec: dict[str, Any], claims: Sequence[Claim]) -> dict[str, Any]
     return rec
 
 
+FOREST_FILE = "forest.png"
+
+
+def forest_rows(rec: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The difference claims of a record as rows for `plots.forest_plot`."""
+    from reproductions.report import claim_label
+
+    return [{"label": labels.get(c["id"]) or claim_label(c, labels), "estimate": c["estimate"], "ci": c.get("ci"),
+             "paper": (c.get("paper") or {}).get("value"), "unit": (c.get("paper") or {}).get("unit"),
+             "verdict": c.get("verdict")} for c in rec.get("claims") or [] if c.get("kind") == "difference"]
+
+
+def draw_figures(run_dir: Path, rec: dict[str, Any], card: Any) -> None:
+    """forest.png of the difference claims and curves.png from metrics.jsonl (one line per seed on a
+    shared step axis); listed in the record's artefacts. A plot never costs the record."""
+    from reproductions import plots
+
+    labels = {**card.labels, **{c.key: c.label for c in card.claims if c.label}}
+    made = []
+    try:
+        if plots.forest_plot(forest_rows(rec, labels), Path(run_dir) / FOREST_FILE,
+                             title=f"{card.name}: differences, adjusted intervals"):
+            made.append(FOREST_FILE)
+        if plots.plot_metrics(Path(run_dir) / "metrics.jsonl", Path(run_dir) / "curves.png",
+                              title=f"{card.name} ({rec.get('preset')})"):
+            made.append("curves.png")
+    except Exception as exc:  # matplotlib missing or a bad metrics file
+        rec.setdefault("notes", {})["plot_error"] = f"{type(exc).__name__}: {exc}"
+    rec["artefacts"] = sorted(set(rec.get("artefacts") or []) | set(made))
+
+
 def analyse_dir(run_dir: Path, entries: dict[str, Any] | None = None) -> dict[str, Any]:
     """Re-analyse one run folder in place (its run.json) with its reproduction's card; the record."""
     from reproductions.errors import RunnerUsageError
@@ -163,5 +194,6 @@ def analyse_dir(run_dir: Path, entries: dict[str, Any] | None = None) -> dict[st
         raise RunnerUsageError(f"{path}: not a run record (no name)")
     card = get(rec["name"], entries).card
     rec = analyse_into(rec, card.claims)
+    draw_figures(Path(run_dir), rec, card)
     record.write_json(path, rec)
     return rec

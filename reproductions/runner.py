@@ -460,6 +460,11 @@ def _finish(card: Card, run_dir: Path, rec: dict[str, Any], outcome: Outcome, du
         f"{', '.join(card.datasets)} from {rec['data']['dir']}" if card.datasets else "no dataset")
     if outcome.status == "completed":
         claims.analyse_into(rec, card.claims)  # "claims not computed — run analyse" without scipy
+        try:
+            plots.forest_plot(claims.forest_rows(rec, {**card.labels, **{c.key: c.label for c in card.claims}}),
+                              run_dir / claims.FOREST_FILE, title=f"{card.name}: differences, adjusted intervals")
+        except Exception as exc:  # a plot must never cost the record
+            rec.setdefault("notes", {})["plot_error"] = f"{type(exc).__name__}: {exc}"
     if outcome.status == "interrupted":
         rec["checkpoint_saved"] = outcome.checkpoint_saved or (run_dir / "checkpoint.pt").exists()
     try:
