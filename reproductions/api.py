@@ -93,6 +93,10 @@ class Card:
     headline: str = ""
     # reader names of arm and metric keys (pages never show a dotted key): {"scheduled_drophead": "V-scheduled DropHead"}
     labels: dict[str, str] = field(default_factory=dict)
+    # "paper / ours / why" rows for the page: (what, the paper's setting, ours, why we differ)
+    differences: tuple[tuple[str, str, str, str], ...] = ()
+    # the paper's values of preset keys, so a preset table can mark what differs from the paper
+    paper_config: dict[str, Any] = field(default_factory=dict)
 
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if preset not in self.presets:

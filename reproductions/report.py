@@ -14,8 +14,9 @@ VERDICT_WORDS = {"reproduced": "reproduced", "contradicted": "contradicted", "in
                  "exploratory": "exploratory run: no verdict"}
 
 
-def num(x: Any, sig: int = 3, signed: bool = False) -> str:
-    """`x` with `sig` significant digits: 0.9711 -> "0.971", 4447872 -> "4.45e+06", 2.4e-07 -> "2.4e-07"."""
+def num(x: Any, sig: int = 3, signed: bool = False, trim: bool = False) -> str:
+    """`x` with `sig` significant digits: 0.9711 -> "0.971", 4447872 -> "4.45e+06", 2.4e-07 -> "2.4e-07".
+    Trailing zeros are kept (2.0 beside 1.5 in an interval) unless `trim` (a config value: 0.001)."""
     if x is None:
         return "—"
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -24,12 +25,16 @@ def num(x: Any, sig: int = 3, signed: bool = False) -> str:
         return "—"
     if isinstance(x, int) and abs(x) < 10 ** sig:
         text = str(x)
+    elif 10 ** sig <= abs(x) < 1e6:  # 1234.5 -> "1230", 60000 -> "60000": digits past `sig` become zeros
+        text = str(int(round(x, sig - len(str(int(abs(x)))))))
     elif x == 0:
         text = "0"
-    elif 1e-3 <= abs(x) < 10 ** sig:
+    elif 1e-4 <= abs(x) < 10 ** sig:
         text = f"{x:#.{sig}g}".rstrip(".")
         if "e" in text:  # '#g' switches to exponent near the top of the range
             text = f"{x:.{sig}g}"
+        if trim and "." in text:
+            text = text.rstrip("0").rstrip(".")
     else:
         text = f"{x:.{max(1, sig - 1)}e}" if abs(x) >= 10 ** sig else f"{x:.{sig - 1}e}"
         mantissa, exp = text.split("e")
@@ -78,7 +83,7 @@ def paper_text(claim: dict[str, Any]) -> str:
         sign = "≤" if claim.get("direction") == "lower" else "≥"
         return f"{sign} {num(value)} {unit}".strip()
     if value is None:
-        return "the paper gives no figure"
+        return "no figure"
     tol = paper.get("tolerance")
     text = f"{value:+.4g}" if claim.get("kind") == "difference" else f"{value:.4g}"
     if text.lstrip("+-").isdigit() and claim.get("kind") != "bound":
