@@ -81,7 +81,7 @@ def paper_text(claim: dict[str, Any]) -> str:
     value, unit = paper.get("value"), paper.get("unit") or ""
     if claim.get("kind") == "bound":
         sign = "≤" if claim.get("direction") == "lower" else "≥"
-        return f"{sign} {num(value)} {unit}".strip()
+        return f"{sign} {num(value, 3, trim=True)} {unit}".strip()
     if value is None:
         return "no figure"
     tol = paper.get("tolerance")
