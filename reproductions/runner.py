@@ -652,7 +652,7 @@ def summary_lines(result: RunResult) -> list[str]:
         p_holm = (((rec.get("analysis") or {}).get("per_claim") or {}).get(row["id"]) or {}).get("p_holm")
         lines.append("  " + report.claim_sentence(row, labels.get(row["id"]) or report.claim_label(row, labels),
                                                    p_holm))
-    if not rows and (rec.get("analysis") or {}).get("status"):
+    if not rows and (rec.get("analysis") or {}).get("status") not in (None, "computed"):
         lines.append(f"  {rec['analysis']['status']}")
     for key, value in record.headline(result.metrics, limit=6).items():
         std = record.lookup(rec.get("metrics_std") or {}, key)
