@@ -44,10 +44,11 @@ def claim_lines(stored: dict[str, Any], labels: dict[str, str]) -> list[dict[str
             label = labels.get(claim["id"]) or claim_label(claim, labels)
             p_holm = (per_claim.get(claim["id"]) or {}).get("p_holm")
             lines.append({"badge": badge(claim["verdict"]), "sentence": claim_sentence(claim, label, p_holm),
-                          "verdict": claim["verdict"], "kind": claim.get("kind")})
+                          "verdict": claim["verdict"], "kind": claim.get("kind"),
+                          "note": str((claim.get("paper") or {}).get("note") or "")})
         elif isinstance(claim, dict) and claim.get("metric"):
             unit = f" {claim.get('unit')}" if claim.get("unit") else ""
-            lines.append({"badge": badge(None), "verdict": None, "kind": "value",
+            lines.append({"badge": badge(None), "verdict": None, "kind": "value", "note": "",
                           "sentence": f"{reader_name(claim['metric'], labels)}: ours {num(claim.get('ours'))}{unit} "
                                       f"(paper: {num(claim.get('paper'), 4, trim=True)}{unit}; recorded before verdicts — "
                                       "run `digest runs analyse` on its folder)"})
