@@ -35,7 +35,8 @@ def card_summary(entry: Any) -> dict[str, Any]:
     card = entry.card
     return {"name": card.name, "paper_id": card.paper_id, "title": card.title, "authors": card.authors,
             "presets": list(card.presets), "measures": card.measures, "datasets": list(card.datasets),
-            "claims": [{"metric": c.metric, "value": c.value, "unit": c.unit, "source": c.source}
+            "claims": [{"id": c.key, "kind": c.kind, "statement": c.statement, "metric": c.metric,
+                        "arms": list(c.arms), "value": c.value, "unit": c.unit, "source": c.source}
                        for c in card.claims]}
 
 
