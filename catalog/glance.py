@@ -1,8 +1,8 @@
 """The "reproductions at a glance" table of README.md, written from the committed run records.
 
-Each reproduction's newest completed run of one preset under ``results/`` gives a row: the
-paper's claims beside our numbers (run.json's ``claims``, as the site shows them), the card's
-headline metric with its spread over seeds, and the run's seeds, wall time and folder. The
+Each reproduction's newest completed, pre-registered run of one preset under ``results/`` gives
+one row per claim: the claim, the paper's figure, ours with its interval (run.json's ``claims``,
+as the site shows them) and the verdict. The
 README keeps the table between two markers; ``python -m catalog.glance --write README.md``
 rewrites it there, and a test fails when the README and the records disagree, so the numbers
 in the README are never typed by hand.
@@ -17,16 +17,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from catalog.sitegen.runview import flatten, fmt, is_number, is_stat, lookup
+from reproductions.report import claim_label, claim_sentence, paper_text
 
 START, END = "<!-- glance:start -->", "<!-- glance:end -->"
-HEADER = ("| `digest run …` | paper | the paper reports | we measured | run |\n"
+HEADER = ("| reproduction | claim | paper | ours (interval) | verdict |\n"
           "|---|---|---|---|---|")
 
 
+def _exploratory(record: dict[str, Any]) -> bool:
+    if "exploratory" in record:
+        return bool(record["exploratory"])
+    return any(t in ("--set", "--seed", "--seeds") for t in record.get("command") or [])
+
+
 def latest_run(results: Path, name: str, preset: str) -> tuple[Path, dict[str, Any]] | None:
-    """The newest completed run of `name` with `preset` under `results`, as the preset stands (no
-    ``--set`` overrides) when there is one: a side experiment does not replace the preset's run."""
+    """The newest completed run of `name` with `preset` under `results` that may feed a verdict: the
+    preset's pre-registered seeds and config (no ``--set``/``--seed(s)``), when there is one; a side
+    experiment never replaces the preset's run."""
     found = []
     for run_dir in sorted((results / name).glob("*/"), reverse=True):  # run folders sort by time
         try:
@@ -35,38 +42,36 @@ def latest_run(results: Path, name: str, preset: str) -> tuple[Path, dict[str, A
             continue
         if record.get("status") == "completed" and record.get("preset") == preset:
             found.append((run_dir, record))
-    plain = [run for run in found if "--set" not in (run[1].get("command") or [])]
+    plain = [run for run in found if not _exploratory(run[1])]
     return (plain or found or [None])[0]
 
 
-def _spread(metrics: dict[str, Any], std: dict[str, Any], name: str) -> tuple[Any, Any]:
-    """(mean, std) of a metric: from the runner's seed statistics, or a {mean, std} the experiment wrote."""
-    raw = flatten(metrics).get(name)
-    if is_stat(raw):
-        return raw.get("mean"), raw.get("std")
-    return lookup(metrics, name), lookup(std, name)
+def _labels(card: Any) -> dict[str, str]:
+    return {**card.labels, **{c.key: c.label for c in card.claims if c.label}}
 
 
-def _number(value: Any, std: Any = None, unit: str = "") -> str:
-    text = fmt(value) + (f" ± {fmt(std)}" if is_number(std) and std else "")
-    return f"{text} {unit}".strip()
-
-
-def _cells(card: Any, record: dict[str, Any]) -> tuple[str, str]:
-    """(what the paper reports, what we measured) for one run record."""
-    paper, ours = [], []
-    for claim in record.get("claims") or []:
-        unit = claim.get("unit") or ""
-        paper.append(f"{claim['metric']}: {_number(claim.get('paper'), unit=unit)}")
-        measured = claim.get("ours")
-        ours.append(f"{claim['metric']}: " + (_number(measured, unit=unit) if is_number(measured) else "not measured"))
-    metrics, std = record.get("metrics") or {}, record.get("metrics_std") or {}
-    claimed = {c.get("metric") for c in record.get("claims") or []}
-    if card.headline and card.headline not in claimed:
-        value, spread = _spread(metrics, std, card.headline)
-        if value is not None:
-            ours.append(f"{card.headline}: {_number(value, spread)}")
-    return "; ".join(paper) or "—", "; ".join(ours) or "—"
+def claim_rows(name: str, card: Any, record: dict[str, Any], where: str) -> list[str]:
+    """One table row per claim of the run: claim, the paper's figure, ours with its interval, the verdict."""
+    labels = _labels(card)
+    per_claim = (record.get("analysis") or {}).get("per_claim") or {}
+    rows = []
+    for i, claim in enumerate(record.get("claims") or []):
+        head = f"`{name}` ({card.paper_id}), `{where}`" if i == 0 else ""
+        label = labels.get(claim["id"]) or claim_label(claim, labels)
+        sentence = claim_sentence(claim, "", (per_claim.get(claim["id"]) or {}).get("p_holm"))
+        ours, _, tail = sentence[2:].partition(" — ")
+        paper = paper_text(claim)
+        where_paper = (claim.get("paper") or {}).get("where") or ""
+        if where_paper:
+            paper += f" ({where_paper.split(' (')[0]})"
+        verdict = f"**{claim.get('verdict') or '—'}**"
+        if "; Holm-adjusted p = " in tail:  # the step-down test rejects where the joint interval still touches 0
+            verdict += " (Holm-adjusted p = " + tail.split("; Holm-adjusted p = ")[1].split(",")[0] + ")"
+        rows.append(f"| {head} | {label} | {paper} | {ours} | {verdict} |")
+    if not rows:
+        status = (record.get("analysis") or {}).get("status") or "no claims judged"
+        rows.append(f"| `{name}` ({card.paper_id}), `{where}` | — | — | {status} | — |")
+    return rows
 
 
 def glance_rows(results: Path, preset: str = "cpu") -> list[str]:
@@ -76,15 +81,10 @@ def glance_rows(results: Path, preset: str = "cpu") -> list[str]:
     for name, entry in sorted(discover().items()):
         found = latest_run(results, name, preset)
         if found is None:
-            rows.append(f"| `{name}` | {entry.card.paper_id} | — | no `{preset}` run committed | — |")
+            rows.append(f"| `{name}` ({entry.card.paper_id}) | — | — | no `{preset}` run committed | — |")
             continue
         run_dir, record = found
-        paper, ours = _cells(entry.card, record)
-        seeds = len(record.get("seeds") or [record.get("seed")])
-        minutes = float(record.get("duration_s") or 0.0) / 60
-        where = f"{results.name}/{name}/{run_dir.name}"
-        rows.append(f"| `{name}` | {entry.card.paper_id} | {paper} | {ours} | "
-                    f"{seeds} seed{'s' * (seeds != 1)}, {minutes:.0f} min, `{where}` |")
+        rows.extend(claim_rows(name, entry.card, record, f"{results.name}/{name}/{run_dir.name}"))
     return rows
 
 

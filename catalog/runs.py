@@ -110,6 +110,19 @@ def _device_text(device: Any) -> str:
     return f"{device.get('type', '')}: {text}".strip(": ")
 
 
+def _card_claim(row: dict[str, Any]) -> dict[str, Any]:
+    """A card's claim rebuilt from a run record's judged claim (older records: {metric, paper, ours})."""
+    paper = row.get("paper")
+    if isinstance(paper, dict):
+        return {"id": row.get("id"), "metric": row.get("metric"), "value": paper.get("value"),
+                "unit": paper.get("unit", ""), "source": paper.get("where", ""), "note": paper.get("note", ""),
+                "higher_is_better": row.get("direction", "higher") == "higher", "kind": row.get("kind"),
+                "arms": row.get("arms") or [], "statement": row.get("statement", "")}
+    return {"metric": row.get("metric"), "value": paper, "unit": row.get("unit", ""),
+            "source": row.get("source", ""), "note": row.get("note", ""),
+            "higher_is_better": row.get("higher_is_better", True)}
+
+
 def import_run(session: Session, run_dir: str | Path) -> Run:
     """Create or update the Run row for one run folder (keyed by its absolute path)."""
     run_dir = Path(run_dir).resolve()
@@ -119,9 +132,7 @@ def import_run(session: Session, run_dir: str | Path) -> Run:
         repro = upsert_reproduction(
             session, slug=rec["name"], arxiv_id=rec.get("paper_id"), title=rec.get("title", ""),
             measures=rec.get("measures", ""),
-            claims=[{"metric": c.get("metric"), "value": c.get("paper"), "unit": c.get("unit", ""),
-                     "source": c.get("source", ""), "note": c.get("note", ""),
-                     "higher_is_better": c.get("higher_is_better", True)} for c in rec.get("claims", [])])
+            claims=[_card_claim(c) for c in rec.get("claims") or [] if isinstance(c, dict)])
     run = session.scalar(select(Run).where(Run.reproduction_id == repro.id, Run.run_dir == str(run_dir)))
     if run is None:
         run = Run(reproduction=repro, run_dir=str(run_dir), preset=rec["preset"])
@@ -134,7 +145,8 @@ def import_run(session: Session, run_dir: str | Path) -> Run:
     run.duration_s = rec.get("duration_s")
     run.metrics = {"metrics": rec.get("metrics") or {}, "std": rec.get("metrics_std") or {},
                    "by_seed": rec.get("metrics_by_seed") or {}, "claims": rec.get("claims") or [],
-                   "notes": rec.get("notes") or {}, "error": rec.get("error"), "seeds": rec.get("seeds")}
+                   "notes": rec.get("notes") or {}, "error": rec.get("error"), "seeds": rec.get("seeds"),
+                   "analysis": rec.get("analysis") or {}, "exploratory": rec.get("exploratory")}
     run.config = rec.get("config") or {}
     run.versions = {**(rec.get("versions") or {}), "git": rec.get("git"), "runner": rec.get("runner")}
     run.artefacts = list(rec.get("artefacts") or [])

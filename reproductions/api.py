@@ -16,21 +16,59 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+CLAIM_KINDS = ("difference", "value", "bound")
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A number the paper reports, with where it reports it."""
+    """One thing the paper claims, as data the analysis can judge (see `reproductions.claims`).
 
-    metric: str  # our metric key this compares to, e.g. "nll_nats"
-    value: float
+    kind "difference": arms[0] - arms[1], paired by seed; `higher_is_better` says the paper's side
+    (True: arms[0] should come out above arms[1]); `value` is the paper's own gain if it states one.
+    kind "value": our `metric` against the paper's `value`, within +- `tolerance`.
+    kind "bound": `metric` at least (`higher_is_better`) or at most `value` on every seed.
+    `metric` is the key inside each arm (``metrics[arm][metric]``); with no arms a dotted path
+    into the metrics. `scale` turns our numbers into the claim's unit (accuracy 0-1 -> points: 100).
+    """
+
+    metric: str
+    value: float | None  # the paper's figure, or the bound; None: the paper states no number
     unit: str = ""
-    source: str = ""  # "Table 2, MNIST row" — where in the paper
+    source: str = ""  # where the figure stands: "Table 2, MNIST row", "abstract"
     note: str = ""
     higher_is_better: bool = True
+    id: str = ""
+    statement: str = ""  # one sentence a reader understands
+    kind: str = "value"
+    arms: tuple[str, ...] = ()
+    tolerance: float = 0.0
+    scale: float = 1.0
+    label: str = ""  # short name on pages: "Scheduled DropHead vs dropout"
+
+    def __post_init__(self):
+        if self.kind not in CLAIM_KINDS:
+            raise ValueError(f"claim kind must be one of {CLAIM_KINDS}, got {self.kind!r}")
+        if self.kind == "difference" and len(self.arms) != 2:
+            raise ValueError(f"a difference claim names two arms, got {self.arms!r}")
+
+    @property
+    def key(self) -> str:
+        return self.id or self.metric
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    def paths(self) -> list[str]:
+        """Dotted paths of the metric in each arm (one path with no arms)."""
+        return [f"{arm}.{self.metric}" if arm else self.metric for arm in self.arms] or [self.metric]
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return asdict(self)
+        d = asdict(self)
+        d["arms"] = list(self.arms)
+        return d
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,12 @@ class Card:
     # the one metric key the campaign table shows (dotted, as in Claim.metric); empty: the first
     # claim's metric, or with no claims the first number the experiment returns
     headline: str = ""
+    # reader names of arm and metric keys (pages never show a dotted key): {"scheduled_drophead": "V-scheduled DropHead"}
+    labels: dict[str, str] = field(default_factory=dict)
+    # "paper / ours / why" rows for the page: (what, the paper's setting, ours, why we differ)
+    differences: tuple[tuple[str, str, str, str], ...] = ()
+    # the paper's values of preset keys, so a preset table can mark what differs from the paper
+    paper_config: dict[str, Any] = field(default_factory=dict)
 
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if preset not in self.presets:
@@ -115,6 +159,9 @@ class RunContext:
         self._metrics_path = self.out_dir / "metrics.jsonl"
         self._t0 = time.time()
         self.examples_seen = 0  # training examples this rank processed (count_examples)
+        from reproductions.splits import Phase
+
+        self.phase = Phase()  # selection (test sealed) until begin_final_evaluation()
 
     @property
     def is_main(self) -> bool:
@@ -123,6 +170,30 @@ class RunContext:
     def note(self, key: str, value: Any) -> None:
         """Record a fact about this run (which data, which split) in run.json."""
         self.notes[key] = value
+
+    # ------------------------------------------------------------ selection on validation only
+
+    def seal(self, data: Any, name: str) -> Any:
+        """Wrap a test split so it can only be read after `begin_final_evaluation` (see `splits`)."""
+        from reproductions.splits import Sealed
+
+        return Sealed(data, self.phase, name)
+
+    def select(self, what: str, *, split: str, chosen: Any, grid: Any = (), scores: Any = (), rule: str = "") -> None:
+        """Record a choice (a lambda, a step count) and the split it was made on, in run.json."""
+        self.phase.select(what, split=split, chosen=chosen, grid=grid, scores=scores, rule=rule)
+        self.notes["selection"] = list(self.phase.selections)
+
+    def begin_final_evaluation(self, fixed: str = "") -> None:
+        """End the selection phase: the test split opens, no further choice can be recorded.
+
+        `fixed` says what was fixed before the run rather than selected in it (the preset's values)."""
+        self.phase.begin_final_evaluation()
+        self.notes.setdefault("selection", list(self.phase.selections))
+        self.notes["final_evaluation"] = (
+            "test split sealed until the final evaluation; " + (
+                f"{len(self.phase.selections)} choice(s) made on validation before it" if self.phase.selections
+                else "nothing selected during the run") + (f"; {fixed}" if fixed else ""))
 
     def log(self, step: int, **metrics: Any) -> None:
         """Append one line to metrics.jsonl (main process only)."""

@@ -62,13 +62,14 @@ def headline_of(card: Card, metrics: dict[str, Any]) -> tuple[str | None, float 
     The key is ``card.headline`` when set, else the first claim's metric, else the first
     number the experiment returned. The paper's number is the claim with that key, if any.
     """
-    key = card.headline or (card.claims[0].metric if card.claims else None)
+    single = [c for c in card.claims if c.kind != "difference"]  # a difference claim is not one metric
+    key = card.headline or (single[0].paths()[0] if single else None)
     if key is None:
         first = record.headline(metrics, limit=1)
         key = next(iter(first), None)
     if key is None:
         return None, None, None
-    paper = next((c.value for c in card.claims if c.metric == key), None)
+    paper = next((c.value for c in single if c.paths()[0] == key), None)
     return key, paper, record.lookup(metrics, key)
 
 

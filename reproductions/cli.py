@@ -1,6 +1,7 @@
 """``python -m reproductions``: the runner's own command line (torch alone, no catalog).
 
     python -m reproductions list [--json]
+    python -m reproductions analyse RUN_DIR... [--json]
     python -m reproductions campaign [--preset gpu] [--out results] [--only NAME...] [--force]
         [--budget-min 12] [--data-dir DIR] [--device ...] [--no-progress] [--json]
     python -m reproductions run NAME [--preset smoke|cpu|gpu] [--device auto|cpu|cuda|mps]
@@ -34,7 +35,8 @@ def card_summary(entry: Any) -> dict[str, Any]:
     card = entry.card
     return {"name": card.name, "paper_id": card.paper_id, "title": card.title, "authors": card.authors,
             "presets": list(card.presets), "measures": card.measures, "datasets": list(card.datasets),
-            "claims": [{"metric": c.metric, "value": c.value, "unit": c.unit, "source": c.source}
+            "claims": [{"id": c.key, "kind": c.kind, "statement": c.statement, "metric": c.metric,
+                        "arms": list(c.arms), "value": c.value, "unit": c.unit, "source": c.source}
                        for c in card.claims]}
 
 
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_campaign_argparse_options(p_campaign)
     p_campaign.add_argument("--json", action="store_true", help="print the table as a JSON array")
 
+    p_analyse = sub.add_parser(
+        "analyse", help="recompute the claims and verdicts of finished runs from their stored per-seed values",
+        description="Rewrite each RUN_DIR/run.json's claims (paired statistics over seeds, Holm across a card's "
+                    "difference claims) without training; prints one sentence per claim.")
+    p_analyse.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p_analyse.add_argument("--json", action="store_true", help="print the claims as JSON")
+
     p_worker = sub.add_parser("_worker", help=argparse.SUPPRESS)  # one torchrun process
     p_worker.add_argument("run_dir", type=Path)
     p_worker.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -96,6 +105,33 @@ def campaign_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def analyse_lines(run_dir: Path, rec: dict[str, Any]) -> list[str]:
+    from reproductions.report import claim_label, claim_sentence
+    from reproductions.runner import _labels
+
+    labels = _labels(rec.get("name"))
+    per_claim = (rec.get("analysis") or {}).get("per_claim") or {}
+    lines = [f"{run_dir}: {len(rec.get('claims') or [])} claim(s)"
+             + (f"; exploratory: {rec['exploratory']}" if rec.get("exploratory") else "")]
+    for row in rec.get("claims") or []:
+        label = labels.get(row["id"]) or claim_label(row, labels)
+        lines.append("  " + claim_sentence(row, label, (per_claim.get(row["id"]) or {}).get("p_holm")))
+    return lines
+
+
+def analyse_main(args: argparse.Namespace) -> int:
+    from reproductions.claims import analyse_dir
+
+    out = []
+    for run_dir in args.run_dirs:
+        rec = analyse_dir(run_dir)
+        if (rec.get("analysis") or {}).get("status") != "computed":
+            return _error(f"{run_dir}: {rec['analysis']['status']} (install scipy)", 1)
+        out.append({"run_dir": str(run_dir), "claims": rec["claims"]} if args.json else "\n".join(analyse_lines(run_dir, rec)))
+    print(json.dumps(out, indent=2, ensure_ascii=False) if args.json else "\n".join(out))
+    return 0
+
+
 def _error(message: str, code: int) -> int:
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
@@ -115,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "campaign":
             return campaign_main(args)
+        if args.command == "analyse":
+            return analyse_main(args)
         if args.command == "_worker":
             from reproductions.runner import worker_main
 

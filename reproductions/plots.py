@@ -48,7 +48,16 @@ def series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, 
             if key in SKIP or key == "seed" or not _is_number(value):
                 continue
             out[key][label].append((float(step), float(value)))
-    return {k: dict(v) for k, v in out.items()}
+    return {k: _shared_axis(dict(v)) for k, v in out.items()}
+
+
+def _shared_axis(lines: dict[str, list[tuple[float, float]]]) -> dict[str, list[tuple[float, float]]]:
+    """One line per seed on a shared step axis: an experiment that numbers its steps across runs
+    (run 2 starts where run 1 ended) has each line moved back so that all lines start together."""
+    if len(lines) < 2:
+        return lines
+    first = min(points[0][0] for points in lines.values() if points)
+    return {label: [(x - (points[0][0] - first), y) for x, y in points] for label, points in lines.items()}
 
 
 def plot_metrics(metrics_path: Path, png_path: Path, title: str = "") -> Path | None:
@@ -81,6 +90,47 @@ def plot_metrics(metrics_path: Path, png_path: Path, title: str = "") -> Path | 
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
+
+
+def forest_plot(rows: list[dict[str, Any]], png_path: Path, title: str = "") -> Path | None:
+    """Difference claims as a forest plot: estimate and adjusted interval per claim, the paper's
+    figure (a diamond, when it gives one) and the zero line. `rows`: {label, estimate, ci, paper, unit,
+    verdict}. None when there is no difference claim to draw."""
+    rows = [r for r in rows if r.get("estimate") is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colour = {"reproduced": "#1b7837", "contradicted": "#b2182b"}
+    fig, ax = plt.subplots(figsize=(7.2, 0.7 + 0.55 * len(rows)))
+    labelled = False
+    for i, row in enumerate(reversed(rows)):
+        c = colour.get(row.get("verdict"), "#555555")
+        if row.get("ci"):
+            ax.plot(row["ci"], [i, i], color=c, linewidth=2)
+        ax.plot([row["estimate"]], [i], "o", color=c, markersize=6)
+        if row.get("paper") is not None:
+            ax.plot([row["paper"]], [i], "D", color="none", markeredgecolor="#2166ac", markersize=7,
+                    label=None if labelled else "paper")
+            labelled = True
+    ax.axvline(0, color="#888888", linewidth=1, linestyle="--")
+    ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)], fontsize=8)
+    units = {r.get("unit") for r in rows} - {None, ""}
+    ax.set_xlabel("difference" + (f" ({units.pop()})" if len(units) == 1 else ""), fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    if any(r.get("paper") is not None for r in rows):
+        ax.legend(fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=110)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from reproductions import devices, distributed, plots, record
+from reproductions import claims, devices, distributed, plots, record, report
 from reproductions.api import Card, RunContext
 from reproductions.data import DatasetMissing, resolve_data_dir
 from reproductions.errors import RunnerError, RunnerUsageError
@@ -348,13 +348,23 @@ def _start_record(entry: Entry, request: RunRequest, echo: Echo) -> tuple[Path, 
         "seed": request.seed, "seeds": seeds,
         "started_at": record.iso(started), "finished_at": None, "duration_s": None, "status": "running",
         "error": None, "metrics": {}, "metrics_std": {}, "metrics_by_seed": {}, "notes": {},
-        "claims": record.compare_claims(card.claims, {}),
+        "claims": [], "exploratory": _exploratory(request),
         "data": {"dir": str(resolve_data_dir(request.data_dir)), "datasets": list(card.datasets)},
         "measures": card.measures, "card_notes": card.notes,
         "versions": record.versions(), "git": record.git_commit(),
         "command": sys.argv[:],
     }
     return run_dir, rec, False
+
+
+def _exploratory(request: RunRequest) -> str | None:
+    """The stopping rule: only the preset's own seeds and config feed a verdict (see `claims`)."""
+    changed = [f"--set {k}={json.dumps(v)}" for k, v in request.overrides.items() if k not in RUNNER_KEYS]
+    if request.seed != 0:
+        changed.insert(0, f"--seed {request.seed}")
+    if request.seeds is not None:
+        changed.insert(0, f"--seeds {request.seeds}")
+    return "not the preset's pre-registered run (" + ", ".join(changed) + ")" if changed else None
 
 
 def check_topology(request: RunRequest) -> None:
@@ -443,12 +453,18 @@ def _finish(card: Card, run_dir: Path, rec: dict[str, Any], outcome: Outcome, du
     rec.update(status=outcome.status, error=outcome.error, error_kind=outcome.error_kind,
                metrics=outcome.metrics, metrics_std=outcome.metrics_std,
                metrics_by_seed=outcome.metrics_by_seed, notes=outcome.notes,
-               claims=record.compare_claims(card.claims, outcome.metrics),
                world_size=outcome.world_size, backend=outcome.backend,
                examples_per_rank=_examples_per_rank(rec, outcome),
                finished_at=record.iso(record.utc_now()), duration_s=round(duration, 3))
     rec["data"]["description"] = outcome.notes.get("data") or (
         f"{', '.join(card.datasets)} from {rec['data']['dir']}" if card.datasets else "no dataset")
+    if outcome.status == "completed":
+        claims.analyse_into(rec, card.claims)  # "claims not computed — run analyse" without scipy
+        try:
+            plots.forest_plot(claims.forest_rows(rec, {**card.labels, **{c.key: c.label for c in card.claims}}),
+                              run_dir / claims.FOREST_FILE, title=f"{card.name}: differences, adjusted intervals")
+        except Exception as exc:  # a plot must never cost the record
+            rec.setdefault("notes", {})["plot_error"] = f"{type(exc).__name__}: {exc}"
     if outcome.status == "interrupted":
         rec["checkpoint_saved"] = outcome.checkpoint_saved or (run_dir / "checkpoint.pt").exists()
     try:
@@ -628,21 +644,36 @@ def summary_lines(result: RunResult) -> list[str]:
         return [f"{rec['name']} {rec['preset']}: node {rec['node_rank']} {result.status} in "
                 f"{rec.get('duration_s') or 0:.1f}s; node 0 wrote the run record"]
     lines = [f"{rec['name']} {rec['preset']}: {result.status} in {rec.get('duration_s') or 0:.1f}s -> {result.run_dir}"]
-    prefer = [c["metric"] for c in rec.get("claims", [])]
-    for key, value in record.headline(result.metrics, limit=8, prefer=prefer).items():
+    rows = rec.get("claims") or []
+    labels = _labels(rec.get("name"))
+    if rec.get("exploratory"):
+        lines.append(f"  exploratory: {rec['exploratory']}; its claims feed no verdict")
+    for row in rows:
+        p_holm = (((rec.get("analysis") or {}).get("per_claim") or {}).get(row["id"]) or {}).get("p_holm")
+        lines.append("  " + report.claim_sentence(row, labels.get(row["id"]) or report.claim_label(row, labels),
+                                                   p_holm))
+    if not rows and (rec.get("analysis") or {}).get("status") not in (None, "computed"):
+        lines.append(f"  {rec['analysis']['status']}")
+    for key, value in record.headline(result.metrics, limit=6).items():
         std = record.lookup(rec.get("metrics_std") or {}, key)
         if std is None:  # an experiment that loops its seeds reports {"mean", "std"} itself
             std = record.lookup(result.metrics, key + ".std")
-        lines.append(f"  {key} = {value:.6g}" + (f" ± {std:.3g}" if std is not None else ""))
-    for claim in rec.get("claims", []):
-        ours = "not measured" if claim["ours"] is None else f"{claim['ours']:.6g}"
-        lines.append(f"  paper: {claim['metric']} = {claim['paper']:g}{claim['unit'] and ' ' + claim['unit']}"
-                     f" ({claim['source']}); ours: {ours}")
+        lines.append(f"  {report.label_of(key, labels)} = {report.num(value)}"
+                     + (f" ± {report.num(std, 2)}" if std is not None else ""))
     for key, value in (rec.get("notes") or {}).items():
         lines.append(f"  note {key}: {value}")
     if result.status == "interrupted":
         lines.append(f"  resume with: --resume-from {result.run_dir}")
     return lines
+
+
+def _labels(name: str | None) -> dict[str, str]:
+    """The card's reader names of claims, arms and metrics (empty when the card is gone)."""
+    try:
+        card = get(str(name)).card
+    except Exception:
+        return {}
+    return {**card.labels, **{c.key: c.label for c in card.claims if c.label}}
 
 
 def error_line(result: RunResult) -> str | None:

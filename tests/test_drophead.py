@@ -250,7 +250,9 @@ def _first_batches(arm: str, seed: int, cfg, train, test, vocab, ctx, steps: int
 def test_arms_share_data_order_and_init_and_differ_only_in_regulariser(tmp_path):
     cfg = experiment.load_config(dict(CARD.presets["smoke"], steps=2, dev_subset=50))
     ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "none", preset="smoke")
-    train, test, vocab = experiment.load_data(cfg, ctx)
+    train, sealed, vocab = experiment.load_data(cfg, ctx)
+    ctx.begin_final_evaluation()
+    test = sealed.open()
     batches_a, init_a = _first_batches("none", 3, cfg, train, test, vocab, ctx)
     batches_b, init_b = _first_batches("scheduled_drophead", 3, cfg, train, test, vocab, ctx)
     batches_c, init_c = _first_batches("none", 4, cfg, train, test, vocab, ctx)
@@ -312,7 +314,7 @@ def test_cpu_preset_without_sst2_is_a_clear_error(tmp_path):
 
 def test_smoke_without_sst2_falls_back_to_synthetic_and_says_so(tmp_path):
     ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "empty", preset="smoke")
-    (train, _), (test, _), vocab = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx)
+    (train, _), sealed, vocab = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx)
     assert ctx.notes["data"].startswith("synthetic") and len(train) == 2000 and vocab > 10
 
 
@@ -345,7 +347,9 @@ def test_same_seed_same_result_and_none_arm_is_deterministic(tmp_path):
     data_dir = tmp_path / "none"  # synthetic: fast and always there
     cfg = experiment.load_config(CARD.config("smoke", {"steps": 10}))
     ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
-    train, test, vocab = experiment.load_data(cfg, ctx)
+    train, sealed, vocab = experiment.load_data(cfg, ctx)
+    ctx.begin_final_evaluation()
+    test = sealed.open()
     r1 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
     r2 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
     assert r1["accuracy"] == r2["accuracy"] and r1["train_accuracy"] == r2["train_accuracy"]

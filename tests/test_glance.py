@@ -19,11 +19,14 @@ def test_readme_table_is_the_one_the_committed_runs_give():
 
 
 def _run(folder, name, stamp, *, preset="cpu", status="completed", command=(), nll=None):
+    from reproductions.claims import analyse_into
+    from reproductions.nvae import CARD
+
     run_dir = folder / name / stamp
     run_dir.mkdir(parents=True)
     record = {"name": name, "preset": preset, "status": status, "command": list(command), "seeds": [0],
-              "duration_s": 600, "metrics": {"nll_nats": nll}, "metrics_std": {},
-              "claims": [{"metric": "nll_nats", "paper": 78.01, "ours": nll, "unit": "nats"}]}
+              "duration_s": 600, "metrics": {"nll_nats": nll}, "metrics_std": {}}
+    analyse_into(record, CARD.claims)
     (run_dir / "run.json").write_text(json.dumps(record), encoding="utf-8")
     return run_dir
 
@@ -40,12 +43,19 @@ def test_the_preset_as_it_stands_wins_over_a_newer_side_experiment(tmp_path):
     assert latest_run(tmp_path, "nvae", "gpu") is None
 
 
-def test_a_row_puts_our_number_beside_the_papers(tmp_path):
+def test_a_row_puts_our_number_beside_the_papers_with_the_verdict(tmp_path):
     from catalog.glance import glance_rows
 
     _run(tmp_path, "nvae", "20260101T000000Z", nll=96.25)
     row = next(r for r in glance_rows(tmp_path) if r.startswith("| `nvae`"))
-    assert "nll_nats: 78.01 nats" in row and "nll_nats: 96.25 nats" in row and "`" + tmp_path.name in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0].startswith("`nvae` (2007.03898)") and "`" + tmp_path.name in cells[0]
+    # 96.25 nats is beyond the paper's 78.01 +- 2 on the worse (higher) side
+    assert cells[1:] == ["NVAE test NLL", "78.01 ± 2.00 nats (main results table)", "96.2 nats, 1 seed",
+                         "**contradicted**"]
+    _run(tmp_path, "nvae", "20260102T000000Z", nll=79.0)
+    row = next(r for r in glance_rows(tmp_path) if r.startswith("| `nvae`"))
+    assert row.endswith("| 79.0 nats, 1 seed | **reproduced** |")
     missing = next(r for r in glance_rows(tmp_path) if r.startswith("| `weissi`"))
     assert "no `cpu` run committed" in missing
 
@@ -60,7 +70,7 @@ def test_write_needs_the_markers(tmp_path):
     readme.write_text("a\n<!-- glance:start -->\nold\n<!-- glance:end -->\nb\n", encoding="utf-8")
     assert main(["--results", str(tmp_path), "--write", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("a\n<!-- glance:start -->\n| `digest run") and text.endswith("<!-- glance:end -->\nb\n")
+    assert text.startswith("a\n<!-- glance:start -->\n| reproduction | claim") and text.endswith("<!-- glance:end -->\nb\n")
     assert "old" not in text
 
 

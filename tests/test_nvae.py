@@ -319,16 +319,24 @@ def test_ranks_get_disjoint_shards_whose_union_is_the_one_process_batch(tmp_path
         torch.testing.assert_close(xr, x1[1::2])
 
 
+def _opened(load, cfg, ctx):
+    """The data with its sealed test split opened, as the experiment does at its final evaluation."""
+    from dataclasses import replace
+
+    data = load(cfg, ctx)
+    ctx.begin_final_evaluation()
+    return replace(data, test=data.test.open())
+
+
 def test_real_mnist_test_images_are_binarized_once_with_a_fixed_seed(tmp_path):
     data_dir = shared_path("data", "mnist").parent
     cfg = ExperimentConfig.from_dict({"test_images": 64, "iw_images": 64, "ablation_iw_images": 8})
-    a = load_data(cfg, RunContext(tmp_path / "a", data_dir=data_dir))
-    b = load_data(cfg, RunContext(tmp_path / "b", data_dir=data_dir))
+    a, b = (_opened(load_data, cfg, RunContext(tmp_path / n, data_dir=data_dir)) for n in "ab")
     assert a.source == "mnist" and a.dynamic and len(a.train) == 60000
     assert "MNIST train (60k)" in a.description and "default_rng(0)" in a.description
     assert torch.equal(a.test, b.test) and set(a.test.unique().tolist()) == {0.0, 1.0}
-    c = load_data(ExperimentConfig.from_dict({"test_images": 64, "test_binarization_seed": 1}),
-                  RunContext(tmp_path / "c", data_dir=data_dir))
+    c = _opened(load_data, ExperimentConfig.from_dict({"test_images": 64, "test_binarization_seed": 1}),
+                RunContext(tmp_path / "c", data_dir=data_dir))
     assert not torch.equal(a.test, c.test[:64])
     assert 0.10 < a.test.mean().item() < 0.16  # MNIST's ink fraction, not noise or blank images
 

@@ -243,8 +243,12 @@ def test_run_folder_holds_record_metrics_and_plot(toy, tmp_path):
     assert rec["versions"]["torch"] == torch.__version__
     assert rec["notes"]["data"].startswith("synthetic")
     claim = rec["claims"][0]
-    assert claim["metric"] == "final_loss" and claim["paper"] == 0.001
-    assert claim["ours"] == pytest.approx(rec["metrics"]["final_loss"])
+    assert claim["metric"] == "final_loss" and claim["paper"]["value"] == 0.001 and claim["kind"] == "value"
+    loss = rec["metrics"]["final_loss"]
+    assert claim["estimate"] == pytest.approx(loss) and claim["n_seeds"] == 1
+    # one seed, no tolerance: above the paper's loss is the worse side, below it is "better than the paper"
+    assert claim["verdict"] == ("contradicted" if loss > 0.001 else "inconclusive")
+    assert rec["exploratory"] is None and rec["analysis"]["status"] == "computed"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(12))
     assert rows[-1]["loss"] < rows[0]["loss"]  # it did learn
@@ -286,7 +290,9 @@ def test_experiment_that_loops_seeds_itself_is_called_once_with_the_list(toy, tm
     assert result.status == "completed"
     assert result.record["config"]["seeds"] == [4, 5, 6] == result.metrics["seeds_seen"]
     assert result.record["metrics_by_seed"] == {} and set(result.metrics["draw"]["per_seed"]) == {"4", "5", "6"}
-    assert runner.summary_lines(result)[1].startswith("  draw = ")  # the {"mean": ...} dict is a headline
+    lines = runner.summary_lines(result)
+    assert lines[1] == "  exploratory: not the preset's pre-registered run (--seeds 3, --seed 4); its claims feed no verdict"
+    assert lines[2].startswith("  draw = ")  # the {"mean": ...} dict is a headline
     preset_count = runner.run(request("toy-seeds", tmp_path, seed=0), echo=quiet)
     assert preset_count.metrics["seeds_seen"] == [0, 1]
 

@@ -28,7 +28,7 @@ from reproductions.api import Card, Claim
 CARD = Card(
     name="toy-mean", paper_id="1234.56789", title="Estimating a mean", authors="Test",
     summary="The sample mean converges.", measures="absolute error of the sample mean",
-    claims=(Claim(metric="abs_error", value=0.05, source="Eq. 1", higher_is_better=False),),
+    claims=(Claim(metric="abs_error", value=0.05, source="Eq. 1", higher_is_better=False, kind="bound"),),
     presets={"smoke": {"n": 200, "fail": False}, "cpu": {"n": 2000, "fail": False},
              "gpu": {"n": 20000, "fail": False}},
 )
@@ -75,7 +75,8 @@ def test_sync_creates_reproduction_and_pending_paper_once(toy, engine):
         assert repro.measures == "absolute error of the sample mean"
         assert repro.presets == ["smoke", "cpu", "gpu"]
         assert repro.paper_claims == [{"metric": "abs_error", "value": 0.05, "unit": "", "source": "Eq. 1",
-                                       "note": "", "higher_is_better": False}]
+                                       "note": "", "higher_is_better": False, "id": "", "statement": "",
+                                       "kind": "bound", "arms": [], "tolerance": 0.0, "scale": 1.0, "label": ""}]
         assert repro.paper.status == "pending" and repro.paper.arxiv_id == "1234.56789"
         assert s.scalar(select(func.count()).select_from(Reproduction).where(Reproduction.slug == toy)) == 1
         assert s.scalar(select(func.count()).select_from(Paper).where(Paper.arxiv_id == "1234.56789")) == 1
@@ -91,7 +92,9 @@ def test_import_run_is_idempotent_and_updates(toy, engine, tmp_path):
         assert s.scalar(select(func.count()).select_from(Run)) == 1
         assert again.status == "completed" and again.preset == "smoke" and again.device.startswith("cpu")
         assert again.metrics["metrics"]["abs_error"] == pytest.approx(result.metrics["abs_error"])
-        assert again.metrics["claims"][0]["paper"] == 0.05
+        claim = again.metrics["claims"][0]
+        assert claim["paper"]["value"] == 0.05 and claim["estimate"] == pytest.approx(result.metrics["abs_error"])
+        assert claim["verdict"] == ("reproduced" if result.metrics["abs_error"] <= 0.05 else "contradicted")
         assert again.config == {"n": 200, "fail": False}
         assert again.versions["torch"] and "curves.png" in again.artefacts
         assert again.duration_s == result.record["duration_s"]
@@ -173,7 +176,8 @@ def test_cli_run_records_in_catalog_then_runs_json(toy, catalog_cli, tmp_path):
     result = catalog_cli("run", toy, "--preset", "smoke", "--device", "cpu", "--no-progress",
                          "--out", str(tmp_path / "runs"), "--set", "n=400")
     assert result.exit_code == 0, result.output
-    assert "recorded as run 1" in result.stdout and "paper: abs_error = 0.05" in result.stdout
+    assert "recorded as run 1" in result.stdout and "(required on every seed: ≤ 0.05)" in result.stdout
+    assert "exploratory run: no verdict" in result.stdout  # --set n=400 is not the preset's run
     runs = json.loads(catalog_cli("runs", "--json").stdout)
     assert len(runs) == 1 and runs[0]["name"] == toy and runs[0]["status"] == "completed"
     assert set(runs[0]["headline"]) == {"abs_error", "n"} and runs[0]["headline"]["n"] == 400

@@ -267,14 +267,17 @@ def test_holdout_is_fixed_and_disjoint_from_training_and_test_is_untouched(tmp_p
     tr, ho = holdout_split(60000, 5000, 1234)
     assert len(tr) == 55000 and len(ho) == 5000 and not set(tr.tolist()) & set(ho.tolist())
     assert (holdout_split(60000, 5000, 1234)[1] == ho).all()
-    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), RunContext(tmp_path, data_dir=data_dir))
+    ctx = RunContext(tmp_path, data_dir=data_dir)
+    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), ctx)
     assert data.source == "mnist"
-    assert (len(data.train.y), len(data.holdout.y), len(data.test.y)) == (55000, 5000, 10000)
+    ctx.begin_final_evaluation()
+    test = data.test.open()
+    assert (len(data.train.y), len(data.holdout.y), len(test.y)) == (55000, 5000, 10000)
     # MNIST's class balance: every digit in every split, none above 12%
-    for split in (data.train, data.holdout, data.test):
+    for split in (data.train, data.holdout, test):
         counts = torch.bincount(split.y, minlength=10).float() / len(split.y)
         assert counts.min() > 0.08 and counts.max() < 0.12
-    assert data.test.y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the canonical t10k labels
+    assert test.y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the canonical t10k labels
 
 
 def test_ranks_get_disjoint_shards_whose_union_is_the_one_process_batch(tmp_path):
@@ -309,7 +312,7 @@ def test_smoke_run_on_real_mnist_writes_metrics_and_plots(tmp_path):
     for name in ("l2_lambda", "weissi_lambda_e", "weissi_lambda_n"):
         best = max(search[name]["holdout_accuracy"])
         assert search[name]["holdout_accuracy"][search[name]["grid"].index(search[name]["chosen"])] == best
-    assert set(metrics["weissi_vs_l2"]) == {"weissi_e", "weissi"}
+    assert [s["what"] for s in ctx.notes["selection"]] == ["l2_lambda", "weissi_lambda_e", "weissi_lambda_n"]
     assert (tmp_path / "run" / "weight_norms.png").stat().st_size > 1000
     assert (tmp_path / "run" / "table.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -181,12 +181,23 @@ def register(app: typer.Typer) -> None:
     @app.command("runs")
     def runs(
         ctx: typer.Context,
-        name: Optional[str] = typer.Argument(None, help="Only runs of this reproduction."),
-        as_json: bool = typer.Option(False, "--json", help="Print a JSON array of runs."),
+        args: Optional[List[str]] = typer.Argument(
+            None, metavar="[NAME | analyse RUN_DIR...]",
+            help="Only runs of this reproduction; or `analyse RUN_DIR...`: recompute those runs' claims and "
+                 "verdicts from their stored per-seed values (no training) and re-record them."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON array of runs (or of the claims)."),
     ) -> None:
-        """List recorded runs, newest first, with their headline metrics."""
+        """List recorded runs, newest first, with their headline metrics (`digest runs analyse DIR...`: re-judge)."""
         from catalog.db import session
         from catalog.runs import list_runs
+
+        args = list(args or [])
+        if args and args[0] == "analyse":
+            analyse_runs(state(ctx), [Path(a) for a in args[1:]], as_json)
+            return
+        if len(args) > 1:
+            raise UsageError(f"expected one reproduction name, got {' '.join(args)} (or: digest runs analyse RUN_DIR...)")
+        name = args[0] if args else None
 
         with session(state(ctx).engine(must_exist=True)) as s:
             rows = list_runs(s, name)
@@ -222,6 +233,26 @@ def register(app: typer.Typer) -> None:
             print_json([{"id": i, "name": n, "status": st, "run_dir": d} for i, n, st, d in imported])
         else:
             stdout.print(f"imported {len(imported)} run(s)", markup=False)
+
+
+def analyse_runs(st: State, run_dirs: list[Path], as_json: bool) -> None:
+    """Recompute each run folder's claims in place, print one sentence per claim, re-record in the catalog."""
+    from reproductions.claims import analyse_dir
+    from reproductions.cli import analyse_lines
+
+    if not run_dirs:
+        raise UsageError("digest runs analyse needs at least one RUN_DIR")
+    out: list = []
+    for run_dir in run_dirs:
+        rec = _runner_call(analyse_dir, run_dir)
+        if (rec.get("analysis") or {}).get("status") != "computed":
+            raise DigestError(f"{run_dir}: {rec['analysis']['status']} (install scipy)")
+        record_run(st, run_dir)
+        out.append({"run_dir": str(run_dir), "claims": rec["claims"]} if as_json else "\n".join(analyse_lines(run_dir, rec)))
+    if as_json:
+        print_json(out)
+    else:
+        stdout.print("\n".join(out), markup=False, highlight=False)
 
 
 def _gist(text: str, limit: int = 160) -> str:

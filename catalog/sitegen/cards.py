@@ -38,6 +38,9 @@ class CardInfo:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
     docs: list[tuple[str | None, str]] = field(default_factory=list)  # (heading, docstring)
+    labels: dict[str, str] = field(default_factory=dict)  # reader names of claims, arms and metrics
+    differences: list[tuple[str, str, str, str]] = field(default_factory=list)  # what, paper, ours, why
+    paper_config: dict[str, Any] = field(default_factory=dict)
 
 
 def module_docstring(path: Path) -> str:
@@ -59,6 +62,8 @@ def _card_info(package: str, folder: Path, card: Any) -> CardInfo:
         claims=[claim.as_dict() for claim in card.claims],
         presets={str(k): dict(v) for k, v in card.presets.items()},
         datasets=list(card.datasets), docs=docs,
+        labels={**card.labels, **{c.key: c.label for c in card.claims if c.label}},
+        differences=[tuple(row) for row in card.differences], paper_config=dict(card.paper_config),
     )
 
 

@@ -34,7 +34,9 @@ from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproducti
 from catalog.sitegen import escape
 from catalog.sitegen.cards import CardInfo, discover_cards
 from catalog.sitegen.search import cjk_terms
+from catalog.sitegen.claimview import claim_lines, preset_tables, reader_name, verdict_run
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
+from reproductions.report import num
 from catalog.sitegen.slugs import SlugRegistry, make_slug
 from catalog.sitegen.stamp import StampPlan, shell_markdown, shell_source
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
@@ -162,10 +164,10 @@ def format_number(value: Any) -> str:
         return ", ".join(format_number(v) for v in value)
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int):  # 60000 stays as it is; 4447872 would show 7 significant digits
+        return str(value) if len(str(abs(value)).rstrip("0")) <= 4 else num(value)
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+        return num(value, 4, trim=True)
     return str(value)
 
 
@@ -191,6 +193,26 @@ def _claim(raw: dict[str, Any]) -> dict[str, Any]:
     return {"metric": str(raw.get("metric", "")), "value": raw.get("value"), "unit": raw.get("unit") or "",
             "source": raw.get("source") or "", "note": raw.get("note") or "",
             "higher_is_better": bool(raw.get("higher_is_better", True))}
+
+
+def _arm_name(arm: str, labels: dict[str, str]) -> str:
+    return labels.get(arm) or labels.get(f"arms.{arm}") or reader_name(arm, labels)
+
+
+def _keep_card_arms(view: Any, labels: dict[str, str]) -> None:
+    """Rows of the arms table that are the card's arms; other grouped values (a run's chosen
+    lambdas) move to the run's other values, so the table holds only comparable rows."""
+    if not labels:
+        return
+    keep = [(a, cells) for a, cells in view.arms if a in labels or f"arms.{a}" in labels]
+    if not keep or len(keep) == len(view.arms):
+        return
+    for arm, cells in view.arms:
+        if (arm, cells) not in keep:
+            view.overall += [(f"{arm}.{col}", c) for col, c in zip(view.columns, cells) if c.text]
+    used = [i for i in range(len(view.columns)) if any(cells[i].text for _, cells in keep)]
+    view.columns = [view.columns[i] for i in used]
+    view.arms = [(a, [cells[i] for i in used]) for a, cells in keep]
 
 
 def _month(value: datetime | None) -> str:
@@ -296,18 +318,19 @@ class Catalog:
             out[name] = {"name": name, "title": card.title, "paper_id": card.paper_id, "authors": card.authors,
                          "summary": card.summary, "measures": card.measures, "notes": card.notes,
                          "claims": card.claims, "presets": card.presets, "datasets": card.datasets,
-                         "docs": card.docs, "runs": [], "has_card": True}
+                         "docs": card.docs, "runs": [], "has_card": True, "labels": card.labels,
+                         "differences": card.differences, "paper_config": card.paper_config}
         for row in rows:
             repro = out.setdefault(row.slug, {
                 "name": row.slug, "title": row.title, "paper_id": row.arxiv_id or "", "authors": "",
                 "summary": row.summary, "measures": row.measures, "notes": "", "claims": [_claim(c) for c in row.paper_claims or [] if isinstance(c, dict)],
                 "presets": {name: {} for name in row.presets or []}, "datasets": [], "docs": [], "runs": [],
-                "has_card": False})
+                "has_card": False, "labels": {}, "differences": [], "paper_config": {}})
             if not repro["paper_id"] and row.paper is not None:
                 repro["paper_id"] = row.paper.arxiv_id
             # runs that started at the same time (or at no known time): the later recorded first, on any engine
             runs = sorted(row.runs, key=lambda r: (r.started_at or datetime.min, r.id), reverse=True)
-            repro["runs"] = [self._run(r, repro["claims"]) for r in runs[:RUNS_PER_REPRODUCTION]]
+            repro["runs"] = [self._run(r, repro["claims"], repro["labels"]) for r in runs[:RUNS_PER_REPRODUCTION]]
         for repro in out.values():
             repro["slug"] = self.repro_slugs.get(repro["name"])
             # shown inside a code block, where escaping is impossible: only plain names
@@ -319,19 +342,29 @@ class Catalog:
             repro["older_runs"] = [run for run in repro["runs"] if latest.get(run["preset"]) is not run]
             repro["claim_rows"] = [{**row, "run": run} for run in repro["latest_runs"] for row in run["claims"]] or [
                 {**row, "run": None} for row in claims_view(repro["claims"], {})]
+            repro["verdict_run"] = verdict_run(repro["runs"])
+            repro["preset_tables"] = preset_tables(repro["presets"], repro["paper_config"], repro["labels"])
 
         return [out[k] for k in sorted(out)]
 
-    def _run(self, r: Run, card_claims: list[dict[str, Any]]) -> dict[str, Any]:
+    def _run(self, r: Run, card_claims: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:
         stored = dict(r.metrics or {})
+        view = metrics_view(stored)
+        _keep_card_arms(view, labels)
+        view.columns = [reader_name(c, labels) for c in view.columns]
+        view.arms = [(_arm_name(a, labels), cells) for a, cells in view.arms]
+        view.overall = [(reader_name(n, labels), c) for n, c in view.overall]
+        view.per_seed = [(_arm_name(a, labels) if a else "", reader_name(m, labels), v) for a, m, v in view.per_seed]
         versions = {k: v for k, v in (r.versions or {}).items() if isinstance(v, (str, int, float)) and v != ""}
         git = (r.versions or {}).get("git")
         if isinstance(git, dict) and git.get("commit"):
             versions["git"] = str(git["commit"])[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
         return {"id": r.id, "preset": r.preset, "device": r.device, "started": as_utc(r.started_at),
                 "finished": as_utc(r.finished_at), "duration_s": r.duration_s, "status": r.status,
-                "view": metrics_view(stored), "claims": claims_view(card_claims, stored),
-                "config": flatten(dict(r.config or {})), "versions": versions,
+                "view": view, "claims": claims_view(card_claims, stored),
+                "claim_lines": claim_lines(stored, labels), "exploratory": stored.get("exploratory"),
+                "config": {reader_name(k, labels): v for k, v in flatten(dict(r.config or {})).items()},
+                "versions": versions,
                 "artefacts": list(r.artefacts or []), "run_dir": r.run_dir or "",
                 "folder": shown_run_dir(r.run_dir or "", self.run_roots), "plots": []}
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from reproductions.report import num
+
 MAX_LIST = 8  # a list metric longer than this is shortened in its cell
 
 
@@ -30,11 +32,11 @@ def fmt(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, int):
-        return str(value)
+        return str(value) if len(str(abs(value)).rstrip("0")) <= 4 else num(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        return f"{value:.4g}" if value == 0 or 1e-4 <= abs(value) < 1e6 else f"{value:.3e}"
+        return num(value, 4, trim=True)
     if isinstance(value, (list, tuple)):
         items = [fmt(v) for v in value[:MAX_LIST]]
         return ", ".join(items) + (f", … ({len(value)} values)" if len(value) > MAX_LIST else "")
@@ -52,16 +54,17 @@ class Cell:
 
 
 def cell(value: Any, std: Any = None, seeds: Iterable[Any] = ()) -> Cell:
+    """Mean with 3 significant digits, its spread with 2 (a reader compares arms, not digits)."""
     if is_stat(value):
-        text = fmt(value["mean"])
+        text = num(value["mean"])
         if is_number(value.get("std")):
-            text += f" ± {fmt(value['std'])}"
+            text += f" ± {num(value['std'], 2)}"
         elif isinstance(value.get("ci95"), (list, tuple)) and len(value["ci95"]) == 2:
-            text += f" (95% CI {fmt(value['ci95'][0])} to {fmt(value['ci95'][1])})"
+            text += f" (95% CI {num(value['ci95'][0], 2)} to {num(value['ci95'][1], 2)})"
         return Cell(text, list(value.get("per_seed") or []))
-    text = fmt(value)
+    text = num(value) if is_number(value) else fmt(value)
     if is_number(value) and is_number(std):
-        text += f" ± {fmt(std)}"
+        text += f" ± {num(std, 2)}"
     return Cell(text, list(seeds))
 
 
@@ -119,7 +122,7 @@ def metrics_view(stored: dict[str, Any]) -> MetricsView:
         for name, values in arms.items():
             cells = [cell(values.get(col)) if col in values else Cell("") for col in view.columns]
             view.arms.append((str(name), cells))
-            view.per_seed += [(str(name), col, [fmt(s) for s in c.seeds]) for col, c in zip(view.columns, cells)
+            view.per_seed += [(str(name), col, [num(s, 4, trim=True) for s in c.seeds]) for col, c in zip(view.columns, cells)
                               if len(c.seeds) > 1]
 
     seed_runs = [v for v in by_seed.values() if isinstance(v, dict)] if len(by_seed) > 1 else []
@@ -128,7 +131,7 @@ def metrics_view(stored: dict[str, Any]) -> MetricsView:
         c = cell(value, std.get(name), seeds if seeds and all(s is not None for s in seeds) else ())
         view.overall.append((name, c))
         if len(c.seeds) > 1:
-            view.per_seed.append(("", name, [fmt(s) for s in c.seeds]))
+            view.per_seed.append(("", name, [num(s, 4, trim=True) for s in c.seeds]))
     return view
 
 

@@ -183,7 +183,9 @@ def load_data(cfg: DropHeadConfig, ctx: RunContext):
     dev = data["dev"][: cfg.dev_subset] if cfg.dev_subset else data["dev"]
     vocab = build_vocab([s for s, _ in train], cfg.vocab_size, cfg.min_freq)
     ctx.note("data", f"{source}; {len(train)} train / {len(dev)} test; vocab {len(vocab) + 2}")
-    return encode(train, vocab, cfg.max_len), encode(dev, vocab, cfg.max_len), len(vocab) + 2
+    # the test set stays sealed until the final evaluation (splits.py): nothing is chosen on it
+    return encode(train, vocab, cfg.max_len), ctx.seal(encode(dev, vocab, cfg.max_len), "SST-2 dev (the test set)"), \
+        len(vocab) + 2
 
 
 # ---------------------------------------------------------------- one arm, one seed
@@ -304,7 +306,10 @@ def train_one(arm: str, seed: int, cfg: DropHeadConfig, train, test, vocab_size:
 
 def run(config: dict, ctx: RunContext) -> dict:
     cfg = load_config(config)
-    train, test, vocab_size = load_data(cfg, ctx)
+    train, sealed, vocab_size = load_data(cfg, ctx)
+    ctx.begin_final_evaluation(fixed="arms, seeds, steps and drop rates fixed by the preset; accuracy after "
+                                     "the last step (no early stopping)")
+    test = sealed.open()
     arms = list(cfg.arms)
     given = cfg.seeds
     seeds = [int(s) for s in given] if isinstance(given, (list, tuple)) else [ctx.seed + i for i in range(given)]

@@ -121,7 +121,7 @@ class ExperimentConfig:
 @dataclass
 class Data:
     train: torch.Tensor  # (N, 784) uint8: grey levels 0..255 when dynamic, else {0, 1}
-    test: torch.Tensor  # (M, 1, 28, 28) float {0, 1}
+    test: Any  # (M, 1, 28, 28) float {0, 1}; load_data returns it sealed until ctx.begin_final_evaluation()
     dynamic: bool  # draw fresh binary pixels from the grey levels at every visit
     description: str
     source: str  # "mnist" | "binarized_mnist" | "synthetic": which files were read
@@ -156,7 +156,7 @@ def load_data(cfg: ExperimentConfig, ctx: RunContext) -> Data:
         train = train[: cfg.train_images]
     train_t = torch.from_numpy(np.array(train, copy=True)).reshape(len(train), 784)
     test_t = torch.from_numpy(np.ascontiguousarray(test[:n_test])).float().reshape(-1, 1, 28, 28)
-    return Data(train_t, test_t, dynamic, desc, source)
+    return Data(train_t, ctx.seal(test_t, "MNIST test images"), dynamic, desc, source)
 
 
 def _synthetic_digits(n: int, seed: int) -> np.ndarray:
@@ -546,6 +546,8 @@ def run(config: dict, ctx: RunContext) -> dict:
     ctx.note("world_size", ctx.world_size)
     ctx.note("batch", {"global": cfg.batch_size, "per_rank": ctx.local_batch(cfg.batch_size)})
     ctx.note("peak_mem", "CUDA max allocated" if ctx.device.type == "cuda" else "process peak RSS (CPU)")
+    ctx.begin_final_evaluation(fixed="every arm's model, steps and IW budget fixed by the preset; nothing selected")
+    data = replace(data, test=data.test.open())
     base = NVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()})
     saved = ctx.load_checkpoint()
     done: dict[str, dict] = dict(saved["done"]) if saved else {}

@@ -89,6 +89,11 @@ class ExperimentConfig:
     demo_sentences: int = 5
     demo_max_tokens: int = 30
     threads: int = 0  # torch.set_num_threads when > 0
+    # selection on PTB valid (test sealed): train the Optimus arm for select_steps per lambda of
+    # lambda_grid (and the LM for the same steps), keep the rule's choice; selection_only stops there
+    lambda_grid: tuple[float, ...] = ()
+    select_steps: int = 0
+    selection_only: bool = False
 
     def __post_init__(self):
         bad = [a for a in self.arms if a not in ARMS]
@@ -375,6 +380,43 @@ def examples_per_rank(ctx: RunContext) -> list[int]:
     return [int(round(v)) for v in sum_over_ranks(mine, ctx)]
 
 
+# The targets of the from-scratch bar (card claims): the choice must keep z informative.
+SELECT_MI, SELECT_AU = 0.5, 4
+SELECT_RULE = (f"among lambdas whose valid MI >= {SELECT_MI} nats and AU >= {SELECT_AU}, the lowest valid ppl_iw; "
+               "if none qualifies, the highest valid MI")
+
+
+def choose_lambda(trials: dict[float, dict[str, float]]) -> float:
+    """The `SELECT_RULE` choice among {lambda: valid metrics}."""
+    ok = [lam for lam, m in trials.items() if m["mi"] >= SELECT_MI and m["au"] >= SELECT_AU]
+    if ok:
+        return min(ok, key=lambda lam: trials[lam]["ppl_iw"])
+    return max(trials, key=lambda lam: trials[lam]["mi"])
+
+
+def select_lambda(cfg: ExperimentConfig, ctx: RunContext, vocab: Vocab, train, valid) -> tuple[ExperimentConfig, dict]:
+    """Short trials scored on PTB valid only; returns the config with the chosen lambda."""
+    from dataclasses import replace
+
+    short = replace(cfg, steps=cfg.select_steps, eval_every=cfg.select_steps,
+                    ae_pretrain_steps=round(cfg.ae_pretrain_steps * cfg.select_steps / cfg.steps),
+                    warmup_steps=min(cfg.warmup_steps, cfg.select_steps // 10 or 1))
+    lm = evaluate("lm", train_arm("lm", short, ctx, vocab, train, valid), vocab, valid, short, ctx)
+    trials: dict[float, dict[str, float]] = {}
+    for lam in cfg.lambda_grid:
+        model = train_arm("optimus", replace(short, kl_threshold=lam), ctx, vocab, train, valid)
+        m = evaluate("optimus", model, vocab, valid, short, ctx, iw_samples=cfg.iw_samples)
+        trials[lam] = {"ppl_iw": m["ppl_iw"], "mi": m["mi"], "au": m["au"], "ppl_iw_over_lm": m["ppl_iw"] / lm["ppl"]}
+        ctx.log(short.steps, arm="optimus", split="selection", kl_threshold=lam, **trials[lam])
+    chosen = choose_lambda(trials)
+    ctx.select("kl_threshold", split=f"PTB valid ({len(valid)} sentences)", chosen=chosen,
+               grid=list(cfg.lambda_grid), scores=[trials[lam] for lam in cfg.lambda_grid],
+               rule=f"{SELECT_RULE}; {short.steps}-step trials of the Optimus arm (AE warm-up "
+                    f"{short.ae_pretrain_steps}), IW K={cfg.iw_samples}; LM at {short.steps} steps: valid ppl "
+                    f"{lm['ppl']:.4g}")
+    return replace(cfg, kl_threshold=chosen), {"lm_valid_ppl": lm["ppl"], "trials": trials, "chosen": chosen}
+
+
 def run(config: dict, ctx: RunContext) -> dict[str, Any]:
     cfg = ExperimentConfig.from_dict(config)
     torch.manual_seed(ctx.seed)
@@ -383,16 +425,25 @@ def run(config: dict, ctx: RunContext) -> dict[str, Any]:
     data = load_corpus(cfg, ctx)
     vocab = Vocab.build(data["train"], max_words=cfg.max_vocab or None)
     train, valid, test = encode_splits(data, vocab, cfg)
+    sealed = ctx.seal((test, data.pop("test")), "PTB test")  # (ids, words): opened for the final evaluation
+    del test
     ctx.note("vocab_size", len(vocab))
-    unk = sum(i == vocab.unk_id for s in test for i in s) / max(1, sum(map(len, test)))
-    ctx.note("sentences", {"train_used": len(train), "valid": len(valid), "test": len(test),
-                           "test_truncated": sum(len(s) + 1 > cfg.max_len - 1 for s in data["test"]),
-                           "test_unk_rate": round(unk, 4)})
     ctx.note("ppl_definition", "lm: exact PPL; vae/optimus: ppl = exp(sum -ELBO (beta=1, true KL) / tokens incl. "
                                "<eos>), an upper bound; ppl_iw = the K-sample importance-weighted bound (headline)")
     ctx.note("world_size", ctx.world_size)
     ctx.note("global_batch", {"batch_size": cfg.batch_size, "per_rank": ctx.local_batch(cfg.batch_size)})
 
+    if cfg.lambda_grid and cfg.select_steps:
+        cfg, selection = select_lambda(cfg, ctx, vocab, train, valid)
+        if cfg.selection_only:
+            return {"selection": {str(k): v for k, v in selection["trials"].items()},
+                    "lm_valid_ppl": selection["lm_valid_ppl"], "chosen_kl_threshold": selection["chosen"]}
+    ctx.begin_final_evaluation(fixed=f"steps {cfg.steps} fixed by the time budget; kl_threshold {cfg.kl_threshold}")
+    test, test_words = sealed.open()
+    unk = sum(i == vocab.unk_id for s in test for i in s) / max(1, sum(map(len, test)))
+    ctx.note("sentences", {"train_used": len(train), "valid": len(valid), "test": len(test),
+                           "test_truncated": sum(len(s) + 1 > cfg.max_len - 1 for s in test_words),
+                           "test_unk_rate": round(unk, 4)})
     metrics: dict[str, Any] = {}
     models = {}
     for arm in cfg.arms:
@@ -407,7 +458,7 @@ def run(config: dict, ctx: RunContext) -> dict[str, Any]:
     ctx.note("examples_per_rank", examples_per_rank(ctx))
     if ctx.is_main:
         demo_arms = {a: models[a] for a in ("vae", "optimus") if a in models}
-        write_demos(ctx.out_dir, demo_arms, vocab, data["test"], cfg.demo_sentences, cfg.demo_max_tokens,
+        write_demos(ctx.out_dir, demo_arms, vocab, test_words, cfg.demo_sentences, cfg.demo_max_tokens,
                     ctx.device, ctx.seed)
         plot_curves(ctx.out_dir / "metrics.jsonl", ctx.out_dir / "optimus_curves.png")
         (ctx.out_dir / "summary.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

@@ -133,7 +133,8 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, cosine decay
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     train_gen = torch.Generator().manual_seed(ctx.seed)  # same stream on every rank: same global batches
-    test_gen = torch.Generator().manual_seed(10_000 + ctx.seed)  # a separate stream: unseen sequences
+    # a separate stream of unseen sequences, sealed until the final evaluation (splits.py)
+    sealed = ctx.seal(torch.Generator().manual_seed(10_000 + ctx.seed), "fresh test sequences")
     ctx.note("data", f"synthetic reversal: uniform random tokens, vocab {cfg.vocab}, length {cfg.seq_len}")
     ctx.note("data_parallel", {"world_size": ctx.world_size, "global_batch": cfg.batch_size,
                                "local_batch": local, "rows_of_each_batch": "rank::world_size"})
@@ -161,7 +162,8 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     del model, opt, sched  # release the DDP wrapper (and its reducer) while the process group is alive
     gc.collect()
 
-    accuracy, seq_accuracy = evaluate(net, cfg, test_gen, device, ctx.shard(cfg.batch_size))
+    ctx.begin_final_evaluation(fixed="model, steps and learning rate fixed by the preset")
+    accuracy, seq_accuracy = evaluate(net, cfg, sealed.open(), device, ctx.shard(cfg.batch_size))
     accuracy, seq_accuracy = ctx.mean_over_ranks(accuracy), ctx.mean_over_ranks(seq_accuracy)  # equal shards
     ctx.log(steps, accuracy=accuracy, sequence_accuracy=seq_accuracy)
     return {

@@ -130,8 +130,9 @@ class Split:
 class Data:
     train: Split  # trains every model
     holdout: Split  # chooses the lambdas, nothing else
-    test: Split  # scores the final models, nothing else
+    test: Any  # Sealed[Split]: scores the final models, readable only after ctx.begin_final_evaluation()
     source: str  # "mnist" | "synthetic": which files were read
+    n_test: int = 0
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray) -> Split:
@@ -166,18 +167,19 @@ def load_data(cfg: ExperimentConfig, ctx: RunContext) -> Data:
         n_hold = min(cfg.holdout_images, 500)
         xtr, ytr = synthetic_digits((cfg.train_images or 2000) + n_hold, ctx.seed)
         xte, yte = synthetic_digits(cfg.test_images or 500, ctx.seed + 1)
-        return Data(Split(xtr[n_hold:], ytr[n_hold:]), Split(xtr[:n_hold], ytr[:n_hold]), Split(xte, yte),
-                    "synthetic")
+        return Data(Split(xtr[n_hold:], ytr[n_hold:]), Split(xtr[:n_hold], ytr[:n_hold]),
+                    ctx.seal(Split(xte, yte), "synthetic test images"), "synthetic", len(yte))
     tr_idx, ho_idx = holdout_split(len(train.images), cfg.holdout_images, cfg.holdout_seed)
     if cfg.train_images:
         tr_idx = tr_idx[: cfg.train_images]
     te = slice(0, cfg.test_images or None)
     data = Data(_to_split(train.images[tr_idx], train.labels[tr_idx]),
                 _to_split(train.images[ho_idx], train.labels[ho_idx]),
-                _to_split(test.images[te], test.labels[te]), "mnist")
+                ctx.seal(_to_split(test.images[te], test.labels[te]), "MNIST test"), "mnist",
+                len(test.labels[te]))
     ctx.note("data", f"train: {train.description} minus a fixed held-out {len(ho_idx)} (numpy default_rng("
                      f"{cfg.holdout_seed}) permutation), used {len(data.train.y)}; held-out {len(ho_idx)} choose "
-                     f"the lambdas only; test: {test.description} (used {len(data.test.y)})")
+                     f"the lambdas only; test: {test.description} (used {data.n_test})")
     return data
 
 
@@ -272,10 +274,10 @@ def train_one(cfg: ExperimentConfig, reg: Regularizer, seed: int, data: Data, ct
     if evaluate_on == "holdout":
         return {"holdout_accuracy": score(data.holdout), "steps": step}
     return {
-        "accuracy": score(data.test),
+        "accuracy": score(test := data.test.open()),
         "train_accuracy": score(data.train),
-        "fgsm_accuracy": score(data.test, "fgsm", cfg.fgsm_eps),
-        "pgd_accuracy": score(Split(data.test.x[:cfg.pgd_images or None], data.test.y[:cfg.pgd_images or None]),
+        "fgsm_accuracy": score(test, "fgsm", cfg.fgsm_eps),
+        "pgd_accuracy": score(Split(test.x[:cfg.pgd_images or None], test.y[:cfg.pgd_images or None]),
                               "pgd", cfg.pgd_eps),
         "log_norm_product": sum(math.log(n) for n in trajectory[-1]["norms"]),
         "trajectory": trajectory,
@@ -324,21 +326,6 @@ def summarise(values: list[float]) -> dict[str, Any]:
     arr = np.asarray(values, dtype=float)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
             "per_seed": [float(v) for v in arr]}
-
-
-def versus_l2(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean difference (WEISSI arm minus L2) per metric, and whether it exceeds both arms' seed std."""
-    out: dict[str, Any] = {}
-    for arm in ("weissi_e", "weissi"):
-        if arm not in metrics or "l2" not in metrics:
-            continue
-        out[arm] = {}
-        for k in ARM_METRICS:
-            a, b = metrics[arm][k], metrics["l2"][k]
-            diff = a["mean"] - b["mean"]
-            noise = max(a["std"], b["std"])
-            out[arm][k] = {"diff": diff, "beats_l2": bool(diff > noise), "loses_to_l2": bool(diff < -noise)}
-    return out
 
 
 def invariance_check(cfg: ExperimentConfig, seed: int, c: float = 4.0) -> dict[str, float]:
@@ -420,12 +407,12 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     torch.manual_seed(ctx.seed)
     data = load_data(cfg, ctx)
     ctx.note("data_source", data.source)
-    ctx.note("split_sizes", {"train": len(data.train.y), "holdout": len(data.holdout.y), "test": len(data.test.y)})
+    ctx.note("split_sizes", {"train": len(data.train.y), "holdout": len(data.holdout.y), "test": data.n_test})
     ctx.note("world_size", ctx.world_size)
     ctx.note("batch", {"global": cfg.batch_size, "per_rank": ctx.local_batch(cfg.batch_size)})
     ctx.note("attacks", {"fgsm_eps": cfg.fgsm_eps, "pgd_eps": cfg.pgd_eps, "pgd_steps": cfg.pgd_steps,
                          "pgd_alpha": 2.5 * cfg.pgd_eps / cfg.pgd_steps, "pgd_random_start": True,
-                         "pgd_images": min(cfg.pgd_images or len(data.test.y), len(data.test.y)),
+                         "pgd_images": min(cfg.pgd_images or data.n_test, data.n_test),
                          "pixel_range": [0, 1]})
     ctx.note("invariance_check", invariance_check(cfg, ctx.seed))
     seeds = cfg.seed_list(ctx.seed)
@@ -434,6 +421,12 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     t0 = time.time()
     cfg, lambda_search = choose_lambdas(cfg, data, seeds[0], ctx)
     ctx.note("lambda_search", lambda_search)
+    for name, found in lambda_search.items():
+        if isinstance(found, dict):
+            ctx.select(name, split=f"held-out {len(data.holdout.y)} training images", chosen=found["chosen"],
+                       grid=found["grid"], scores=found["holdout_accuracy"],
+                       rule=f"best held-out clean accuracy, seed {seeds[0]}")
+    ctx.begin_final_evaluation(fixed="architecture, epochs and grids fixed by the preset")
     ctx.note("tune_seconds", round(time.time() - t0, 1))
     ctx.note("regularizers", {
         "l2": f"loss += {cfg.l2_lambda:g} * sum_l ||W_l||_F^2 / 2",
@@ -465,7 +458,6 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         plot_table(metrics, cfg, ctx.out_dir / "table.png")
     metrics["lambdas"] = {"l2": cfg.l2_lambda, "weissi_lambda_e": cfg.weissi_lambda_e,
                           "weissi_lambda_n": cfg.weissi_lambda_n}
-    metrics["weissi_vs_l2"] = versus_l2({arm: metrics[arm] for arm in cfg.arms})
     metrics["examples_per_rank"] = [round(_sum_over_ranks(ctx.examples_seen if r == ctx.rank else 0, ctx))
                                     for r in range(ctx.world_size)]
     return metrics
