@@ -14,6 +14,7 @@ a new command gets its rows when it is added.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,6 +85,8 @@ WRITES = [
     case("db", "copy", "{db}", "sqlite:///{tmp}/copy.db"), case("db", "copy", "{db}", "{tmp}/copy.db", ok=False),
     case("site", "build", "--out", "{tmp}/build"), case("site", "build", "--out", "{tmp}/build", "--json"),
     case("run", "self-attention", "--preset", "smoke", "--set", "steps=20", "--out", "{tmp}/runs", "--no-progress"),
+    case("runs", "analyse", "{tmp}/analyse-me"), case("runs", "analyse", "{tmp}/analyse-me", "--json"),
+    case("runs", "analyse", "{tmp}/no-such-run", ok=False),
     case("demo", "--offline", "--no-site"),
 ]
 
@@ -95,6 +98,7 @@ REPRODUCTIONS = [
     case("run", "self-attention", "--preset", "smoke", "--set", "steps=20", "--out", "{tmp}/rruns", "--no-progress"),
     case("run", "nosuch", "--preset", "smoke", ok=False),
     case("campaign", "--preset", "smoke", "--only", "nosuch", "--out", "{tmp}/camp", ok=False),
+    case("analyse", "{tmp}/analyse-me"), case("analyse", "{tmp}/no-such-run", ok=False),
 ]
 
 
@@ -139,6 +143,8 @@ def _fill(c: Case, db: str, tmp: Path) -> list[str]:
 
 def run_matrix(prefix: list[str], cases: list[Case], db: str, tmp: Path, *, parallel: bool) -> list[str]:
     env = _env(db)
+    if not (tmp / "analyse-me").exists():  # `analyse` rewrites a run folder in place: give it a copy
+        shutil.copytree(COMMITTED_RUN, tmp / "analyse-me")
 
     def one(c: Case) -> Outcome:
         proc = _run(prefix + _fill(c, db, tmp), env, tmp)
@@ -213,7 +219,7 @@ def test_every_command_in_a_fresh_process_postgresql(pg_url, tmp_path):
 def test_every_help_page_in_a_fresh_process(help_pages, tmp_path):
     problems = [Outcome(Case((*path, "--help")), p.returncode, p.stdout, p.stderr).problem()
                 for path, p in sorted(help_pages.items())]
-    sub = [case(s, "--help") for s in ("list", "run", "campaign")] + [case("--help")]
+    sub = [case(s, "--help") for s in ("list", "run", "campaign", "analyse")] + [case("--help")]
     problems += run_matrix([sys.executable, "-m", "reproductions"], sub, str(tmp_path / "none.db"), tmp_path,
                            parallel=True)
     assert not [p for p in problems if p], "\n\n".join(p for p in problems if p)
