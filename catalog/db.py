@@ -99,6 +99,13 @@ def _create_related(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Related.__table__])
 
 
+def _follow_keyed_by_host(conn: Connection) -> None:
+    # A channel in the follow list is its handle on one host (t.me or a named mirror).
+    from catalog.follow_policy import key_follows_by_host
+
+    key_follows_by_host(conn)
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -107,6 +114,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _index_inserts_explicitly,
     _one_source_per_channel,
     _create_related,
+    _follow_keyed_by_host,
 ]
 
 
@@ -175,15 +183,17 @@ def catalog_exists(target: str | Path | URL) -> bool:
     url = catalog_url(target)
     if url.get_backend_name() == "sqlite":
         return bool(url.database) and Path(url.database).exists()
+    from catalog.dbfaults import db_fault
+
+    engine = create_engine(url)
     try:
-        engine = create_engine(url)
-        try:
-            with engine.connect() as conn:
-                return schema_version(conn) > 0
-        finally:
-            engine.dispose()
-    except Exception:  # noqa: BLE001 - unreachable server or missing database: nothing to read
-        return False
+        with engine.connect() as conn:
+            return schema_version(conn) > 0
+    except Exception as exc:
+        # An unreachable server or a refused login says so: the catalog may well be there.
+        raise (db_fault(exc, url) or exc) from exc
+    finally:
+        engine.dispose()
 
 
 def schema_version(conn: Connection) -> int:
@@ -252,9 +262,13 @@ def open_db(target: str | Path, *, create: bool = True) -> Engine:
     except DigestError:
         raise
     except Exception as exc:  # a file that is not SQLite, a locked or read-only DB, a server that refuses
+        from catalog.dbfaults import db_fault, first_line
+
         engine.dispose()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}: {first}") from exc
+        known = db_fault(exc, target, doing="while opening the catalog")
+        if known is not None:
+            raise known from exc
+        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}: {first_line(exc)}") from exc
     return engine
 
 

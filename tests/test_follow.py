@@ -52,14 +52,15 @@ def server():
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    site.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    site.host = f"127.0.0.1:{srv.server_address[1]}"  # allowed explicitly: `digest follow --mirror HOST`
+    site.base = f"http://{site.host}"
     yield site
     srv.shutdown()
 
 
 def test_sync_three_channels_one_failing(server, cli):
     urls = [f"{server.base}/s/{name}" for name in ("alpha_ch", "beta_ch", "gamma_ch")]
-    result = cli("follow", *urls, "--json")
+    result = cli("follow", "--mirror", server.host, *urls, "--json")
     assert result.exit_code == 0, result.output
     assert [r["channel"] for r in json.loads(result.stdout)] == ["@alpha_ch", "@beta_ch", "@gamma_ch"]
 
@@ -98,7 +99,7 @@ def test_sync_three_channels_one_failing(server, cli):
 def test_sync_lock_keeps_a_second_sync_out(server, catalog_cli, engine):
     from catalog.follow import acquire_lock, release_lock
 
-    catalog_cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch")
     acquire_lock(engine)  # this (live) process holds it, as a running sync would
     try:
         result = catalog_cli("sync", "--interval", "0.1", "--no-arxiv")
@@ -114,7 +115,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(server, catalog_cli, engine)
 
     from catalog.models import Meta
 
-    catalog_cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch")
     dead = {"pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(), "since": "2023-07-01T00:00:00"}
     with engine.begin() as c:
         c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(dead)))
@@ -142,7 +143,7 @@ def test_follow_twice_and_unfollow(cli):
 
 
 def test_sync_then_arxiv_then_site(server, cli, tmp_path):
-    cli("follow", f"{server.base}/s/gamma_ch")
+    cli("follow", "--mirror", server.host, f"{server.base}/s/gamma_ch")
     result = cli("sync", "--interval", "0.1", "--offline", "--site", str(tmp_path / "out"), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
