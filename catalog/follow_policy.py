@@ -50,6 +50,10 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _never_reachable(host: str) -> str | None:
     """Why `host` may never be fetched, even when named as a mirror."""
     ip = _address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip is not None and (ip.is_loopback or (ip.is_private and not ip.is_link_local)):
+        return None  # refused too, unless a person names it as a mirror
     if ip is not None and (ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved):
         return f"{host} is a link-local, multicast or reserved address (cloud metadata lives there)"
     return None

@@ -210,7 +210,32 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
             ranked = _fts_ids(conn, match_expression(terms), filters, limit)
             if not ranked and _CJK_RUN.search(needle):
                 ranked = _substring_ids(conn, needle, filters, limit)
+            if not ranked:
+                _check_index(conn)
         return _hits(conn, ranked, [t for ts in terms for t in ts] or [needle])
+
+
+def _check_index(conn: Connection) -> None:
+    """No hits: make sure the full-text index is whole, so corruption is never an empty result.
+
+    A damaged FTS5 segment reads as "no such term" without an error; its own integrity
+    check (tenths of a second on tens of thousands of posts, run only on an empty result)
+    tells the two apart. It needs the write lock for a moment: while a writer holds it,
+    or on a read-only file, the check is skipped rather than waited for.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from catalog.dbfaults import CORRUPT, db_fault, fault_kind, target_of
+
+    conn.exec_driver_sql("PRAGMA busy_timeout=200")
+    try:
+        conn.exec_driver_sql("INSERT INTO post_fts(post_fts, rank) VALUES ('integrity-check', 0)")
+    except DBAPIError as exc:
+        if fault_kind(exc) == CORRUPT:
+            raise db_fault(exc, target_of(conn.engine), doing="in its full-text index") from exc
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql("PRAGMA busy_timeout=10000")
 
 
 _SEP, _PAIR = "\x1f", "\x1e"  # separators that never occur in tags or arXiv ids
