@@ -14,6 +14,7 @@ each ``?`` outside string literals into ``%s`` and rewrites ``INSERT OR IGNORE``
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,12 +119,20 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
+def busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for another one (DIGEST_SQLITE_BUSY_MS, default 10 s)."""
+    try:
+        return max(0, int(os.environ.get("DIGEST_SQLITE_BUSY_MS", "10000")))
+    except ValueError:
+        return 10000
+
+
 def _on_connect(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # safe under WAL: a crash loses at most the last commit
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.close()
 
 

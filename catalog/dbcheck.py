@@ -96,7 +96,11 @@ def check_catalog(target, *, full: bool = False) -> CheckReport:
 
                 def pages():
                     rows = [r[0] for r in conn.exec_driver_sql(f"PRAGMA {pragma}(20)")]
-                    return rows == ["ok"], "ok" if rows == ["ok"] else "; ".join(rows)
+                    if rows == ["ok"]:
+                        return True, "ok"
+                    found = [line for r in rows for line in r.splitlines() if line and not line.startswith("***")]
+                    more = "+" if len(found) >= 20 else ""
+                    return False, f"{len(found)}{more} problem(s), first: {'; '.join(found[:3])}"
 
                 def fts():
                     conn.exec_driver_sql(FTS_CHECK)

@@ -25,9 +25,11 @@ T = TypeVar("T")
 # Kinds of fault. Connection faults are the ones a retry after reconnecting can cure.
 LOST, UNREACHABLE, AUTH, NO_DATABASE = "lost", "unreachable", "auth", "no-database"
 READ_ONLY, LOCKED, DISK_FULL, CORRUPT, CANNOT_OPEN = "read-only", "locked", "disk-full", "corrupt", "cannot-open"
+IO_ERROR = "io-error"
 
 # SQLite primary result codes (the low byte of an extended code)
-_SQLITE_CODES = {8: READ_ONLY, 5: LOCKED, 6: LOCKED, 13: DISK_FULL, 11: CORRUPT, 26: CORRUPT, 14: CANNOT_OPEN}
+_SQLITE_CODES = {8: READ_ONLY, 5: LOCKED, 6: LOCKED, 13: DISK_FULL, 11: CORRUPT, 26: CORRUPT, 14: CANNOT_OPEN,
+                 10: IO_ERROR}
 _SQLITE_TEXT = (("readonly database", READ_ONLY), ("database is locked", LOCKED), ("disk is full", DISK_FULL),
                 ("malformed", CORRUPT), ("file is not a database", CORRUPT), ("unable to open", CANNOT_OPEN))
 # PostgreSQL: SQLSTATE classes and the texts libpq gives when there is no SQLSTATE (no server to send one)
@@ -72,6 +74,8 @@ def fault_kind(exc: BaseException) -> str | None:
     """What kind of database fault `exc` is, or None when it is not one we can name."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return DISK_FULL
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return READ_ONLY
     inner = _driver_error(exc)
     if getattr(exc, "connection_invalidated", False):
         return LOST
@@ -125,8 +129,9 @@ def db_fault(exc: BaseException, target, *, doing: str = "", unstored: str = "")
     if kind is None:
         return None
     where, url = _describe(target)
-    if isinstance(exc, OSError) and exc.filename:  # a file of our own (the site, a temporary), not the catalog
-        where, url = str(exc.filename), None
+    if isinstance(exc, OSError):  # a file of our own (the site, a temporary), not the catalog
+        named = getattr(exc, "filename2", None) or exc.filename
+        where, url = (f"writing {named}" if named else "no space left on the device being written"), None
     during = f" {doing}" if doing else ""
     tail = f"; {unstored} — run it again" if unstored else ""
     reason = first_line(exc)
@@ -146,6 +151,8 @@ def db_fault(exc: BaseException, target, *, doing: str = "", unstored: str = "")
         msg = f"{where} is locked by another writer past the busy timeout{during}: try again when it is done"
     elif kind == DISK_FULL:
         msg = f"disk full{during} ({where}){tail or ': free some space and run it again'}"
+    elif kind == IO_ERROR:  # SQLite says no more (a file size limit, a failing disk, a full one)
+        msg = f"I/O error writing {where}{during} (is the disk full or failing?){tail or ''}"
     elif kind == CORRUPT:
         msg = (f"{where} is corrupt ({reason}){during}: `digest db check` shows what is damaged; restore it"
                " from a backup (`digest db backup` makes one)")

@@ -225,6 +225,7 @@ def _check_index(conn: Connection) -> None:
     """
     from sqlalchemy.exc import DBAPIError
 
+    from catalog.db import busy_timeout_ms
     from catalog.dbfaults import CORRUPT, db_fault, fault_kind, target_of
 
     conn.exec_driver_sql("PRAGMA busy_timeout=200")
@@ -235,7 +236,7 @@ def _check_index(conn: Connection) -> None:
             raise db_fault(exc, target_of(conn.engine), doing="in its full-text index") from exc
     finally:
         conn.rollback()
-        conn.exec_driver_sql("PRAGMA busy_timeout=10000")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms()}")
 
 
 _SEP, _PAIR = "\x1f", "\x1e"  # separators that never occur in tags or arXiv ids
