@@ -187,9 +187,13 @@ def key_follows_by_host(conn: Connection) -> None:
         # SQLite cannot drop the old UNIQUE (handle): the table is rebuilt, its rows kept as they were.
         conn.exec_driver_sql("ALTER TABLE follow RENAME TO follow_before_host")
         Follow.__table__.create(conn)
-        if rows:
-            conn.execute(Follow.__table__.insert(), [dict(r._mapping, host=host_of(r.url)) for r in rows])
+        conn.exec_driver_sql(  # stored values copied as they are (dates stay in SQLite's own text form)
+            "INSERT INTO follow (id, handle, host, url, added_at, last_synced_at, last_status, last_error)"
+            " SELECT id, handle, 't.me', url, added_at, last_synced_at, last_status, last_error"
+            " FROM follow_before_host")
         conn.exec_driver_sql("DROP TABLE follow_before_host")
+        for r in rows:
+            conn.exec_driver_sql("UPDATE follow SET host=? WHERE id=?", (host_of(r.url), r.id))
         return
     conn.exec_driver_sql("ALTER TABLE follow ADD COLUMN host VARCHAR(255) NOT NULL DEFAULT 't.me'")
     for r in rows:
