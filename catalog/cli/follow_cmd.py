@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
             stdout.print("no channels followed: add some with `digest follow @channel`")
         for r in rows:
             last = f"last sync {r['last_synced_at'][:16]} {r['last_status']}" if r["last_synced_at"] else "never synced"
-            stdout.print(f"{r['channel']}  {r['posts']} posts  {last}"
+            where = f" ({r['host']})" if r["host"] != "t.me" else ""
+            stdout.print(f"{r['channel']}{where}  {r['posts']} posts  {last}"
                          + (f" ({r['last_error']})" if r["last_error"] else ""), highlight=False, markup=False)
 
     @app.command("sync")
