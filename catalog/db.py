@@ -277,7 +277,8 @@ def open_db(target: str | Path, *, create: bool = True) -> Engine:
         known = db_fault(exc, target, doing="while opening the catalog")
         if known is not None:
             raise known from exc
-        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}: {first_line(exc)}") from exc
+        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}:"
+                          f" {first_line(exc)}") from exc
     return engine
 
 

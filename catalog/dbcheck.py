@@ -45,7 +45,8 @@ class CheckReport:
         return all(c.ok for c in self.checks)
 
     def as_dict(self) -> dict:
-        return {"catalog": self.catalog, "engine": self.engine, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"catalog": self.catalog, "engine": self.engine, "ok": self.ok,
+                "checks": [asdict(c) for c in self.checks]}
 
 
 def _engine(target) -> Engine:

@@ -237,8 +237,9 @@ def _check_index(conn: Connection) -> None:
 
     A damaged FTS5 segment reads as "no such term" without an error; its own integrity
     check (tenths of a second on tens of thousands of posts; run only when a scan found
-    every word stored but the index found no post) tells the two apart. It needs the write lock for a moment: while a writer holds it,
-    or on a read-only file, the check is skipped rather than waited for.
+    every word stored but the index found no post) tells the two apart. It needs the write
+    lock for a moment: while a writer holds it, or on a read-only file, the check is
+    skipped rather than waited for.
     """
     from sqlalchemy.exc import DBAPIError
 

@@ -58,9 +58,9 @@ def sqlite_count(path: Path, table: str = "post") -> int:
 
 @pytest.fixture(scope="module")
 def catalog_file(tmp_path_factory) -> tuple[Path, Path, int]:
-    """A catalog of 1,500 synthetic posts (Russian, English, Chinese), its input, and the post count."""
+    """A catalog of 1,000 synthetic posts (Russian, English, Chinese), its input, and the post count."""
     folder = tmp_path_factory.mktemp("faults")
-    export = write_export(folder / "export.json", 1500)
+    export = write_export(folder / "export.json", 1000)
     db = folder / "catalog.db"
     assert digest("--db", str(db), "ingest", str(export)).returncode == 0
     return db, export, len(json.loads(export.read_text(encoding="utf-8"))["messages"])
@@ -430,7 +430,7 @@ def _counts(url: str) -> dict[str, int]:
 
 
 def test_postgres_killed_mid_ingest(own_pg, tmp_path):
-    export = write_export(tmp_path / "export.json", 1500)
+    export = write_export(tmp_path / "export.json", 1000)
     posts = len(json.loads(export.read_text(encoding="utf-8"))["messages"])
 
     # killed and left down: one line, nothing stored; once it is back, a re-run stores the file

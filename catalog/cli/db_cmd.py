@@ -10,7 +10,8 @@ from catalog.cli.common import fail, print_json, state, stdout
 
 
 def register(app: typer.Typer) -> None:
-    db = typer.Typer(help="The catalog database itself: copy it between engines, check it, back it up.", no_args_is_help=True)
+    db = typer.Typer(help="The catalog database itself: copy it between engines, check it, back it up.",
+                     no_args_is_help=True)
     app.add_typer(db, name="db")
 
     @db.command("copy")

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     def follow_cmd(
         ctx: typer.Context,
         channels: Optional[List[str]] = typer.Argument(
-            None, metavar="CHANNEL...", help="@username, t.me/username, https://t.me/s/username, or a page on a mirror."),
+            None, metavar="CHANNEL...",
+            help="@username, t.me/username, https://t.me/s/username, or a page on a mirror."),
         mirror: Optional[List[str]] = typer.Option(
             None, "--mirror", metavar="HOST[:PORT]",
             help="Allow channels on this host from now on (kept in the catalog; repeatable)."),
