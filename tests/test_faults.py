@@ -475,3 +475,26 @@ def test_postgres_killed_mid_sync(own_pg, channels):
     again = digest("--db", url, "sync", "--no-arxiv", "--interval", "0.1")
     assert again.returncode == 0, again.stderr
     assert stored(url) == {"alpha_ch": 5, "beta_ch": 4, "gamma_ch": 3, "lock": 0}
+
+
+def test_db_check_names_what_is_missing(db_kind, db_target):
+    from sqlalchemy import text
+
+    from catalog.db import open_db
+
+    engine = open_db(db_target)
+    engine.dispose()
+    healthy = digest("--db", str(db_target), "db", "check", "--json")
+    assert healthy.returncode == 0, healthy.stderr
+    names = {c["name"] for c in json.loads(healthy.stdout)["checks"]}
+    assert names == ({"schema", "indexes"} | ({"quick_check", "fts5 integrity-check"} if db_kind == "sqlite" else set()))
+    engine = open_db(db_target)
+    with engine.begin() as c:  # an index lost, and a schema from a newer program
+        c.execute(text("DROP INDEX ix_post_published"))
+        c.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
+    engine.dispose()
+    result = digest("--db", str(db_target), "db", "check", "--json")
+    report = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.returncode == 1 and not report["indexes"]["ok"] and not report["schema"]["ok"]
+    assert "ix_post_published" in report["indexes"]["detail"] and "schema version 99" in report["schema"]["detail"]
+    assert len(result.stderr.strip().splitlines()) == 1
