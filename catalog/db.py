@@ -14,6 +14,7 @@ each ``?`` outside string literals into ``%s`` and rewrites ``INSERT OR IGNORE``
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,13 @@ def _create_related(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Related.__table__])
 
 
+def _follow_keyed_by_host(conn: Connection) -> None:
+    # A channel in the follow list is its handle on one host (t.me or a named mirror).
+    from catalog.follow_policy import key_follows_by_host
+
+    key_follows_by_host(conn)
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -107,7 +115,16 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _index_inserts_explicitly,
     _one_source_per_channel,
     _create_related,
+    _follow_keyed_by_host,
 ]
+
+
+def busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for another one (DIGEST_SQLITE_BUSY_MS, default 10 s)."""
+    try:
+        return max(0, int(os.environ.get("DIGEST_SQLITE_BUSY_MS", "10000")))
+    except ValueError:
+        return 10000
 
 
 def _on_connect(dbapi_conn, _record) -> None:
@@ -115,7 +132,7 @@ def _on_connect(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")  # safe under WAL: a crash loses at most the last commit
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.close()
 
 
@@ -175,15 +192,17 @@ def catalog_exists(target: str | Path | URL) -> bool:
     url = catalog_url(target)
     if url.get_backend_name() == "sqlite":
         return bool(url.database) and Path(url.database).exists()
+    from catalog.dbfaults import db_fault
+
+    engine = create_engine(url)
     try:
-        engine = create_engine(url)
-        try:
-            with engine.connect() as conn:
-                return schema_version(conn) > 0
-        finally:
-            engine.dispose()
-    except Exception:  # noqa: BLE001 - unreachable server or missing database: nothing to read
-        return False
+        with engine.connect() as conn:
+            return schema_version(conn) > 0
+    except Exception as exc:
+        # An unreachable server or a refused login says so: the catalog may well be there.
+        raise (db_fault(exc, url) or exc) from exc
+    finally:
+        engine.dispose()
 
 
 def schema_version(conn: Connection) -> int:
@@ -252,9 +271,14 @@ def open_db(target: str | Path, *, create: bool = True) -> Engine:
     except DigestError:
         raise
     except Exception as exc:  # a file that is not SQLite, a locked or read-only DB, a server that refuses
+        from catalog.dbfaults import db_fault, first_line
+
         engine.dispose()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}: {first}") from exc
+        known = db_fault(exc, target, doing="while opening the catalog")
+        if known is not None:
+            raise known from exc
+        raise DigestError(f"cannot open catalog {describe(target)}: {exc.__class__.__name__}:"
+                          f" {first_line(exc)}") from exc
     return engine
 
 

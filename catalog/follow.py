@@ -22,43 +22,46 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from catalog.dbfaults import CONNECTION_KINDS, db_fault, first_line, retry_once_if_lost, target_of
 from catalog.errors import DigestError
+from catalog.follow_policy import add_mirrors, allowed_host, parse_channel
+from catalog.follow_policy import mirrors as mirror_hosts
+from catalog.interrupts import Interrupted, SignalGuard
 from catalog.models import Follow, Meta, Post, utcnow
 from scrapers.errors import ParseError
-from scrapers.fetch import Fetcher, FetchError, channel_url
+from scrapers.fetch import Fetcher
 
 LOCK_KEY = "sync_lock"
 LOCK_STALE_AFTER = timedelta(hours=6)  # a sync that held the lock this long has died somewhere else
 
 
-def _channel(target: str) -> tuple[str, str]:
-    try:
-        return channel_url(target)
-    except FetchError:
-        raise DigestError(f"not a channel: {target!r} (expected @username or https://t.me/s/<username>)") from None
-
-
-def follow(engine: Engine, targets: Iterable[str]) -> list[dict[str, Any]]:
-    """Add channels (``@name``, ``t.me/name`` or a page URL) to the follow list; returns each with its state."""
-    parsed = [_channel(t) for t in targets]  # every target checked before anything is written
-    out = []
+def follow(engine: Engine, targets: Iterable[str], *, mirrors: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Add channels (``@name``, ``t.me/name``, ``https://t.me/s/name``, or a page on a mirror) to the
+    follow list; `mirrors` are hosts to allow from now on (kept in the catalog). Returns each channel
+    with its state. Every target is checked before anything is written (catalog.follow_policy)."""
     with engine.begin() as conn:
-        for url, handle in parsed:
-            known = conn.execute(select(Follow.id).where(func.lower(Follow.handle) == handle.lower())).scalar()
+        allowed = add_mirrors(conn, list(mirrors)) if mirrors else mirror_hosts(conn)
+        parsed = [parse_channel(t, allowed) for t in targets]
+        out = []
+        for ch in parsed:
+            known = conn.execute(select(Follow.id).where(func.lower(Follow.handle) == ch.handle.lower(),
+                                                         Follow.host == ch.host)).scalar()
             if known is None:
-                conn.execute(insert(Follow).values(handle=handle, url=url, added_at=utcnow()))
-            out.append({"channel": f"@{handle}", "url": url, "added": known is None})
+                conn.execute(insert(Follow).values(handle=ch.handle, host=ch.host, url=ch.url, added_at=utcnow()))
+            out.append({"channel": f"@{ch.handle}", "host": ch.host, "url": ch.url, "added": known is None})
     return out
 
 
 def unfollow(engine: Engine, targets: Iterable[str]) -> list[str]:
-    handles = [_channel(t)[1] for t in targets]
     with engine.begin() as conn:
-        for handle in handles:
-            gone = conn.execute(delete(Follow).where(func.lower(Follow.handle) == handle.lower())).rowcount
+        allowed = mirror_hosts(conn)
+        channels = [parse_channel(t, allowed) for t in targets]
+        for ch in channels:
+            gone = conn.execute(delete(Follow).where(func.lower(Follow.handle) == ch.handle.lower(),
+                                                     Follow.host == ch.host)).rowcount
             if not gone:
-                raise DigestError(f"@{handle} is not followed (see `digest following`)")
-    return [f"@{h}" for h in handles]
+                raise DigestError(f"{ch.name} is not followed (see `digest following`)")
+    return [ch.name for ch in channels]
 
 
 def following(engine: Engine) -> list[dict[str, Any]]:
@@ -71,7 +74,7 @@ def following(engine: Engine) -> list[dict[str, Any]]:
             sid = find_source_id(conn, "telegram", f.handle)
             posts = conn.execute(select(func.count()).select_from(Post).where(Post.source_id == sid)).scalar() \
                 if sid is not None else 0
-            out.append({"channel": f"@{f.handle}", "url": f.url, "source_id": sid, "posts": posts,
+            out.append({"channel": f"@{f.handle}", "host": f.host, "url": f.url, "source_id": sid, "posts": posts,
                         "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None,
                         "last_status": f.last_status, "last_error": f.last_error})
     return out
@@ -165,15 +168,22 @@ class _PageCounter(Fetcher):
     """The shared fetcher, telling the caller about each page it got."""
 
     on_page: Callable[[], None] | None = None
+    guard: SignalGuard | None = None
 
     def get(self, url: str) -> str:
-        page = super().get(url)
+        if self.guard is None:
+            page = super().get(url)
+        else:
+            with self.guard.interruptible():  # a signal while waiting on the network stops at once
+                page = super().get(url)
         if self.on_page:
             self.on_page()
+        if self.guard is not None:
+            self.guard.check()  # inside the channel's transaction: it rolls back
         return page
 
 
-def _sync_channel(engine: Engine, f: Any, fetcher: _PageCounter, max_pages: int) -> ChannelResult:
+def _sync_channel(engine: Engine, f: Any, fetcher: _PageCounter, max_pages: int, mirrors: list[str]) -> ChannelResult:
     from catalog.ingest_url import ingest_url
 
     result = ChannelResult(channel=f"@{f.handle}", ok=True)
@@ -188,12 +198,22 @@ def _sync_channel(engine: Engine, f: Any, fetcher: _PageCounter, max_pages: int)
 
     fetcher.on_page = on_page
     try:
-        stats = ingest_url(engine, f.url, max_pages=max_pages, fetcher=fetcher)
+        if not allowed_host(f.url, mirrors):  # a row written before the policy, or by hand
+            raise DigestError(f"refused {f.url}: not t.me and not a mirror of this catalog")
+        # A lost database connection fetches and writes the channel once more after reconnecting.
+        stats = retry_once_if_lost(
+            engine, target_of(engine), lambda: ingest_url(engine, f.url, max_pages=max_pages, fetcher=fetcher),
+            doing=f"while syncing @{f.handle}", unstored=f"nothing from @{f.handle} was stored")
         result.new, result.updated, result.unchanged = stats.posts_new, stats.posts_updated, stats.posts_unchanged
-    except (DigestError, ParseError) as exc:
+    except DigestError as exc:
+        if getattr(exc, "kind", None) in CONNECTION_KINDS:
+            raise  # the catalog is gone: no other channel can be stored either
+        result.ok, result.error = False, " ".join(str(exc).split())
+    except ParseError as exc:
         result.ok, result.error = False, " ".join(str(exc).split())
     except Exception as exc:  # one channel's surprise must not stop the others
-        result.ok, result.error = False, f"{exc.__class__.__name__}: {exc}"
+        known = db_fault(exc, target_of(engine))
+        result.ok, result.error = False, str(known) if known else f"{exc.__class__.__name__}: {first_line(exc)}"
     finally:
         fetcher.on_page = outer
     result.pages = counted["pages"] or (fetcher.requests - start if not result.ok else 0)
@@ -219,32 +239,66 @@ def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: b
     per-page callback (for a progress bar); `on_done` gets each channel's result.
     """
     with engine.connect() as conn:
-        follows = conn.execute(select(Follow).order_by(Follow.handle)).all()
+        follows = conn.execute(select(Follow).order_by(Follow.handle, Follow.host)).all()
+        mirrors = mirror_hosts(conn)
     if not follows:
         raise DigestError("no channels followed: add some with `digest follow @channel`")
     acquire_lock(engine)
     try:
-        shared = _PageCounter(min_interval=interval)
-        if fetcher is not None:  # tests pass their clock and sleep
-            shared.clock, shared.sleep, shared.retries, shared.backoff = (
-                fetcher.clock, fetcher.sleep, fetcher.retries, fetcher.backoff)
-        report = SyncReport()
-        for f in follows:
-            shared.on_page = on_channel(f"@{f.handle}", max_pages) if on_channel else None
-            result = _sync_channel(engine, f, shared, max_pages)
-            report.channels.append(result)
-            if on_done:
-                on_done(result)
-        if arxiv:
-            report.arxiv = _sync_arxiv(engine, offline)
-        from catalog.related import ensure_related
+        report = _sync_locked(engine, follows, mirrors, max_pages=max_pages, interval=interval, arxiv=arxiv,
+                              offline=offline, site=site, on_channel=on_channel, on_done=on_done, fetcher=fetcher)
+    except BaseException:
+        try:
+            release_lock(engine)
+        except Exception:  # noqa: BLE001 - the catalog itself is gone: the error on its way says more
+            pass
+        raise
+    release_lock(engine)
+    return report
 
-        # related lists are computed once per sync, not by the readers (no-op when nothing changed)
-        report.related = ensure_related(engine)
-        if site is not None:
-            from catalog.sitegen.build import build_site
 
-            report.site = str(build_site(engine, site).site_dir)
-        return report
-    finally:
-        release_lock(engine)
+def _sync_locked(engine: Engine, follows: list, mirrors: list[str], *, max_pages: int, interval: float, arxiv: bool,
+                 offline: bool, site: Path | None, on_channel, on_done, fetcher: Fetcher | None) -> SyncReport:
+    report = SyncReport()
+    current = None
+    try:
+        with SignalGuard() as guard:
+            shared = _PageCounter(min_interval=interval, allow_url=lambda url: allowed_host(url, mirrors))
+            shared.guard = guard
+            if fetcher is not None:  # tests pass their clock and sleep
+                shared.clock, shared.sleep, shared.retries, shared.backoff = (
+                    fetcher.clock, fetcher.sleep, fetcher.retries, fetcher.backoff)
+            for f in follows:
+                current = f"@{f.handle}"
+                guard.check()
+                shared.on_page = on_channel(current, max_pages) if on_channel else None
+                result = _sync_channel(engine, f, shared, max_pages, mirrors)
+                report.channels.append(result)
+                current = None
+                if on_done:
+                    on_done(result)
+            guard.check()
+            if arxiv:
+                report.arxiv = _sync_arxiv(engine, offline)
+                guard.check()
+            from catalog.related import ensure_related
+
+            # related lists are computed once per sync, not by the readers (no-op when nothing changed)
+            report.related = ensure_related(engine)
+            guard.check()
+            if site is not None:
+                from catalog.sitegen.build import build_site
+
+                report.site = str(build_site(engine, site).site_dir)
+            return report
+    except Interrupted as exc:
+        done = {c.channel for c in report.channels}
+        exc.stored = [c.channel for c in report.channels if c.ok]
+        exc.rolled_back = current
+        exc.not_reached = [n for n in (f"@{f.handle}" for f in follows) if n not in done and n != current]
+        raise
+    except DigestError as exc:
+        if getattr(exc, "kind", None) not in CONNECTION_KINDS:
+            raise
+        stored = [c.channel for c in report.channels if c.ok]
+        raise DigestError(f"{exc}; stored before it: {', '.join(stored) if stored else 'no channel'}") from exc

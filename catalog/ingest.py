@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError
 
 from catalog.db import dialect_insert
+from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import linked_paper_texts, search_row
@@ -473,14 +474,20 @@ def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
     take turns (an advisory lock), so they cannot deadlock with each other again: writers
     run side by side until they collide, then the ones that collided one after another.
     """
-    for attempt in range(1, RETRIES):
-        try:
-            return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=attempt > 1)
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
-                raise
-        time.sleep(random.uniform(0.1, 0.5) * attempt)  # let the other writer go first
-    return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=True)
+    def attempts() -> IngestStats:
+        for attempt in range(1, RETRIES):
+            try:
+                return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=attempt > 1)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                    raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)  # let the other writer go first
+        return _ingest_file_once(engine, Path(path), format, on_progress, one_at_a_time=True)
+
+    # A lost server connection reads the whole file again once, after reconnecting; the
+    # transaction of the failed attempt was rolled back by the server, so nothing doubles.
+    return retry_once_if_lost(engine, target_of(engine), attempts, doing=f"while ingesting {path}",
+                              unstored="nothing from this file was stored")
 
 
 def _ingest_file_once(engine: Engine, path: Path, format: str | None,
@@ -502,6 +509,8 @@ def _ingest_file_once(engine: Engine, path: Path, format: str | None,
     except formats.UnknownFormat as exc:  # a bad --format name (not any KeyError: that would hide bugs)
         raise DigestError(str(exc)) from exc
     except (OSError, UnicodeError) as exc:
+        if fault_kind(exc) is not None:  # a full disk under the catalog, not a bad input file
+            raise
         raise DigestError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
 
 

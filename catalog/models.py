@@ -73,9 +73,12 @@ class Follow(Base):
     """A public channel `digest sync` fetches: its page URL and how the last sync went."""
 
     __tablename__ = "follow"
+    # The same handle on two hosts (t.me and a mirror) is two channels (catalog.follow_policy).
+    __table_args__ = (UniqueConstraint("handle", "host", name="uq_follow_handle_host"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    handle: Mapped[str] = mapped_column(String(255), unique=True)
+    handle: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255), default="t.me", server_default="t.me")
     url: Mapped[str] = mapped_column(Text)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -210,7 +210,51 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
             ranked = _fts_ids(conn, match_expression(terms), filters, limit)
             if not ranked and _CJK_RUN.search(needle):
                 ranked = _substring_ids(conn, needle, filters, limit)
+            if not ranked and _every_token_stored(conn, [t for ts in terms for t in ts]):
+                _check_index(conn)
         return _hits(conn, ranked, [t for ts in terms for t in ts] or [needle])
+
+
+def _every_token_stored(conn: Connection, tokens: list[str]) -> bool:
+    """Whether each token occurs somewhere in the stored search text (a plain scan, not the index).
+
+    All tokens are ANDed, so when one occurs nowhere, no hits is the truth and the
+    index need not be checked; a scan for the longest (rarest) token first settles
+    most such queries in one pass over ``post_search``.
+    """
+    # instr(): a byte comparison, several times faster than LIKE's per-character folding
+    # (the stored text and the tokens are folded already).
+    sql = "SELECT 1 FROM post_search WHERE instr(body, ?) > 0 OR instr(title, ?) > 0 LIMIT 1"
+    for token in sorted(set(tokens), key=len, reverse=True):
+        if conn.exec_driver_sql(sql, (token, token)).first() is None:
+            return False
+    return True
+
+
+def _check_index(conn: Connection) -> None:
+    """No hits for words that are stored: make sure the full-text index is whole, so corruption
+    is never an empty result.
+
+    A damaged FTS5 segment reads as "no such term" without an error; its own integrity
+    check (tenths of a second on tens of thousands of posts; run only when a scan found
+    every word stored but the index found no post) tells the two apart. It needs the write
+    lock for a moment: while a writer holds it, or on a read-only file, the check is
+    skipped rather than waited for.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from catalog.db import busy_timeout_ms
+    from catalog.dbfaults import CORRUPT, db_fault, fault_kind, target_of
+
+    conn.exec_driver_sql("PRAGMA busy_timeout=200")
+    try:
+        conn.exec_driver_sql("INSERT INTO post_fts(post_fts, rank) VALUES ('integrity-check', 0)")
+    except DBAPIError as exc:
+        if fault_kind(exc) == CORRUPT:
+            raise db_fault(exc, target_of(conn.engine), doing="in its full-text index") from exc
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms()}")
 
 
 _SEP, _PAIR = "\x1f", "\x1e"  # separators that never occur in tags or arXiv ids

@@ -46,6 +46,9 @@ class Fetcher:
     user_agent: str = USER_AGENT
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    # When set, only URLs it accepts are fetched, redirects included: a redirect that
+    # leaves the allowed hosts is not followed (catalog.follow_policy decides for a sync).
+    allow_url: Callable[[str], bool] | None = None
     requests: int = field(default=0, init=False)
     _last: float | None = field(default=None, init=False, repr=False)
 
@@ -65,7 +68,9 @@ class Fetcher:
                 self.requests += 1
                 req = urllib.request.Request(url, headers={"User-Agent": self.user_agent,
                                                            "Accept": "text/html"})
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                if self.allow_url is not None and not self.allow_url(url):
+                    raise FetchError("refused: the address is not t.me or a mirror of this catalog", source=url)
+                with self._opener().open(req, timeout=self.timeout) as resp:
                     data = resp.read(MAX_PAGE_BYTES + 1)
                     charset = resp.headers.get_content_charset()
                 if len(data) > MAX_PAGE_BYTES:
@@ -86,6 +91,23 @@ class Fetcher:
             if attempt < self.retries:
                 self.sleep(delay)
         raise FetchError(f"giving up after {self.retries + 1} attempts ({last_error})", source=url)
+
+
+    def _opener(self) -> urllib.request.OpenerDirector:
+        if self.allow_url is None:
+            return urllib.request.build_opener()
+        return urllib.request.build_opener(_GuardedRedirects(self.allow_url))
+
+
+class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, allow_url: Callable[[str], bool]):
+        self.allow_url = allow_url
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not self.allow_url(newurl):
+            raise FetchError(f"redirected to {urlsplit(newurl).netloc or newurl}, outside the allowed hosts:"
+                             " not followed", source=req.full_url)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def channel_url(target: str) -> tuple[str, str]:

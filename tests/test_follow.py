@@ -27,6 +27,7 @@ class Site:
                          "gamma_ch": channel_posts("gamma", range(1, 8))}
         self.broken = {"beta_ch"}
         self.requests: list[str] = []
+        self.redirects: dict[str, str] = {}  # channel -> where its page redirects
 
 
 @pytest.fixture
@@ -37,6 +38,11 @@ def server():
         def do_GET(self):  # noqa: N802
             site.requests.append(self.path)
             name = self.path.split("?")[0].rstrip("/").split("/")[-1]
+            if name in site.redirects:
+                self.send_response(302)
+                self.send_header("Location", site.redirects[name])
+                self.end_headers()
+                return
             if name in site.broken or name not in site.channels:
                 self.send_response(404)
                 self.end_headers()
@@ -52,14 +58,15 @@ def server():
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    site.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    site.host = f"127.0.0.1:{srv.server_address[1]}"  # allowed explicitly: `digest follow --mirror HOST`
+    site.base = f"http://{site.host}"
     yield site
     srv.shutdown()
 
 
 def test_sync_three_channels_one_failing(server, cli):
     urls = [f"{server.base}/s/{name}" for name in ("alpha_ch", "beta_ch", "gamma_ch")]
-    result = cli("follow", *urls, "--json")
+    result = cli("follow", "--mirror", server.host, *urls, "--json")
     assert result.exit_code == 0, result.output
     assert [r["channel"] for r in json.loads(result.stdout)] == ["@alpha_ch", "@beta_ch", "@gamma_ch"]
 
@@ -98,7 +105,7 @@ def test_sync_three_channels_one_failing(server, cli):
 def test_sync_lock_keeps_a_second_sync_out(server, catalog_cli, engine):
     from catalog.follow import acquire_lock, release_lock
 
-    catalog_cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch")
     acquire_lock(engine)  # this (live) process holds it, as a running sync would
     try:
         result = catalog_cli("sync", "--interval", "0.1", "--no-arxiv")
@@ -114,7 +121,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(server, catalog_cli, engine)
 
     from catalog.models import Meta
 
-    catalog_cli("follow", f"{server.base}/s/alpha_ch")
+    catalog_cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch")
     dead = {"pid": 2 ** 22 + 12345, "host": __import__("socket").gethostname(), "since": "2023-07-01T00:00:00"}
     with engine.begin() as c:
         c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(dead)))
@@ -142,10 +149,112 @@ def test_follow_twice_and_unfollow(cli):
 
 
 def test_sync_then_arxiv_then_site(server, cli, tmp_path):
-    cli("follow", f"{server.base}/s/gamma_ch")
+    cli("follow", "--mirror", server.host, f"{server.base}/s/gamma_ch")
     result = cli("sync", "--interval", "0.1", "--offline", "--site", str(tmp_path / "out"), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["channels"][0]["new"] == 7
     assert report["arxiv"] is not None and report["arxiv"]["fetched"] == 0
     assert (tmp_path / "out" / "site" / "index.html").exists() and report["site"]
+
+
+# ---------------------------------------------------------------- what the follow list may hold
+
+@pytest.mark.parametrize("target, reason", [
+    ("http://169.254.169.254/latest", "link-local"),
+    ("http://[fe80::1]/s/chan_x", "link-local"),
+    ("http://[::ffff:169.254.169.254]/s/chan_x", "link-local"),
+    ("http://localhost:8080/foo", "loopback host"),
+    ("http://127.0.0.1/s/chan_x", "private or loopback address"),
+    ("http://10.0.0.1/chan", "private or loopback address"),
+    ("http://192.168.1.5/s/chan_x", "private or loopback address"),
+    ("https://93.184.216.34/s/chan_x", "is an IP address"),
+    ("https://evil.example/s/chan_x", "evil.example is not t.me"),
+    ("https://t.me@evil.example/s/chan_x", "user name or password"),
+    ("https://t.me:8443/s/chan_x", "is not t.me"),
+    ("file:///etc/passwd", "only http(s)"),
+    ("ftp://t.me/s/chan_x", "only http(s)"),
+    ("javascript:alert(1)", "only http(s)"),
+])
+def test_follow_refuses_addresses_off_telegram(cli, target, reason):
+    result = cli("follow", target)
+    assert result.exit_code == 1, result.output
+    assert reason in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert json.loads(cli("following", "--json").stdout) == []  # nothing was written
+
+
+def test_a_mirror_must_be_named_and_is_never_link_local(cli, server):
+    refused = cli("follow", f"{server.base}/s/alpha_ch")
+    assert refused.exit_code == 1 and f"--mirror {server.host}" in refused.stderr
+    assert "link-local" in cli("follow", "--mirror", "169.254.169.254", "@alpha_ch").stderr
+    other_port = server.host.rsplit(":", 1)[0] + ":1"
+    assert cli("follow", "--mirror", other_port, f"{server.base}/s/alpha_ch").exit_code == 1  # the port counts
+    assert cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch").exit_code == 0
+    assert cli("follow", f"{server.base}/s/gamma_ch").exit_code == 0  # the mirror is kept in the catalog
+
+
+def test_same_handle_on_two_hosts_is_two_channels(cli, server):
+    result = cli("follow", "--mirror", server.host, "@alpha_ch", f"{server.base}/s/alpha_ch", "--json")
+    assert result.exit_code == 0, result.output
+    assert [(r["host"], r["added"]) for r in json.loads(result.stdout)] == [("t.me", True), (server.host, True)]
+    rows = json.loads(cli("following", "--json").stdout)
+    assert sorted((r["channel"], r["host"]) for r in rows) == [("@alpha_ch", server.host), ("@alpha_ch", "t.me")]
+    assert cli("unfollow", "@alpha_ch").exit_code == 0  # the t.me one only
+    assert [r["host"] for r in json.loads(cli("following", "--json").stdout)] == [server.host]
+
+
+def test_redirect_off_the_allowed_hosts_is_not_followed(cli, server):
+    hits = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(tme_page(channel_posts("x", range(1, 3)), username="delta_ch").encode())
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    server.redirects = {"delta_ch": f"http://127.0.0.1:{other.server_address[1]}/s/delta_ch"}
+    try:
+        assert cli("follow", "--mirror", server.host, f"{server.base}/s/delta_ch").exit_code == 0
+        result = cli("sync", "--interval", "0.1", "--no-arxiv")
+    finally:
+        other.shutdown()
+    assert result.exit_code == 1 and "redirected to 127.0.0.1:" in result.stdout and "not followed" in result.stdout
+    assert hits == []
+
+
+def test_follow_table_migrates_to_handle_and_host(db_kind, new_db_target):
+    """A catalog from before the change (follow keyed by handle alone) keeps its rows, each with its host."""
+    from sqlalchemy import text
+
+    from catalog.db import MIGRATIONS, open_db
+
+    engine = open_db(new_db_target)
+    with engine.begin() as c:  # back to version 7's follow table, with two follows in it
+        c.execute(text("DROP TABLE follow"))
+        c.execute(text("CREATE TABLE follow (id INTEGER PRIMARY KEY, handle VARCHAR(255) UNIQUE, url TEXT,"
+                       " added_at TIMESTAMP, last_synced_at TIMESTAMP, last_status VARCHAR(16), last_error TEXT)"))
+        c.execute(text("INSERT INTO follow (id, handle, url, added_at) VALUES"
+                       " (1, 'alpha_ch', 'https://t.me/s/alpha_ch', '2024-01-01'),"
+                       " (2, 'beta_ch', 'http://127.0.0.1:8080/s/beta_ch', '2024-01-02')"))
+        c.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(len(MIGRATIONS) - 1)})
+    engine.dispose()
+    engine = open_db(new_db_target)  # migrates
+    try:
+        with engine.begin() as c:
+            rows = c.execute(text("SELECT id, handle, host, url FROM follow ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [(1, "alpha_ch", "t.me", "https://t.me/s/alpha_ch"),
+                                                (2, "beta_ch", "127.0.0.1:8080", "http://127.0.0.1:8080/s/beta_ch")]
+            c.execute(text("INSERT INTO follow (id, handle, host, url, added_at) VALUES"
+                           " (3, 'alpha_ch', 'mirror.example', 'https://mirror.example/s/alpha_ch', '2024-01-03')"))
+        with pytest.raises(Exception, match="(?i)unique"):
+            with engine.begin() as c:
+                c.execute(text("INSERT INTO follow (id, handle, host, url, added_at) VALUES"
+                               " (4, 'alpha_ch', 't.me', 'https://t.me/s/alpha_ch', '2024-01-04')"))
+    finally:
+        engine.dispose()

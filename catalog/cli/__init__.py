@@ -42,7 +42,29 @@ class DigestGroup(TyperGroup):
         except Exception as exc:  # a bug or an environment failure: still one line
             if _debug(ctx) or _is_cli_control(exc):
                 raise
+            database = _database_fault(ctx, exc)
+            if database:
+                fail(database, 1)
             fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def _database_fault(ctx, exc: Exception) -> str | None:
+    """A database error as one line naming the fault, never its SQL text or parameters."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from catalog.dbfaults import db_fault, describe_unknown, fault_kind
+
+    is_driver = isinstance(exc, sqlite3.Error) or type(exc).__module__.split(".")[0] == "psycopg"
+    if not (isinstance(exc, SQLAlchemyError) or is_driver or fault_kind(exc) is not None):
+        return None
+    obj = ctx.find_root().obj
+    target = getattr(obj, "db_path", "digest.db")
+    known = db_fault(exc, target)
+    if known is not None:
+        return str(known)
+    return describe_unknown(exc, target) + " (run with --debug for the traceback)"
 
 
 def _is_cli_control(exc: Exception) -> bool:

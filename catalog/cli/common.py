@@ -18,6 +18,10 @@ from rich.console import Console
 # set before any import, survives that, so no command prints those lines.
 logging.getLogger("jieba").addFilter(lambda record: record.levelno >= logging.WARNING)
 
+# psycopg logs "error ignored terminating <Pipeline>" when a lost connection is closed; the
+# command's own one-line error says what happened (--debug keeps the traceback).
+logging.getLogger("psycopg").addFilter(lambda record: "error ignored" not in record.getMessage())
+
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 

@@ -15,14 +15,29 @@ def register(app: typer.Typer) -> None:
     @app.command("follow")
     def follow_cmd(
         ctx: typer.Context,
-        channels: List[str] = typer.Argument(..., metavar="CHANNEL...",
-                                             help="@username, t.me/username or https://t.me/s/username."),
+        channels: Optional[List[str]] = typer.Argument(
+            None, metavar="CHANNEL...",
+            help="@username, t.me/username, https://t.me/s/username, or a page on a mirror."),
+        mirror: Optional[List[str]] = typer.Option(
+            None, "--mirror", metavar="HOST[:PORT]",
+            help="Allow channels on this host from now on (kept in the catalog; repeatable)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Follow public Telegram channels: `digest sync` fetches their new posts."""
+        """Follow public Telegram channels: `digest sync` fetches their new posts.
+
+        Only t.me is followed, and hosts named with `--mirror` (a t.me/s mirror you run or
+        trust): other hosts, IP addresses, private, loopback and link-local addresses and
+        non-http(s) addresses are refused. A redirect off those hosts is not followed.
+        """
+        from catalog.errors import UsageError
         from catalog.follow import follow
 
-        rows = follow(state(ctx).engine(), channels)
+        if not channels and not mirror:
+            raise UsageError("give channels to follow (@username or https://t.me/s/username), or --mirror HOST")
+        rows = follow(state(ctx).engine(), channels or [], mirrors=mirror or [])
+        if not rows and not as_json:
+            stdout.print("mirrors allowed: " + ", ".join(mirror or []), highlight=False, markup=False)
+            return
         if as_json:
             print_json(rows)
             return
@@ -54,7 +69,8 @@ def register(app: typer.Typer) -> None:
             stdout.print("no channels followed: add some with `digest follow @channel`")
         for r in rows:
             last = f"last sync {r['last_synced_at'][:16]} {r['last_status']}" if r["last_synced_at"] else "never synced"
-            stdout.print(f"{r['channel']}  {r['posts']} posts  {last}"
+            where = f" ({r['host']})" if r["host"] != "t.me" else ""
+            stdout.print(f"{r['channel']}{where}  {r['posts']} posts  {last}"
                          + (f" ({r['last_error']})" if r["last_error"] else ""), highlight=False, markup=False)
 
     @app.command("sync")
@@ -92,9 +108,14 @@ def register(app: typer.Typer) -> None:
             if result.channel in tasks:
                 progress.update(tasks[result.channel], total=max(result.pages, 1), completed=max(result.pages, 1))
 
-        with progress:
-            report = sync(state(ctx).engine(), max_pages=max_pages, interval=interval, arxiv=not no_arxiv,
-                          offline=offline, site=site, on_channel=on_channel, on_done=on_done)
+        from catalog.interrupts import Interrupted
+
+        try:
+            with progress:
+                report = sync(state(ctx).engine(), max_pages=max_pages, interval=interval, arxiv=not no_arxiv,
+                              offline=offline, site=site, on_channel=on_channel, on_done=on_done)
+        except Interrupted as exc:
+            fail(exc.line(), exc.exit_code)
         if as_json:
             print_json(report.as_dict())
         elif not quiet:
