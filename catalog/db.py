@@ -99,6 +99,13 @@ def _create_related(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Related.__table__])
 
 
+def _stem_search_index(conn: Connection) -> None:
+    # Snowball stems beside the derived text, indexed on both engines (catalog.stem_index).
+    from catalog.stem_index import add_stems
+
+    add_stems(conn)
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -107,6 +114,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _index_inserts_explicitly,
     _one_source_per_channel,
     _create_related,
+    _stem_search_index,
 ]
 
 

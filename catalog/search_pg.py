@@ -25,11 +25,14 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from catalog.searchtext import _CJK_RUN, fold
+from catalog.searchtext import _CJK_RUN, Term, fold
 
 # ts_rank weights are {D, C, B, A}: the body is B, the title A, worth ten times more.
 RANK_WEIGHTS = "{0, 0, 0.1, 1.0}"
 RANK_NORMALIZATION = 1  # rank / (1 + log(length)): long posts are discounted, as bm25 does
+# The typed form's share of the rank on top of the stems' (catalog.stem_index.RANK gives
+# SQLite's exact columns half the stem columns' weights).
+EXACT_SHARE = 0.5
 _SEP, _PAIR = "\x1f", "\x1e"
 
 
@@ -48,6 +51,18 @@ def create_search_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_post_text_trgm ON post USING gin (text gin_trgm_ops)")
 
 
+def create_stem_index(conn: Connection) -> None:
+    """Migration step (`catalog.stem_index`): a tsvector of the stems, title A and body B, under a GIN index.
+
+    The stem text is already single-spaced runs of letters and digits, so unlike ``doc``
+    it needs no regexp_replace."""
+    conn.exec_driver_sql(
+        "ALTER TABLE post_search ADD COLUMN IF NOT EXISTS stem_doc tsvector GENERATED ALWAYS AS ("
+        " setweight(to_tsvector('simple', title_stem), 'A') ||"
+        " setweight(to_tsvector('simple', body_stem), 'B')) STORED")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_post_search_stem_doc ON post_search USING gin (stem_doc)")
+
+
 def _filters(filters: Any, params: dict[str, Any]) -> str:
     """`catalog.search.Filters.sql` (one definition for both engines), its ``?`` as named binds."""
     where, values = filters.sql()
@@ -56,27 +71,44 @@ def _filters(filters: Any, params: dict[str, Any]) -> str:
     return re.sub(r"\?", lambda _: f":f{next(numbers)}", where)
 
 
-def _tsquery(terms: list[list[str]], params: dict[str, Any]) -> str:
-    """One tsquery from the terms, every word a bound parameter (no user string is ever parsed as syntax)."""
-    parts = []
-    for n, tokens in enumerate(terms):
-        params[f"t{n}"] = " ".join(t.replace("_", " ") for t in tokens)
-        # Chinese words are not adjacent in the index (cut_for_search adds sub-words): AND them, as FTS5 does.
-        fn = "plainto_tsquery" if any(_CJK_RUN.search(t) for t in tokens) else "phraseto_tsquery"
-        parts.append(f"{fn}('simple', :t{n})")
-    return " && ".join(parts)
+def _phrase(tokens: tuple[str, ...], chinese: bool, name: str, params: dict[str, Any]) -> str:
+    """A tsquery of `tokens` as a bound parameter (no user string is ever parsed as syntax)."""
+    params[name] = " ".join(t.replace("_", " ") for t in tokens)
+    # Chinese words are not adjacent in the index (cut_for_search adds sub-words): AND them, as FTS5 does.
+    return f"{'plainto_tsquery' if chinese else 'phraseto_tsquery'}('simple', :{name})"
 
 
-def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
+def _tsqueries(terms: list[Term], params: dict[str, Any]) -> tuple[str, str, str]:
+    """(stems to match, exact forms to match, typed forms to rank), as SQL tsquery expressions.
+
+    The same rules as FTS5 (`catalog.searchtext.match_expression`): a term matches its
+    stems, an exact (quoted) term its typed forms; the typed forms of every term add to
+    the rank. An empty part is NULL (and drops out of the match and the rank).
+    """
+    stems, exact, typed = [], [], []
+    for n, term in enumerate(terms):
+        typed.append(_phrase(term.tokens, term.chinese, f"t{n}", params))
+        if term.exact:
+            exact.append(typed[-1])
+        else:
+            stems.append(_phrase(term.stems, term.chinese, f"s{n}", params))
+    return (" && ".join(stems) or "NULL::tsquery", " && ".join(exact) or "NULL::tsquery",
+            " || ".join(typed))
+
+
+def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int) -> list[int]:
     params: dict[str, Any] = {"limit": limit}
-    query = _tsquery(terms, params)
+    stems, exact, typed = _tsqueries(terms, params)
     where = _filters(filters, params)
-    match = f", ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
+    conditions = [c for c, q in (("s.stem_doc @@ q.qs", stems), ("s.doc @@ q.qe", exact)) if not q.startswith("NULL")]
+    match = f", (SELECT {stems}, {exact}, {typed}) AS q(qs, qe, qt) WHERE {' AND '.join(conditions)}"
     matches = f"FROM post_search s JOIN post p ON p.id = s.post_id{match}"
     floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params)
     bound = "" if floor is None else " AND s.post_id > :floor"
-    sql = (f"SELECT p.id {matches}{bound}{where}"
-           f" ORDER BY ts_rank('{RANK_WEIGHTS}', s.doc, q.q, {RANK_NORMALIZATION}) DESC, p.id LIMIT :limit")
+    # ts_rank is zero for an empty query: COALESCE keeps an all-exact query's rank.
+    rank = (f"COALESCE(ts_rank('{RANK_WEIGHTS}', s.stem_doc, q.qs, {RANK_NORMALIZATION}), 0)"
+            f" + {EXACT_SHARE} * ts_rank('{RANK_WEIGHTS}', s.doc, q.qt, {RANK_NORMALIZATION})")
+    sql = f"SELECT p.id {matches}{bound}{where} ORDER BY {rank} DESC, p.id LIMIT :limit"
     return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
 
 
@@ -115,7 +147,7 @@ def _substring_ids(conn: Connection, needle: str, filters: Any, limit: int) -> l
     return [r[0] for r in conn.execute(text(sql), params)]
 
 
-def ranked_ids(conn: Connection, needle: str, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
+def ranked_ids(conn: Connection, needle: str, terms: list[Term], filters: Any, limit: int) -> list[int]:
     """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`)."""
     if len(needle) <= 2:
         return _substring_ids(conn, needle, filters, limit)
