@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from catalog.searchtext import _CJK_RUN, Term, fold
+from catalog.stemming import tokens as stem_tokens
 
 # ts_rank weights are {D, C, B, A}: the body is B, the title A, worth ten times more.
 RANK_WEIGHTS = "{0, 0, 0.1, 1.0}"
@@ -73,9 +74,16 @@ def _filters(filters: Any, params: dict[str, Any]) -> str:
 
 def _phrase(tokens: tuple[str, ...], chinese: bool, name: str, params: dict[str, Any]) -> str:
     """A tsquery of `tokens` as a bound parameter (no user string is ever parsed as syntax)."""
-    params[name] = " ".join(t.replace("_", " ") for t in tokens)
-    # Chinese words are not adjacent in the index (cut_for_search adds sub-words): AND them, as FTS5 does.
-    return f"{'plainto_tsquery' if chinese else 'phraseto_tsquery'}('simple', :{name})"
+    words = [w for t in tokens for w in stem_tokens(t)]  # letters and digits only: no tsquery syntax left
+    if chinese or len(words) == 1:
+        params[name] = " ".join(words)
+        # Chinese words are not adjacent in the index (cut_for_search adds sub-words): AND them, as FTS5 does.
+        return f"{'plainto_tsquery' if chinese else 'phraseto_tsquery'}('simple', :{name})"
+    # The body's positions follow the title's in one tsvector: a phrase must not run from the
+    # end of the title into the body (FTS5 matches a phrase within one column), so all its
+    # words carry one weight.
+    params[name] = " | ".join("(" + " <-> ".join(f"{w}:{weight}" for w in words) + ")" for weight in "AB")
+    return f"to_tsquery('simple', :{name})"
 
 
 def _tsqueries(terms: list[Term], params: dict[str, Any]) -> tuple[str, str, str]:
