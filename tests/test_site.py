@@ -672,3 +672,29 @@ def test_incremental_build_renders_only_what_changed(engine, tmp_path):
     assert not stale.exists()  # HTML of a page whose Markdown is gone is removed
     urls = {f["url"] for f in pagefind_fragments(site)}
     assert any(u.startswith("/posts/novyy-post-") for u in urls)  # and the search index knows the new post
+
+
+def test_post_articles_carry_their_language_and_each_language_has_its_index(built):
+    """Issue 30: Pagefind stems a page by its language, so a post's article says which it is,
+    its search copy is a document of that language, and each shard lists its language indexes."""
+    from catalog.sitegen.search import read_manifest, search_copy
+
+    site = built["site"]
+    cases = [("scheduled-drophead-regulyarizatsiya-transformerov-*", "ru"),
+             ("adam-https-arxiv-org-abs-1412-6980-and-deco*", "en")]
+    for pattern, lang in cases:
+        page = page_html(site, "posts", pattern)
+        assert f'<div data-pagefind-body lang="{lang}">' in page
+        copy = search_copy(page.encode()).decode()
+        assert copy.startswith(f'<!doctype html><html lang="{lang}">')
+    chinese = [p for p in (site / "posts").glob("*/index.html")
+               if "自注意力机制只需要十五行代码" in p.read_text(encoding="utf-8")]
+    assert chinese and '<div data-pagefind-body lang="zh">' in chinese[0].read_text(encoding="utf-8")
+    about = (site / "about" / "index.html").read_text(encoding="utf-8")  # not a post: the site's English
+    assert "<div data-pagefind-body>" in about and search_copy(about.encode()).startswith(b'<!doctype html><html lang="en">')
+    shards = read_manifest(site)["shards"]
+    assert {"ru", "en", "zh"} <= {lang for shard in shards for lang in shard["languages"]}
+    for shard in shards:
+        entry = json.loads((site / "pagefind" / shard["path"] / "pagefind-entry.json").read_text(encoding="utf-8"))
+        assert sorted(shard["languages"]) == sorted(entry["languages"])
+        assert {lang for lang in entry["languages"] if entry["languages"][lang]["wasm"]} >= {"ru", "en"} & set(entry["languages"])
