@@ -32,8 +32,8 @@ from catalog.stemming import tokens as stem_tokens
 RANK_WEIGHTS = "{0, 0, 0.1, 1.0}"
 RANK_NORMALIZATION = 1  # rank / (1 + log(length)): long posts are discounted, as bm25 does
 # The typed form's share of the rank on top of the stems' (catalog.stem_index.RANK gives
-# SQLite's exact columns half the stem columns' weights).
-EXACT_SHARE = 0.5
+# SQLite's exact columns the stem columns' weights: the typed form counts twice).
+EXACT_SHARE = 1.0
 _SEP, _PAIR = "\x1f", "\x1e"
 
 
