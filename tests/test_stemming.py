@@ -86,6 +86,20 @@ def test_quoted_phrases_stay_exact(engine, tmp_path):
     assert ids(engine, '"head" pruned') == [posts["Attention head pruned"]]
 
 
+def test_a_hyphenated_phrase_matches_adjacent_stems_only(engine, tmp_path):
+    # PostgreSQL narrows a phrase by its adjacent stem pairs before checking positions:
+    # the same posts as FTS5's phrase, and the words must be side by side, in one column.
+    posts = _pairs(engine, tmp_path, [
+        ("Attention heads pruned", "x"), ("Attention head pruned", "x"), ("Heads of attention", "x"),
+        ("Pruned attention", "elsewhere the heads"),
+    ])
+    both = {posts["Attention heads pruned"], posts["Attention head pruned"]}
+    assert set(ids(engine, "attention-heads")) == both
+    assert set(ids(engine, "attention-head")) == both
+    assert set(ids(engine, "heads-pruned")) == both
+    assert ids(engine, "pruned-attention-head") == []
+
+
 def test_yo_and_ye_are_one_letter_in_every_form(engine, tmp_path):
     posts = _pairs(engine, tmp_path, [("Ёмкая статья", "о свёртках"), ("Другая заметка", "про сверточные сети")])
     assert ids(engine, "емкие") == [posts["Ёмкая статья"]]
@@ -138,8 +152,9 @@ def _as_before_stems(conn) -> None:
             step(conn)
         conn.exec_driver_sql("INSERT INTO post_fts(post_fts) VALUES ('rebuild')")
     else:
-        conn.exec_driver_sql("ALTER TABLE post_search DROP COLUMN stem_doc, DROP COLUMN title_stem,"
-                             " DROP COLUMN body_stem")
+        conn.exec_driver_sql("ALTER TABLE post_search DROP COLUMN stem_pairs, DROP COLUMN stem_doc,"
+                             " DROP COLUMN title_stem, DROP COLUMN body_stem")
+        conn.exec_driver_sql("DROP FUNCTION digest_stem_pairs(text)")
     conn.exec_driver_sql("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
 
 
