@@ -1,21 +1,29 @@
 """Full-text search on PostgreSQL: the same results as the SQLite/FTS5 search for the same catalog.
 
 The index is built over the same derived text (`catalog.searchtext.document_text`: NFKC,
-casefold, ё→е, Chinese segmented by jieba) that SQLite's FTS5 sees, stored in
-``post_search``. A generated ``tsvector`` column splits it into the runs of letters and
-digits FTS5's unicode61 tokenizer would see, with the ``simple`` configuration (no
-stemming, no stop words: no language favoured), the title weighted A and the body B,
-under a GIN index. Ranking is ``ts_rank`` with a title word worth ten body words, as
-SQLite's ``bm25(10, 1)``, divided by 1 + log(document length) as bm25 discounts long
-posts (on the sample corpus this gives SQLite's exact order for 19 of 20 queries and
-the same first hit for all 20; without it, 7 and 11).
+casefold, ё→е, Chinese segmented by jieba) and the same Snowball stems of it
+(`catalog.stemming`) that SQLite's FTS5 sees, stored in ``post_search``. Generated
+``tsvector`` columns split them into the runs of letters and digits FTS5's unicode61
+tokenizer would see, with the ``simple`` configuration (no stemming or stop words of
+PostgreSQL's own: the stems are ours, the same on both engines), the title weighted A and
+the body B, under GIN indexes: ``doc`` (the typed forms) and ``stem_doc`` (the stems).
+A term matches ``stem_doc``; a quoted one ``doc``. Ranking is ``ts_rank`` of the stems
+plus ``ts_rank`` of the typed forms (as SQLite's bm25 counts the exact columns on top
+of the stem ones), a title word worth ten body words, divided by 1 + log(document
+length) as bm25 discounts long posts.
 
-User input never becomes query syntax: `catalog.searchtext.query_terms` reduces it to
+A phrase (``self-attention``) must have its words adjacent, which a GIN index cannot
+check: it has no positions, so every post holding all the words had its tsvector read
+back. ``stem_pairs`` holds each pair of adjacent stems as one lexeme, so a phrase is
+first narrowed by its pairs in the index (see `create_stem_index`).
+
+User input never becomes query syntax: `catalog.searchtext.parse_query` reduces it to
 letter/digit tokens, and each term reaches PostgreSQL as a bound parameter of
-``phraseto_tsquery`` (adjacent words) or ``plainto_tsquery`` (Chinese words, ANDed).
-Queries of one or two characters, and Chinese phrases the segmenter split differently
-from the document, fall back to substring search (``LIKE``), which the ``pg_trgm`` GIN
-indexes on the title, the indexed body and the raw text serve.
+``phraseto_tsquery`` (adjacent words), ``plainto_tsquery`` (Chinese words, ANDed) or
+``to_tsquery`` over words of letters and digits only (a phrase held within the title or
+within the body). Queries of one or two characters, and Chinese phrases the segmenter
+split differently from the document, fall back to substring search (``LIKE``), which
+the ``pg_trgm`` GIN indexes on the title, the indexed body and the raw text serve.
 """
 
 from __future__ import annotations
