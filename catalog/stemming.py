@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
 
 _TOKEN = re.compile(r"[^\W_]+")
 # After casefold: Cyrillic lower case (with the Ukrainian/Belarusian letters), and Latin
@@ -40,7 +39,6 @@ def _stemmer(language: str):
     return found
 
 
-@lru_cache(maxsize=1 << 18)
 def stem_token(token: str) -> str:
     """The stem of one folded token: its Cyrillic runs as Russian, its Latin runs as English."""
     if token.isdigit():
@@ -53,6 +51,22 @@ def stem_token(token: str) -> str:
     return _LATIN_RUN.sub(lambda m: _stemmer("english").stemWord(m.group(0)), token)
 
 
+class _Stems(dict):
+    """token -> stem, filled on first sight: a hit is one dict lookup from C (every ingested
+    word passes here; through a Python-level cache it cost more than segmenting the text)."""
+
+    LIMIT = 1 << 20  # distinct tokens kept (~100 MB at most); then it starts afresh
+
+    def __missing__(self, token: str) -> str:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        stem = self[token] = stem_token(token)
+        return stem
+
+
+_stems = _Stems()
+
+
 def tokens(derived: str) -> list[str]:
     """The tokens of derived text, as both engines' indexes split it."""
     return _TOKEN.findall(derived)
@@ -60,4 +74,4 @@ def tokens(derived: str) -> list[str]:
 
 def stem_text(derived: str) -> str:
     """The stems of derived text (`catalog.searchtext.document_text`), one per token, space-separated."""
-    return " ".join(map(stem_token, _TOKEN.findall(derived)))
+    return " ".join(map(_stems.__getitem__, _TOKEN.findall(derived)))
