@@ -192,7 +192,8 @@ def main() -> None:
         print(f"{kind:<12}{len(rows['ours']):>8}{mean['ours'][0]:>16.3f}{mean['today'][0]:>8.3f}"
               f"{mean['ours'][1]:>14.3f}{mean['today'][1]:>8.3f}")
     for name in ("ours", "today"):
-        print(f"latency {name:<6} p50 {percentile(times[name], 0.5):6.2f} ms   p95 {percentile(times[name], 0.95):6.2f} ms")
+        p50, p95 = percentile(times[name], 0.5), percentile(times[name], 0.95)
+        print(f"latency {name:<6} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
     print("slowest:", ", ".join(f"{q!r} {name} {ms:.1f} ms" for ms, name, q in sorted(slow, reverse=True)[:4]))
     ours_all = statistics.fmean(n for k in kinds for _, n in scores["ours"][k])
     today_all = statistics.fmean(n for k in kinds for _, n in scores["today"][k])

@@ -276,6 +276,7 @@ def reindex_posts(conn: Connection, post_ids: Iterable[int]) -> int:
         rows = [search_row(pid, title, text, extra.get(pid)) for pid, title, text in
                 select_in(conn, "SELECT id, title, text FROM post WHERE id IN", part)]
         if rows:
-            conn.exec_driver_sql("UPDATE post_search SET title=?, body=?, title_stem=?, body_stem=? WHERE post_id=?", rows)
+            conn.exec_driver_sql(
+                "UPDATE post_search SET title=?, body=?, title_stem=?, body_stem=? WHERE post_id=?", rows)
         done += len(rows)
     return done
