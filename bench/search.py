@@ -61,7 +61,7 @@ def main() -> None:
     from catalog.db import open_db
     from catalog.ingest import ingest_file
     from catalog.search import search
-    from catalog.searchtext import match_expression, query_terms
+    from catalog.searchtext import match_expression, parse_query
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -89,7 +89,7 @@ def main() -> None:
 
             def time_raw(q: str) -> None:
                 # The baseline: the one SQL statement any FTS5 search needs, fed an already-quoted query.
-                expr = match_expression(query_terms(q))
+                expr = match_expression(parse_query(q))
                 t = time.perf_counter()
                 rows = dbapi.execute("SELECT rowid FROM post_fts WHERE post_fts MATCH ? ORDER BY rank LIMIT ?",
                                      (expr, args.limit)).fetchall()
@@ -101,11 +101,11 @@ def main() -> None:
                 from catalog.search_pg import RANK_NORMALIZATION, RANK_WEIGHTS
 
                 def time_raw(q: str) -> None:  # noqa: F811 - the same one statement, on PostgreSQL
-                    words = " ".join(t for ts in query_terms(q) for t in ts)
+                    words = " ".join(s for term in parse_query(q) for s in term.stems)
                     t = time.perf_counter()
                     cur = dbapi.cursor()
-                    cur.execute("SELECT post_id FROM post_search, plainto_tsquery('simple', %s) q WHERE doc @@ q"
-                                f" ORDER BY ts_rank('{RANK_WEIGHTS}', doc, q, {RANK_NORMALIZATION}) DESC LIMIT %s",
+                    cur.execute("SELECT post_id FROM post_search, plainto_tsquery('simple', %s) q WHERE stem_doc @@ q"
+                                f" ORDER BY ts_rank('{RANK_WEIGHTS}', stem_doc, q, {RANK_NORMALIZATION}) DESC LIMIT %s",
                                 (words, args.limit))
                     rows = cur.fetchall()
                     raw.append((time.perf_counter() - t) * 1000)

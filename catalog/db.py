@@ -107,6 +107,13 @@ def _follow_keyed_by_host(conn: Connection) -> None:
     key_follows_by_host(conn)
 
 
+def _stem_search_index(conn: Connection) -> None:
+    # Snowball stems beside the derived text, indexed on both engines (catalog.stem_index).
+    from catalog.stem_index import add_stems
+
+    add_stems(conn)
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -116,6 +123,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _one_source_per_channel,
     _create_related,
     _follow_keyed_by_host,
+    _stem_search_index,
 ]
 
 

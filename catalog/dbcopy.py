@@ -24,7 +24,8 @@ BATCH = 2000
 # Created by a migration rather than a model: only the columns both engines store
 # (PostgreSQL's tsvector is generated from them).
 POST_SEARCH = Table("post_search", MetaData(), Column("post_id", Integer, primary_key=True),
-                    Column("title", Text), Column("body", Text))
+                    Column("title", Text), Column("body", Text),
+                    Column("title_stem", Text), Column("body_stem", Text))
 
 
 def catalog_tables() -> list[Table]:

@@ -24,7 +24,7 @@ from catalog.db import dialect_insert
 from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
-from catalog.search import linked_paper_texts, search_row
+from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
 from catalog.sources import adopt_route, link_copies, merge_same_channels, resolve_or_create, text_fingerprint
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
@@ -355,13 +355,13 @@ class _Upserter:
         extra = linked_paper_texts(self.conn, linked) if linked else {}
         rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
         if insert:
-            self._many("INSERT INTO post_search(title, body, post_id) VALUES (?, ?, ?)", rows)
+            self._many(f"INSERT INTO post_search({SEARCH_COLUMNS}, post_id) VALUES (?, ?, ?, ?, ?)", rows)
             if self.conn.dialect.name == "sqlite":
                 # No insert trigger (see catalog.db): the index gets the same rows in one statement.
                 # PostgreSQL indexes a generated column of post_search itself (catalog.search_pg).
-                self._many("INSERT INTO post_fts(title, body, rowid) VALUES (?, ?, ?)", rows)
+                self._many(f"INSERT INTO post_fts({SEARCH_COLUMNS}, rowid) VALUES (?, ?, ?, ?, ?)", rows)
         else:
-            self._many("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
+            self._many("UPDATE post_search SET title=?, body=?, title_stem=?, body_stem=? WHERE post_id=?", rows)
 
 
 def ingest_records(engine: Engine, records: Iterable[PostRecord], *,

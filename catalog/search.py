@@ -2,6 +2,9 @@
 
 Every user term is reduced to letters and digits and quoted before it reaches MATCH
 (see `catalog.searchtext`), so `GPT-4`, `c++`, `"`, `*` or `NEAR(` can never raise.
+A term matches every form of its words (their Snowball stems, `catalog.stemming`), and
+a post holding the typed form ranks above one holding another form; a phrase in double
+quotes matches its typed forms only.
 Queries of one or two characters, and Chinese phrases the segmenter split
 differently from the document, fall back to substring search.
 
@@ -29,7 +32,8 @@ from sqlalchemy import Connection, Engine
 
 from catalog.errors import UsageError
 from catalog.models import as_utc
-from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, query_terms
+from catalog.searchtext import _CJK_RUN, document_text, fold, match_expression, parse_query
+from catalog.stemming import stem_text
 from catalog.sqlutil import chunked, placeholders, select_in
 from scrapers.normalize import normalize_hashtag
 
@@ -196,7 +200,8 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
     needle = " ".join(_CONTROL.sub(" ", query).split())
     if not needle:
         return []
-    terms = query_terms(needle)
+    terms = parse_query(needle)
+    tokens = [t for term in terms for t in term.tokens]
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # its own index and SQL, the same rules: catalog.search_pg
             from catalog import search_pg
@@ -210,9 +215,18 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
             ranked = _fts_ids(conn, match_expression(terms), filters, limit)
             if not ranked and _CJK_RUN.search(needle):
                 ranked = _substring_ids(conn, needle, filters, limit)
-            if not ranked and _every_token_stored(conn, [t for ts in terms for t in ts]):
+            if not ranked and not _each_term_indexed(conn, terms) and _every_token_stored(conn, tokens):
                 _check_index(conn)
-        return _hits(conn, ranked, [t for ts in terms for t in ts] or [needle])
+        return _hits(conn, ranked, tokens or [needle])
+
+
+def _each_term_indexed(conn: Connection, terms: list) -> bool:
+    """Whether the index finds every term on its own: then no hits is the truth (the terms are
+    never together, or the filters exclude them) and no scan or check is needed. Each probe
+    is one FTS5 lookup with LIMIT 1, so a multi-word query costs milliseconds, not a scan."""
+    probe = "SELECT 1 FROM post_fts WHERE post_fts MATCH ? LIMIT 1"
+    return len(terms) > 1 and all(conn.exec_driver_sql(probe, (match_expression([t]),)).first() is not None
+                                  for t in terms)
 
 
 def _every_token_stored(conn: Connection, tokens: list[str]) -> bool:
@@ -297,10 +311,14 @@ def linked_paper_texts(conn: Connection, post_ids: list[int]) -> dict[int, str]:
     return {k: "\n".join(v) for k, v in texts.items()}
 
 
-def search_row(post_id: int, title: str, text: str, paper_text: str | None) -> tuple[str, str, int]:
-    """(title, body, post_id) as stored in ``post_search``."""
-    body = text + ("\n" + paper_text if paper_text else "")
-    return document_text(title), document_text(body), post_id
+SEARCH_COLUMNS = "title, body, title_stem, body_stem"
+
+
+def search_row(post_id: int, title: str, text: str, paper_text: str | None) -> tuple[str, str, str, str, int]:
+    """(title, body, title_stem, body_stem, post_id) as stored in ``post_search`` (`SEARCH_COLUMNS`, id last)."""
+    body = document_text(text + ("\n" + paper_text if paper_text else ""))
+    title = document_text(title)
+    return title, body, stem_text(title), stem_text(body), post_id
 
 
 def reindex_posts(conn: Connection, post_ids: Iterable[int]) -> int:
@@ -312,6 +330,7 @@ def reindex_posts(conn: Connection, post_ids: Iterable[int]) -> int:
         rows = [search_row(pid, title, text, extra.get(pid)) for pid, title, text in
                 select_in(conn, "SELECT id, title, text FROM post WHERE id IN", part)]
         if rows:
-            conn.exec_driver_sql("UPDATE post_search SET title=?, body=? WHERE post_id=?", rows)
+            conn.exec_driver_sql(
+                "UPDATE post_search SET title=?, body=?, title_stem=?, body_stem=? WHERE post_id=?", rows)
         done += len(rows)
     return done

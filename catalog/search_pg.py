@@ -1,21 +1,29 @@
 """Full-text search on PostgreSQL: the same results as the SQLite/FTS5 search for the same catalog.
 
 The index is built over the same derived text (`catalog.searchtext.document_text`: NFKC,
-casefold, ё→е, Chinese segmented by jieba) that SQLite's FTS5 sees, stored in
-``post_search``. A generated ``tsvector`` column splits it into the runs of letters and
-digits FTS5's unicode61 tokenizer would see, with the ``simple`` configuration (no
-stemming, no stop words: no language favoured), the title weighted A and the body B,
-under a GIN index. Ranking is ``ts_rank`` with a title word worth ten body words, as
-SQLite's ``bm25(10, 1)``, divided by 1 + log(document length) as bm25 discounts long
-posts (on the sample corpus this gives SQLite's exact order for 19 of 20 queries and
-the same first hit for all 20; without it, 7 and 11).
+casefold, ё→е, Chinese segmented by jieba) and the same Snowball stems of it
+(`catalog.stemming`) that SQLite's FTS5 sees, stored in ``post_search``. Generated
+``tsvector`` columns split them into the runs of letters and digits FTS5's unicode61
+tokenizer would see, with the ``simple`` configuration (no stemming or stop words of
+PostgreSQL's own: the stems are ours, the same on both engines), the title weighted A and
+the body B, under GIN indexes: ``doc`` (the typed forms) and ``stem_doc`` (the stems).
+A term matches ``stem_doc``; a quoted one ``doc``. Ranking is ``ts_rank`` of the stems
+plus ``ts_rank`` of the typed forms (as SQLite's bm25 counts the exact columns on top
+of the stem ones), a title word worth ten body words, divided by 1 + log(document
+length) as bm25 discounts long posts.
 
-User input never becomes query syntax: `catalog.searchtext.query_terms` reduces it to
+A phrase (``self-attention``) must have its words adjacent, which a GIN index cannot
+check: it has no positions, so every post holding all the words had its tsvector read
+back. ``stem_pairs`` holds each pair of adjacent stems as one lexeme, so a phrase is
+first narrowed by its pairs in the index (see `create_stem_index`).
+
+User input never becomes query syntax: `catalog.searchtext.parse_query` reduces it to
 letter/digit tokens, and each term reaches PostgreSQL as a bound parameter of
-``phraseto_tsquery`` (adjacent words) or ``plainto_tsquery`` (Chinese words, ANDed).
-Queries of one or two characters, and Chinese phrases the segmenter split differently
-from the document, fall back to substring search (``LIKE``), which the ``pg_trgm`` GIN
-indexes on the title, the indexed body and the raw text serve.
+``phraseto_tsquery`` (adjacent words), ``plainto_tsquery`` (Chinese words, ANDed) or
+``to_tsquery`` over words of letters and digits only (a phrase held within the title or
+within the body). Queries of one or two characters, and Chinese phrases the segmenter
+split differently from the document, fall back to substring search (``LIKE``), which
+the ``pg_trgm`` GIN indexes on the title, the indexed body and the raw text serve.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from catalog.searchtext import _CJK_RUN, fold
+from catalog.searchtext import _CJK_RUN, Term, fold
+from catalog.stemming import tokens as stem_tokens
 
 # ts_rank weights are {D, C, B, A}: the body is B, the title A, worth ten times more.
 RANK_WEIGHTS = "{0, 0, 0.1, 1.0}"
 RANK_NORMALIZATION = 1  # rank / (1 + log(length)): long posts are discounted, as bm25 does
+# The typed form's share of the rank on top of the stems' (catalog.stem_index.RANK gives
+# SQLite's exact columns the stem columns' weights: the typed form counts twice).
+EXACT_SHARE = 1.0
 _SEP, _PAIR = "\x1f", "\x1e"
 
 
@@ -48,6 +60,33 @@ def create_search_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_post_text_trgm ON post USING gin (text gin_trgm_ops)")
 
 
+def create_stem_index(conn: Connection) -> None:
+    """Migration step (`catalog.stem_index`): a tsvector of the stems, title A and body B, under a GIN index.
+
+    The stem text is already single-spaced runs of letters and digits, so unlike ``doc``
+    it needs no regexp_replace."""
+    conn.exec_driver_sql(
+        "ALTER TABLE post_search ADD COLUMN IF NOT EXISTS stem_doc tsvector GENERATED ALWAYS AS ("
+        " setweight(to_tsvector('simple', title_stem), 'A') ||"
+        " setweight(to_tsvector('simple', body_stem), 'B')) STORED")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_post_search_stem_doc ON post_search USING gin (stem_doc)")
+    # Adjacent stems as one lexeme each ("attent_head"; stems never hold "_"), without positions:
+    # a GIN index has no positions, so a phrase of two frequent words had every post holding both
+    # read back to check adjacency (p95 122 ms at 100k posts); the pairs narrow that to the posts
+    # that really hold them side by side, and the phrase check reads only those.
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION digest_stem_pairs(words text) RETURNS tsvector"
+        " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$"
+        " SELECT COALESCE(array_to_tsvector(array_agg(DISTINCT w || '_' || n)), ''::tsvector)"
+        " FROM (SELECT w, lead(w) OVER (ORDER BY i) AS n"
+        "       FROM unnest(string_to_array(words, ' ')) WITH ORDINALITY AS u(w, i)) x"
+        " WHERE n IS NOT NULL AND w <> '' AND n <> '' $$")
+    conn.exec_driver_sql(
+        "ALTER TABLE post_search ADD COLUMN IF NOT EXISTS stem_pairs tsvector GENERATED ALWAYS AS ("
+        " digest_stem_pairs(title_stem) || digest_stem_pairs(body_stem)) STORED")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_post_search_stem_pairs ON post_search USING gin (stem_pairs)")
+
+
 def _filters(filters: Any, params: dict[str, Any]) -> str:
     """`catalog.search.Filters.sql` (one definition for both engines), its ``?`` as named binds."""
     where, values = filters.sql()
@@ -56,27 +95,60 @@ def _filters(filters: Any, params: dict[str, Any]) -> str:
     return re.sub(r"\?", lambda _: f":f{next(numbers)}", where)
 
 
-def _tsquery(terms: list[list[str]], params: dict[str, Any]) -> str:
-    """One tsquery from the terms, every word a bound parameter (no user string is ever parsed as syntax)."""
-    parts = []
-    for n, tokens in enumerate(terms):
-        params[f"t{n}"] = " ".join(t.replace("_", " ") for t in tokens)
+def _phrase(tokens: tuple[str, ...], chinese: bool, name: str, params: dict[str, Any]) -> str:
+    """A tsquery of `tokens` as a bound parameter (no user string is ever parsed as syntax)."""
+    words = [w for t in tokens for w in stem_tokens(t)]  # letters and digits only: no tsquery syntax left
+    if chinese or len(words) == 1:
+        params[name] = " ".join(words)
         # Chinese words are not adjacent in the index (cut_for_search adds sub-words): AND them, as FTS5 does.
-        fn = "plainto_tsquery" if any(_CJK_RUN.search(t) for t in tokens) else "phraseto_tsquery"
-        parts.append(f"{fn}('simple', :t{n})")
-    return " && ".join(parts)
+        return f"{'plainto_tsquery' if chinese else 'phraseto_tsquery'}('simple', :{name})"
+    # The body's positions follow the title's in one tsvector: a phrase must not run from the
+    # end of the title into the body (FTS5 matches a phrase within one column), so all its
+    # words carry one weight.
+    params[name] = " | ".join("(" + " <-> ".join(f"{w}:{weight}" for w in words) + ")" for weight in "AB")
+    return f"to_tsquery('simple', :{name})"
 
 
-def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
+def _tsqueries(terms: list[Term], params: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(stems to match, exact forms to match, typed forms to rank, stem pairs to narrow by), as SQL.
+
+    The same rules as FTS5 (`catalog.searchtext.match_expression`): a term matches its
+    stems, an exact (quoted) term its typed forms; the typed forms of every term add to
+    the rank. A phrase of stems must also hold its adjacent pairs (``stem_pairs``): the
+    same posts, found in the index instead of by reading each candidate's tsvector. An
+    empty part is NULL (and drops out of the match and the rank).
+    """
+    stems, exact, typed, pairs = [], [], [], []
+    for n, term in enumerate(terms):
+        typed.append(_phrase(term.tokens, term.chinese, f"t{n}", params))
+        if term.exact:
+            exact.append(typed[-1])
+            continue
+        stems.append(_phrase(term.stems, term.chinese, f"s{n}", params))
+        words = [w for s in term.stems for w in stem_tokens(s)]
+        if not term.chinese and len(words) > 1:
+            # letters and digits joined by "_": quoted lexemes, no tsquery syntax possible
+            pairs += [f"'{a}_{b}'" for a, b in zip(words, words[1:])]
+    if pairs:
+        params["pairs"] = " & ".join(dict.fromkeys(pairs))
+    return (" && ".join(stems) or "NULL::tsquery", " && ".join(exact) or "NULL::tsquery",
+            " || ".join(typed), "CAST(:pairs AS tsquery)" if pairs else "NULL::tsquery")
+
+
+def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int) -> list[int]:
     params: dict[str, Any] = {"limit": limit}
-    query = _tsquery(terms, params)
+    stems, exact, typed, pairs = _tsqueries(terms, params)
     where = _filters(filters, params)
-    match = f", ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
+    conditions = [c for c, q in (("s.stem_pairs @@ q.qp", pairs), ("s.stem_doc @@ q.qs", stems),
+                                 ("s.doc @@ q.qe", exact)) if not q.startswith("NULL")]
+    match = f", (SELECT {stems}, {exact}, {typed}, {pairs}) AS q(qs, qe, qt, qp) WHERE {' AND '.join(conditions)}"
     matches = f"FROM post_search s JOIN post p ON p.id = s.post_id{match}"
     floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params)
     bound = "" if floor is None else " AND s.post_id > :floor"
-    sql = (f"SELECT p.id {matches}{bound}{where}"
-           f" ORDER BY ts_rank('{RANK_WEIGHTS}', s.doc, q.q, {RANK_NORMALIZATION}) DESC, p.id LIMIT :limit")
+    # ts_rank is zero for an empty query: COALESCE keeps an all-exact query's rank.
+    rank = (f"COALESCE(ts_rank('{RANK_WEIGHTS}', s.stem_doc, q.qs, {RANK_NORMALIZATION}), 0)"
+            f" + {EXACT_SHARE} * ts_rank('{RANK_WEIGHTS}', s.doc, q.qt, {RANK_NORMALIZATION})")
+    sql = f"SELECT p.id {matches}{bound}{where} ORDER BY {rank} DESC, p.id LIMIT :limit"
     return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
 
 
@@ -115,7 +187,7 @@ def _substring_ids(conn: Connection, needle: str, filters: Any, limit: int) -> l
     return [r[0] for r in conn.execute(text(sql), params)]
 
 
-def ranked_ids(conn: Connection, needle: str, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
+def ranked_ids(conn: Connection, needle: str, terms: list[Term], filters: Any, limit: int) -> list[int]:
     """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`)."""
     if len(needle) <= 2:
         return _substring_ids(conn, needle, filters, limit)

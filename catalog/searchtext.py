@@ -4,7 +4,9 @@ FTS5's unicode61 tokenizer splits on anything that is not a letter or digit, whi
 is right for Russian and English but leaves Chinese as one long token. So text is
 prepared in Python first: NFKC, casefold, ё→е, and CJK runs segmented with jieba
 (``cut_for_search`` for documents, which also emits the shorter words inside long
-ones, so a query segmented with plain ``cut`` finds them).
+ones, so a query segmented with plain ``cut`` finds them). Beside that text the index
+holds its Snowball stems (`catalog.stemming`); a query term matches the stems and
+ranks the typed form higher (`match_expression`).
 
 The segmenter is rjieba (jieba-rs, the same dictionary and algorithm in Rust): on our
 Chinese samples it gives exactly jieba's words at about 15× the speed, which matters
@@ -18,6 +20,9 @@ import logging
 import re
 import threading
 import unicodedata
+from dataclasses import dataclass
+
+from catalog.stemming import stem_token, tokens as stem_tokens
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+")
@@ -100,13 +105,69 @@ def query_terms(query: str, *, segmenter=None) -> list[list[str]]:
     return terms
 
 
-def match_expression(terms: list[list[str]]) -> str:
-    """An FTS5 MATCH string where every token is a quoted string: phrases ANDed together."""
-    phrases = []
-    for tokens in terms:
-        quoted = ['"' + t.replace('"', '""') + '"' for t in tokens]
+@dataclass(frozen=True)
+class Term:
+    """One term of a query: its folded tokens (a phrase) and their stems.
+
+    An ``exact`` term (a quoted phrase) matches the typed forms only; any other term
+    matches every form of its words (their stems) and ranks higher where the typed
+    form itself occurs.
+    """
+
+    tokens: tuple[str, ...]
+    exact: bool = False
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        return tuple(stem_token(p) for t in self.tokens for p in stem_tokens(t))
+
+    @property
+    def chinese(self) -> bool:
         # Chinese words are not adjacent in the index (cut_for_search interleaves the
         # sub-words of long words), so they are ANDed; other pieces form a phrase.
-        joiner = " AND " if any(_CJK_RUN.search(t) for t in tokens) else " + "
-        phrases.append(quoted[0] if len(quoted) == 1 else "(" + joiner.join(quoted) + ")")
-    return " AND ".join(phrases)
+        return any(_CJK_RUN.search(t) for t in self.tokens)
+
+
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def parse_query(query: str, *, segmenter=None) -> list[Term]:
+    """A user query as terms, all of which a post must match.
+
+    Each whitespace-separated word is a term (``self-attention`` a phrase of two
+    tokens); a passage in balanced double quotes is one exact phrase. A lone quote is
+    dropped like any other punctuation.
+    """
+    folded = fold(query)
+    terms = []
+    for phrase in _QUOTED.findall(folded):
+        tokens = [t for piece in query_terms(phrase, segmenter=segmenter) for t in piece]
+        terms.append(Term(tuple(tokens), exact=True))
+    loose = _QUOTED.sub(" ", folded)
+    terms += [Term(tuple(tokens)) for tokens in query_terms(loose, segmenter=segmenter)]
+    # Both indexes split on "_": a token of underscores only has nothing to match.
+    terms = [Term(tuple(t for t in term.tokens if stem_tokens(t)), term.exact) for term in terms]
+    return [term for term in terms if term.tokens]
+
+
+def _fts_phrase(tokens: tuple[str, ...], chinese: bool) -> str:
+    quoted = ['"' + t.replace('"', '""') + '"' for t in tokens]
+    return quoted[0] if len(quoted) == 1 else "(" + (" AND " if chinese else " + ").join(quoted) + ")"
+
+
+def match_expression(terms: list[Term]) -> str:
+    """An FTS5 MATCH string where every token is a quoted string: the terms ANDed together.
+
+    A term matches the stem columns; its typed form, ORed in over the exact columns,
+    adds nothing to what matches (a typed form always has its stem beside it) but adds
+    its own bm25 score, so a post with the form typed ranks above one with another
+    form. An exact term matches the exact columns only.
+    """
+    parts = []
+    for term in terms:
+        exact = "{title body}: " + _fts_phrase(term.tokens, term.chinese)
+        if term.exact:
+            parts.append(exact)
+        else:
+            parts.append(f"({exact} OR {{title_stem body_stem}}: {_fts_phrase(term.stems, term.chinese)})")
+    return " AND ".join(parts)

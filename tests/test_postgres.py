@@ -17,7 +17,10 @@ from helpers import REPO, message, telegram_export, write_json
 
 QUERIES = ["drophead", "attention", "transformer", "arxiv", "vae", "регуляризация", "nlp", "dropout", "optimus",
            "bert", "weight decay", "self-attention", "NVAE", "latent", "注意力", "正则化", "后验坍缩", "головы",
-           "learning rate", "batch", "BN", "头", "β", "GPT-4", "c++", "_", "%", "'; DROP TABLE post; --", "Ёмкая"]
+           "learning rate", "batch", "BN", "头", "β", "GPT-4", "c++", "_", "%", "'; DROP TABLE post; --", "Ёмкая",
+           # other forms than the text's (issue 30), and quoted exact phrases
+           "регуляризации", "трансформер", "head", "heads", "голова внимания", "learned", '"weight decay"',
+           '"головы"', '"head"']
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import catalog.search as search_module
 from catalog.db import open_db
 from catalog.ingest import ingest_file
 from catalog.search import Filters, search
-from catalog.searchtext import match_expression, query_terms
+from catalog.searchtext import match_expression, parse_query
+from catalog.stem_index import RANK
 from helpers import message, telegram_export, write_json
 
 WINDOW = 5
@@ -56,8 +57,9 @@ def scored_matches(engine, query: str) -> list[tuple[int, float]]:
     """(post id, bm25 as the catalog ranks it) of every match, newest (highest id) first."""
     with engine.connect() as c:
         return c.exec_driver_sql(
-            "SELECT rowid, bm25(post_fts, 10.0, 1.0) FROM post_fts WHERE post_fts MATCH ? ORDER BY rowid DESC",
-            (match_expression(query_terms(query)),)).fetchall()
+            f"SELECT rowid, {RANK.replace('bm25(', 'bm25(post_fts, ')} FROM post_fts WHERE post_fts MATCH ?"
+            " ORDER BY rowid DESC",
+            (match_expression(parse_query(query)),)).fetchall()
 
 
 def unbounded(engine, query: str, **kw) -> list[dict]:
@@ -82,7 +84,7 @@ def test_queries_within_the_window_are_unchanged(synthetic_engine, small_window,
     with synthetic_engine.connect() as c:
         plain = [r[0] for r in c.exec_driver_sql(
             "SELECT rowid FROM post_fts WHERE post_fts MATCH ? ORDER BY rank LIMIT 20",
-            (match_expression(query_terms(query)),))]
+            (match_expression(parse_query(query)),))]
     assert [h["id"] for h in hits] == plain
 
 

@@ -411,7 +411,8 @@ def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     manifest = json.loads((site / "pagefind" / "shards.json").read_text(encoding="utf-8"))
     assert [s["path"] for s in manifest["shards"]] == ["shard-0000/"]  # a small site is one shard
     entry = json.loads((site / "pagefind" / "shard-0000" / "pagefind-entry.json").read_text(encoding="utf-8"))
-    assert list(entry["languages"]) == ["zh"]  # one index for ru, en and zh (see catalog/sitegen/search.py)
+    # one index per language, each stemmed or segmented its own way (see catalog/sitegen/search.py)
+    assert sorted(entry["languages"]) == ["en", "ru", "zh"]
     assert not (site / "search" / "search_index.json").exists()  # mkdocs' one-file index is gone
     urls = {f["url"] for f in pagefind_fragments(site)}
     assert sum(u.startswith("/posts/") for u in urls) == 31 and sum(u.startswith("/papers/") for u in urls) == 15
@@ -733,3 +734,31 @@ def test_an_exploratory_run_is_labelled_and_not_the_one_the_page_leads_with(buil
     lead = text[text.index("Claims and verdicts"):text.index("Arms")]
     assert "(5 seeds fixed by the preset)" in lead and "exploratory" not in lead
     assert "Exploratory run : not the preset's pre-registered run (--seed 5" in text
+
+
+def test_post_articles_carry_their_language_and_each_language_has_its_index(built):
+    """Issue 30: Pagefind stems a page by its language, so a post's article says which it is,
+    its search copy is a document of that language, and each shard lists its language indexes."""
+    from catalog.sitegen.search import read_manifest, search_copy
+
+    site = built["site"]
+    cases = [("scheduled-drophead-regulyarizatsiya-transformerov-*", "ru"),
+             ("adam-https-arxiv-org-abs-1412-6980-and-deco*", "en")]
+    for pattern, lang in cases:
+        page = page_html(site, "posts", pattern)
+        assert f'<div data-pagefind-body lang="{lang}">' in page
+        copy = search_copy(page.encode()).decode()
+        assert copy.startswith(f'<!doctype html><html lang="{lang}">')
+    chinese = [p for p in (site / "posts").glob("*/index.html")
+               if "自注意力机制只需要十五行代码" in p.read_text(encoding="utf-8")]
+    assert chinese and '<div data-pagefind-body lang="zh">' in chinese[0].read_text(encoding="utf-8")
+    about = (site / "about" / "index.html").read_text(encoding="utf-8")  # not a post: the site's English
+    assert "<div data-pagefind-body>" in about
+    assert search_copy(about.encode()).startswith(b'<!doctype html><html lang="en">')
+    shards = read_manifest(site)["shards"]
+    assert {"ru", "en", "zh"} <= {lang for shard in shards for lang in shard["languages"]}
+    for shard in shards:
+        entry = json.loads((site / "pagefind" / shard["path"] / "pagefind-entry.json").read_text(encoding="utf-8"))
+        assert sorted(shard["languages"]) == sorted(entry["languages"])
+        stemmed = {lang for lang, index in entry["languages"].items() if index["wasm"]}  # Snowball in its wasm
+        assert stemmed >= {"ru", "en"} & set(entry["languages"])

@@ -11,7 +11,9 @@ cannot start, and fails instead under `CI=true` (tests/helpers.py `missing`).
 from __future__ import annotations
 
 import functools
+import html
 import http.server
+import re
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -134,6 +136,46 @@ def test_search_finds_the_post_in_each_language(driver, site_url, query, expecte
     assert any(expected_path in h["href"] and expected_title in h["title"] for h in hits[:5]), hits[:5]
     assert_no_alert(driver)
     assert requested_hosts(driver) == {site_url.split("/")[2]}  # nothing from outside 127.0.0.1
+
+
+@pytest.mark.parametrize("query, family", [
+    ("регуляризации", "регуляризац"),  # genitive: the posts say регуляризация, регуляризацию
+    ("трансформер", "трансформер"),  # the posts say трансформеров, трансформеры
+    ("head", "head"),  # the post says heads
+])
+def test_the_search_box_finds_other_forms_of_a_word(driver, site_url, query, family):
+    """Issue 30's table on the site: Pagefind stems each post by its language."""
+    from test_site import _BUILT
+
+    site = _BUILT["sqlite"]["site"]
+    # the post pages whose article has a word of the family (the oracle: their own text)
+    expected = {p.parent.name for p in (site / "posts").glob("*/index.html")
+                if "archive" not in p.parts and re.search(family + r"\w*", article_text(p), re.I)}
+    assert expected
+    hits = search(driver, site_url, query)
+    found = {h["href"].rstrip("/").rsplit("/", 1)[-1] for h in hits if "/posts/" in h["href"]}
+    assert expected <= found, (query, hits)
+    assert_no_alert(driver)
+
+
+def test_one_search_box_finds_posts_in_three_languages_together(driver, site_url):
+    """The Search page is English, yet one query lists Russian, English and Chinese posts: each shard's
+    language indexes are merged (the catalog finds "drophead" in posts of all three languages)."""
+    from test_site import _BUILT
+
+    site = _BUILT["sqlite"]["site"]
+    pages = {p.parent.name: p for p in (site / "posts").glob("*/index.html") if "archive" not in p.parts}
+    hits = [h for h in search(driver, site_url, "drophead") if "/posts/" in h["href"]]
+    langs = {re.search(r'data-pagefind-body(?: lang="([a-z]+)")?', pages[h["href"].rstrip("/").rsplit("/", 1)[-1]]
+                       .read_text(encoding="utf-8")).group(1) for h in hits}
+    assert {"ru", "en", "zh"} <= langs, hits
+    assert driver.execute_script("return document.documentElement.lang") == "en"
+
+
+def article_text(page: Path) -> str:
+    text = page.read_text(encoding="utf-8")
+    body = text[text.index("data-pagefind-body"):text.index("<!--/digest:search-->")]
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
 
 
 def test_home_page_renders_and_its_search_box_leads_to_results(driver, site_url):

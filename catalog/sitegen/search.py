@@ -25,14 +25,17 @@ What is indexed: the article of each page that does not set ``search: exclude``
 (content/overrides/main.html marks it ``data-pagefind-body``); filters come from
 ``data-pagefind-filter`` on posts (type, source, language, tag) and papers.
 
-Language: the whole site is indexed as one language, ``zh``, so that Pagefind's
-extended build segments Chinese both in the pages and in the query, and one index
-answers Russian, English and Chinese alike (per-language indexes would only answer the
-language of the page the search box sits on). Latin and Cyrillic words are still split
-on spaces and punctuation; there is no stemming, but the last word of a query matches
-as a prefix. For Chinese, `cjk_terms` adds jieba's search-mode words of a post (the
-shorter words inside long ones: 注意力 inside 自注意力) in a hidden paragraph, so a word
-is found however the segmenter cut the text around it.
+Language: each page is indexed in its own language, so Pagefind stems Russian and
+English words (Snowball, as the catalog's search does) and segments Chinese (the
+extended build): a post's article carries its ``lang`` (content/templates/post.html.j2),
+its search copy is a document of that language; every other page is English. Pagefind
+then writes one index per language into a shard's bundle; the manifest lists them
+(`shard_languages`), and the Search page merges the indexes of every language of a
+shard into one instance (assets/search.js), so one search box finds ru, en and zh posts
+together, each index reading the query its own way. The last word of a query still
+matches as a prefix. For Chinese, `cjk_terms` adds jieba's search-mode words of a post
+(the shorter words inside long ones: 注意力 inside 自注意力) in a hidden paragraph, so a
+word is found however the segmenter cut the text around it.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ MANIFEST = "shards.json"
 SHARD_POSTS = 5_000  # posts per shard: a frequent word's posting list stays a few hundred KB, and one
 # Pagefind process needs about 0.7 GB for it
 PAGEFIND_JOBS = 2  # shards indexed at once (Pagefind keeps about one core busy)
-LANGUAGE = "zh"
+LANGUAGE = "en"  # of the pages that name none: the site's own
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -170,6 +174,8 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     finally:
         for job in running:
             job.kill()
+    for entry in entries:
+        entry["languages"] = shard_languages(out / entry["path"])
     keep = {entry["path"].rstrip("/") for entry in entries}
     for stale in out.glob("shard-*"):
         if stale.name not in keep:
@@ -179,6 +185,15 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     return time.perf_counter() - t0
 
 
+def shard_languages(bundle: Path) -> list[str]:
+    """The languages Pagefind wrote an index for in `bundle`, most pages first (what the Search page merges)."""
+    try:
+        languages = json.loads((bundle / "pagefind-entry.json").read_text(encoding="utf-8"))["languages"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return sorted(languages, key=lambda code: (-languages[code].get("page_count", 0), code))
+
+
 def read_manifest(site_dir: Path) -> dict:
     try:
         return json.loads((Path(site_dir) / BUNDLE / MANIFEST).read_text(encoding="utf-8"))
@@ -186,12 +201,26 @@ def read_manifest(site_dir: Path) -> dict:
         return {}
 
 
-BODY_OPEN = "<div data-pagefind-body>"
+BODY_OPEN = "<div data-pagefind-body"  # then the article's lang, if it has one of its own
+_BODY_OPEN = re.compile(r'<div data-pagefind-body(?: lang="([a-z0-9-]+)")?>')
 SEARCH_END = "<!--/digest:search-->"  # follows the searched article's closing </div>
 
 
-def search_document(article: str) -> bytes:
-    return f'<!doctype html><html lang="{LANGUAGE}"><head><meta charset="utf-8"></head><body>{article}</body></html>'.encode()
+def page_language(code: str | None) -> str:
+    """A post's language code as the ``lang`` of its article; "" (the site's) for none or a malformed one."""
+    code = (code or "").strip().lower()
+    return code if _LANGUAGE_TAG.fullmatch(code) else ""
+
+
+def body_open(lang: str = "") -> str:
+    """The opening tag of a searched article (`lang` from `page_language`)."""
+    return f'{BODY_OPEN} lang="{lang}">' if lang else f"{BODY_OPEN}>"
+
+
+def search_document(article: str, lang: str = "") -> bytes:
+    """A bare document of the article, in its language, for Pagefind to index."""
+    return (f'<!doctype html><html lang="{lang or LANGUAGE}"><head><meta charset="utf-8"></head>'
+            f"<body>{article}</body></html>").encode()
 
 
 def search_copy(page: bytes) -> bytes | None:
@@ -200,9 +229,9 @@ def search_copy(page: bytes) -> bytes | None:
     and scripts are most of a page's bytes; without them Pagefind indexes 10k posts in about
     a third of the time, and records the same URL, title, text and filters."""
     text = page.decode("utf-8")
-    start = text.find(BODY_OPEN)
-    end = text.find(SEARCH_END, start) if start >= 0 else -1
-    return None if end < 0 else search_document(text[start:end])
+    found = _BODY_OPEN.search(text)
+    end = text.find(SEARCH_END, found.start()) if found else -1
+    return None if end < 0 else search_document(text[found.start():end], found.group(1) or "")
 
 
 def copy_digest(copy: bytes | None) -> bytes | None:
@@ -247,8 +276,8 @@ class PagefindJob:
             if not made:
                 shutil.rmtree(stage, ignore_errors=True)
                 return None
-            cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle),
-                   "--force-language", LANGUAGE, "--quiet"]
+            # No --force-language: each page is indexed (and stemmed) in the language its <html lang> names.
+            cmd = [str(pagefind_executable()), "--site", str(stage), "--output-path", str(bundle), "--quiet"]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except (OSError, DigestError) as exc:
             shutil.rmtree(stage, ignore_errors=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import DigestError
-from catalog.sitegen.search import BODY_OPEN, SEARCH_END, copy_digest, search_document
+from catalog.sitegen.search import SEARCH_END, body_open, copy_digest, page_language, search_document
 
 CUT = "<!--digest:cut-->"
 HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
@@ -49,28 +49,29 @@ class RawPage:
     head: str  # extra <head> tags
     body: str  # the article
     aside: str = ""  # shown after the article, never searched (related items)
+    lang: str = ""  # the article's language ("": the site's); Pagefind stems the page by it
 
     @classmethod
     def parse(cls, rendered: str, name: str = "page") -> "RawPage":
         parts = rendered.split(CUT)
-        if len(parts) != 5:
-            raise DigestError(f"{name}: a raw page template must render 5 parts, got {len(parts)}")
-        title, exclude, head, body, aside = (part.strip("\n") for part in parts)
+        if len(parts) != 6:
+            raise DigestError(f"{name}: a raw page template must render 6 parts, got {len(parts)}")
+        title, exclude, head, body, aside, lang = (part.strip("\n") for part in parts)
         if "<h1" not in body:
             raise DigestError(f"{name}: a raw page must have its own <h1>")
         head = head.strip()
         return cls(title.strip(), exclude.strip() == "exclude", "\n" + head if head else "", body,
-                   "\n" + aside if aside.strip() else "")
+                   "\n" + aside if aside.strip() else "", page_language(lang))
 
     def content(self) -> str:
         """The page's content as the theme shows it: a search result's article is marked for Pagefind."""
         if self.exclude:
             return self.body + self.aside
-        return f"{BODY_OPEN}{self.body}</div>{SEARCH_END}{self.aside}"
+        return f"{body_open(self.lang)}{self.body}</div>{SEARCH_END}{self.aside}"
 
     def search_copy(self) -> bytes | None:
         """What Pagefind indexes of the page: the same bytes `search.search_copy` cuts from its HTML."""
-        return None if self.exclude else search_document(f"{BODY_OPEN}{self.body}</div>")
+        return None if self.exclude else search_document(f"{body_open(self.lang)}{self.body}</div>", self.lang)
 
     def markdown(self) -> str:
         """The page as a mkdocs source file (front matter, then HTML that raw_html_hook passes through)."""

@@ -6,6 +6,9 @@
 // so a word found nowhere costs the same at any size), or when "More results" is
 // pressed. Within a shard results are ranked by relevance, across shards newest first.
 // Filter counts are loaded after the first results are shown, so they never delay them.
+// Each page is indexed in its own language (Russian and English stemmed, Chinese
+// segmented), one index per language in a shard's bundle: a shard's instance merges
+// them all, so one query finds posts of every language, each index reading it its way.
 // Everything from the index (titles, filter values, snippets) is put on the page as text:
 // a snippet is rebuilt from its text and its <mark> elements only, so no markup from a
 // post can reach the page.
@@ -41,21 +44,42 @@
         if (!resp.ok) { throw new Error("shards.json: HTTP " + resp.status); }
         return resp.json();
       }).then(function (m) {
-        return m.shards.map(function (s) { return { url: new URL(s.path, bundle), posts: s.posts }; });
+        return m.shards.map(function (s) {
+          return { url: new URL(s.path, bundle), posts: s.posts, languages: s.languages || [] };
+        });
       });
       manifest.catch(function () { manifest = null; });
     }
     return manifest;
   }
 
-  // One Pagefind instance per shard, made when a query first needs that shard.
-  function instance(shardUrl) {
-    var key = shardUrl.href;
+  // One Pagefind instance per shard, made when a query first needs that shard. Pagefind
+  // opens the index of the language the page's <html lang> names (the largest when the
+  // bundle has none of it), so that attribute is set to the shard's first language while
+  // the instance is made; its other languages are merged in. mergeIndex skips a path the
+  // primary index starts with, so they are named by an equivalent path ("./" in it).
+  function instance(shard) {
+    var key = shard.url.href;
     if (!instances[key]) {
-      api = api || import(new URL("pagefind.js", shardUrl).href);
+      api = api || import(new URL("pagefind.js", shard.url).href);
       instances[key] = api.then(function (pf) {
-        var inst = pf.createInstance({ basePath: shardUrl.pathname });
-        return inst.options({ baseUrl: siteRoot.pathname, excerptLength: 30 }).then(function () { return inst; });
+        var html = document.documentElement;
+        var pageLang = html.getAttribute("lang");
+        var langs = shard.languages;
+        var inst;
+        if (langs.length) { html.setAttribute("lang", langs[0]); }
+        try {
+          inst = pf.createInstance({ basePath: shard.url.pathname });
+        } finally {
+          if (pageLang === null) { html.removeAttribute("lang"); } else { html.setAttribute("lang", pageLang); }
+        }
+        return inst.options({ baseUrl: siteRoot.pathname, excerptLength: 30 }).then(function () {
+          return Promise.all(langs.slice(1).map(function (lang) {
+            // options() reaches the primary index only: the merged ones get theirs here
+            return inst.mergeIndex(shard.url.pathname + "./",
+              { language: lang, baseUrl: siteRoot.pathname, excerptLength: 30 });
+          }));
+        }).then(function () { return inst; });
       });
       instances[key].catch(function () { delete instances[key]; });
     }
@@ -142,7 +166,7 @@
   // Ask the next shard (newest first); adds its results, ranked by relevance, after the newer ones.
   function askNext(st) {
     var shard = st.shards[st.asked];
-    return instance(shard.url).then(function (inst) {
+    return instance(shard).then(function (inst) {
       return inst.search(st.query, { filters: st.filters }).then(function (found) {
         st.asked += 1;
         st.posts += shard.posts;
