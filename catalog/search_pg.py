@@ -67,26 +67,29 @@ def _tsquery(terms: list[list[str]], params: dict[str, Any]) -> str:
     return " && ".join(parts)
 
 
-def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
+def _fts_ids(conn: Connection, terms: list[list[str]], filters: Any, limit: int,
+             window: tuple[int, int]) -> list[int]:
     params: dict[str, Any] = {"limit": limit}
     query = _tsquery(terms, params)
     where = _filters(filters, params)
     match = f", ({'SELECT ' + query}) AS q(q) WHERE s.doc @@ q.q"
     matches = f"FROM post_search s JOIN post p ON p.id = s.post_id{match}"
-    floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params)
+    floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params, window)
     bound = "" if floor is None else " AND s.post_id > :floor"
     sql = (f"SELECT p.id {matches}{bound}{where}"
            f" ORDER BY ts_rank('{RANK_WEIGHTS}', s.doc, q.q, {RANK_NORMALIZATION}) DESC, p.id LIMIT :limit")
     return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
 
 
-def _window_floor(conn: Connection, alone: str, matches: str, where: str, params: dict[str, Any]) -> int | None:
+def _window_floor(conn: Connection, alone: str, matches: str, where: str, params: dict[str, Any],
+                  window: tuple[int, int]) -> int | None:
     """The post id just below the `RANK_WINDOW` newest matches, or None: rank them all; the same
     rule as SQLite's (`catalog.search._window_floor`), so both engines return the same posts for a
     frequent word, and ts_rank reads a thousand documents instead of every match.
 
-    `alone` selects the matches from post_search only, `matches` joins post for `where`."""
-    from catalog.search import FILTER_SCAN, RANK_WINDOW
+    `alone` selects the matches from post_search only, `matches` joins post for `where`;
+    `window` is (RANK_WINDOW, FILTER_SCAN), passed in by `catalog.search`, which owns them."""
+    rank_window, filter_scan = window
 
     def newest(source: str, extra: str, offset: int, values: dict[str, Any]) -> int | None:
         sql = f"SELECT s.post_id {source}{extra} ORDER BY s.post_id DESC LIMIT 1 OFFSET :offset"
@@ -94,12 +97,12 @@ def _window_floor(conn: Connection, alone: str, matches: str, where: str, params
 
     # Without the join the planner walks post_search backwards by id and stops at the offset
     # (a frequent word is dense, so that is a few thousand rows), or takes the GIN index for a rare one.
-    floor = newest(alone, "", RANK_WINDOW, params)
+    floor = newest(alone, "", rank_window, params)
     if floor is None or not where:
         return floor
-    scan_floor = newest(alone, "", FILTER_SCAN, params)
+    scan_floor = newest(alone, "", filter_scan, params)
     scan = "" if scan_floor is None else " AND s.post_id > :scan_floor"
-    return newest(matches, f"{scan}{where}", RANK_WINDOW, {**params, "scan_floor": scan_floor})
+    return newest(matches, f"{scan}{where}", rank_window, {**params, "scan_floor": scan_floor})
 
 
 def _like_pattern(value: str) -> str:
@@ -115,13 +118,15 @@ def _substring_ids(conn: Connection, needle: str, filters: Any, limit: int) -> l
     return [r[0] for r in conn.execute(text(sql), params)]
 
 
-def ranked_ids(conn: Connection, needle: str, terms: list[list[str]], filters: Any, limit: int) -> list[int]:
-    """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`)."""
+def ranked_ids(conn: Connection, needle: str, terms: list[list[str]], filters: Any, limit: int,
+               window: tuple[int, int]) -> list[int]:
+    """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`);
+    `window` is (RANK_WINDOW, FILTER_SCAN)."""
     if len(needle) <= 2:
         return _substring_ids(conn, needle, filters, limit)
     if not terms:
         return []
-    ranked = _fts_ids(conn, terms, filters, limit)
+    ranked = _fts_ids(conn, terms, filters, limit, window)
     if not ranked and _CJK_RUN.search(needle):
         ranked = _substring_ids(conn, needle, filters, limit)
     return ranked

@@ -526,7 +526,8 @@ def test_links_inside_raw_html_pages_resolve(built):
 
 
 def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
-    from catalog.sitegen.generate import DocsWriter, PageLinks
+    from catalog.sitegen.generate import PageLinks
+    from catalog.sitegen.writer import DocsWriter
 
     links = PageLinks()
     assert links("../../", "posts", "a-post") == "../../posts/a-post/"
@@ -562,7 +563,7 @@ def test_stamping_in_forked_workers_writes_the_same_pages(built, tmp_path, monke
     """A large plan is stamped by forked workers: the same files, hashes and link targets as inline."""
     from catalog.sitegen import stamp
     from catalog.sitegen.build import run_mkdocs
-    from catalog.sitegen.generate import DocsWriter
+    from catalog.sitegen.writer import DocsWriter
 
     monkeypatch.setattr(stamp, "PARALLEL_MIN", 1)
     results = {}

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs, load_digests, save_digests
+from catalog.sitegen.generate import SITE_SRC, GenerateStats, generate_docs
+from catalog.sitegen.writer import DocsWriter, load_digests, save_digests
 from catalog.sitegen.search import BUNDLE, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.stamp import SHELL_NAME
 

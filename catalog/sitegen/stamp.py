@@ -29,6 +29,7 @@ from typing import Any
 
 from catalog.errors import DigestError
 from catalog.sitegen.search import BODY_OPEN, SEARCH_END, copy_digest, search_document
+from catalog.sitegen.writer import DocsWriter
 
 CUT = "<!--digest:cut-->"
 HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
@@ -211,8 +212,6 @@ def _forked_part(k: int):
 def _stamp_part(plan: StampPlan, shells: dict[str, Shell], site: Any, k: int, n: int):
     """Stamp every n-th planned page from the k-th into the folder of writer `site`; returns
     (files written, paths seen, file digests, search hashes, link targets)."""
-    from catalog.sitegen.generate import DocsWriter
-
     writer = DocsWriter(site.root, site.previous)
     links = plan.env.globals["url"]
     before = set(links.targets)
