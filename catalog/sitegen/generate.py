@@ -1,8 +1,8 @@
 """Catalog -> Markdown pages for mkdocs (one page per post, paper, tag, source, reproduction).
 
 Everything here reads the database once, shapes plain dicts, and renders the Jinja
-templates in ``content/templates`` (package data of `catalog.sitegen`, so an installed
-`digest` finds them without a checkout). The Jinja environment escapes by default: every
+templates in the top-level ``site/templates`` (shipped in the package too, so an installed
+`digest` finds them without a checkout; see paths.py). The Jinja environment escapes by default: every
 ``{{ value }}`` becomes inert Markdown text (see `escape`) unless a template or this
 module marks it safe on purpose (our own links, our own hand-written pages, the
 docstrings of our reproductions). Files are written only when their content changed,
@@ -12,7 +12,6 @@ and stale generated files are removed, so `digest site serve` rebuilds little.
 from __future__ import annotations
 
 import logging
-from importlib import resources
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,15 +32,14 @@ from catalog.sitegen.search import cjk_terms
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
 from catalog.sitegen.slugs import SlugRegistry, make_slug
 from catalog.sitegen.stamp import StampPlan, shell_markdown, shell_source
+from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
 from catalog.sitegen.writer import MARKER, DocsWriter
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout when run from one; only searched for run files
-# templates, theme overrides, hand-written pages and mkdocs.yml: package data, not a package
-SITE_SRC = Path(str(resources.files("catalog.sitegen") / "content"))
-HOME_INTRO = "home.md"  # content/pages/home.md is the home page's intro, not a page of its own
+HOME_INTRO = "home.md"  # site/pages/home.md is the home page's intro, not a page of its own
 LATEST_ON_HOME = 12
 LATEST_ON_POSTS_INDEX = 50
 RUNS_PER_REPRODUCTION = 12  # the latest run of each preset is shown in full, older ones collapsed
@@ -339,7 +337,7 @@ class Catalog:
 
 # ---------------------------------------------------------------- writing
 
-def nav_pages(site_src: Path) -> set[str]:
+def nav_pages(config_file: Path) -> set[str]:
     """The docs files the nav of mkdocs.yml names: mkdocs builds those (their nav item is active)."""
     import yaml
 
@@ -355,7 +353,7 @@ def nav_pages(site_src: Path) -> set[str]:
             for value in item:
                 walk(value)
 
-    walk(yaml.safe_load((site_src / "mkdocs.yml").read_text(encoding="utf-8")).get("nav", []))
+    walk(yaml.safe_load(config_file.read_text(encoding="utf-8")).get("nav", []))
     return found
 
 
@@ -420,7 +418,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
 
     links = env.globals["url"]
     plan = StampPlan(env, writer)
-    in_nav = nav_pages(site_src)
+    in_nav = nav_pages(CONFIG_FILE)
 
     def page(rel: str, template: str, **ctx: Any) -> None:
         # root: from this Markdown file to the docs root (Markdown links to .md files);
