@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Paper, as_utc
-from catalog.sitegen.slugs import ascii_fold
+from catalog.transliterate import ascii_fold
 from catalog.sqlutil import chunked
 
 # Articles and prepositions a key skips to reach the title's first real word.

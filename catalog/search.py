@@ -206,7 +206,8 @@ def search(engine: Engine, query: str, *, filters: Filters | None = None, limit:
         if conn.dialect.name == "postgresql":  # its own index and SQL, the same rules: catalog.search_pg
             from catalog import search_pg
 
-            ranked = search_pg.ranked_ids(conn, needle, terms, filters, limit)
+            # The window is passed, not imported by search_pg: no cycle, and one owner of the numbers.
+            ranked = search_pg.ranked_ids(conn, needle, terms, filters, limit, (RANK_WINDOW, FILTER_SCAN))
         elif len(needle) <= 2:
             ranked = _substring_ids(conn, needle, filters, limit)
         elif not terms:

@@ -135,7 +135,8 @@ def _tsqueries(terms: list[Term], params: dict[str, Any]) -> tuple[str, str, str
             " || ".join(typed), "CAST(:pairs AS tsquery)" if pairs else "NULL::tsquery")
 
 
-def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int) -> list[int]:
+def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int,
+             window: tuple[int, int]) -> list[int]:
     params: dict[str, Any] = {"limit": limit}
     stems, exact, typed, pairs = _tsqueries(terms, params)
     where = _filters(filters, params)
@@ -143,7 +144,7 @@ def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int) -> l
                                  ("s.doc @@ q.qe", exact)) if not q.startswith("NULL")]
     match = f", (SELECT {stems}, {exact}, {typed}, {pairs}) AS q(qs, qe, qt, qp) WHERE {' AND '.join(conditions)}"
     matches = f"FROM post_search s JOIN post p ON p.id = s.post_id{match}"
-    floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params)
+    floor = _window_floor(conn, f"FROM post_search s{match}", matches, where, params, window)
     bound = "" if floor is None else " AND s.post_id > :floor"
     # ts_rank is zero for an empty query: COALESCE keeps an all-exact query's rank.
     rank = (f"COALESCE(ts_rank('{RANK_WEIGHTS}', s.stem_doc, q.qs, {RANK_NORMALIZATION}), 0)"
@@ -152,13 +153,15 @@ def _fts_ids(conn: Connection, terms: list[Term], filters: Any, limit: int) -> l
     return [r[0] for r in conn.execute(text(sql), {**params, "floor": floor})]
 
 
-def _window_floor(conn: Connection, alone: str, matches: str, where: str, params: dict[str, Any]) -> int | None:
+def _window_floor(conn: Connection, alone: str, matches: str, where: str, params: dict[str, Any],
+                  window: tuple[int, int]) -> int | None:
     """The post id just below the `RANK_WINDOW` newest matches, or None: rank them all; the same
     rule as SQLite's (`catalog.search._window_floor`), so both engines return the same posts for a
     frequent word, and ts_rank reads a thousand documents instead of every match.
 
-    `alone` selects the matches from post_search only, `matches` joins post for `where`."""
-    from catalog.search import FILTER_SCAN, RANK_WINDOW
+    `alone` selects the matches from post_search only, `matches` joins post for `where`;
+    `window` is (RANK_WINDOW, FILTER_SCAN), passed in by `catalog.search`, which owns them."""
+    rank_window, filter_scan = window
 
     def newest(source: str, extra: str, offset: int, values: dict[str, Any]) -> int | None:
         sql = f"SELECT s.post_id {source}{extra} ORDER BY s.post_id DESC LIMIT 1 OFFSET :offset"
@@ -166,12 +169,12 @@ def _window_floor(conn: Connection, alone: str, matches: str, where: str, params
 
     # Without the join the planner walks post_search backwards by id and stops at the offset
     # (a frequent word is dense, so that is a few thousand rows), or takes the GIN index for a rare one.
-    floor = newest(alone, "", RANK_WINDOW, params)
+    floor = newest(alone, "", rank_window, params)
     if floor is None or not where:
         return floor
-    scan_floor = newest(alone, "", FILTER_SCAN, params)
+    scan_floor = newest(alone, "", filter_scan, params)
     scan = "" if scan_floor is None else " AND s.post_id > :scan_floor"
-    return newest(matches, f"{scan}{where}", RANK_WINDOW, {**params, "scan_floor": scan_floor})
+    return newest(matches, f"{scan}{where}", rank_window, {**params, "scan_floor": scan_floor})
 
 
 def _like_pattern(value: str) -> str:
@@ -187,13 +190,15 @@ def _substring_ids(conn: Connection, needle: str, filters: Any, limit: int) -> l
     return [r[0] for r in conn.execute(text(sql), params)]
 
 
-def ranked_ids(conn: Connection, needle: str, terms: list[Term], filters: Any, limit: int) -> list[int]:
-    """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`)."""
+def ranked_ids(conn: Connection, needle: str, terms: list[Term], filters: Any, limit: int,
+               window: tuple[int, int]) -> list[int]:
+    """Post ids best first, by the same rules as the SQLite search (see `catalog.search.search`);
+    `window` is (RANK_WINDOW, FILTER_SCAN)."""
     if len(needle) <= 2:
         return _substring_ids(conn, needle, filters, limit)
     if not terms:
         return []
-    ranked = _fts_ids(conn, terms, filters, limit)
+    ranked = _fts_ids(conn, terms, filters, limit, window)
     if not ranked and _CJK_RUN.search(needle):
         ranked = _substring_ids(conn, needle, filters, limit)
     return ranked

@@ -1,4 +1,4 @@
-"""pyproject.toml: the packages setuptools finds are the packages on disk (plus the site's content folder)."""
+"""pyproject.toml: the packages setuptools finds are the packages on disk (plus the sample data folder)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_package_list_matches_the_tree():
     find = config["tool"]["setuptools"]["packages"]["find"]
     found = set(find_namespace_packages(str(REPO), include=find["include"], exclude=find.get("exclude", ())))
     data = {p for p in found if not (REPO.joinpath(*p.split(".")) / "__init__.py").exists()}
-    assert {".".join(p.split(".")[:2]) for p in data} == {"catalog.sample", "catalog.sitegen"}  # data folders only
+    assert {".".join(p.split(".")[:2]) for p in data} == {"catalog.sample"}  # data folders only
     listed = found - data
     on_disk = {
         ".".join(init.parent.relative_to(REPO).parts)

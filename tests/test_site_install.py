@@ -1,4 +1,4 @@
-"""A wheel installed outside the checkout builds the site: templates and mkdocs.yml are package data.
+"""A wheel installed outside the checkout builds the site: site/ and mkdocs.yml travel in the package.
 
 The wheel is built from this checkout without network (setuptools from the current
 environment), installed with pip into a fresh virtual environment that sees the
@@ -45,13 +45,18 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_ships_the_site_content(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("catalog/sitegen/content/mkdocs.yml", "catalog/sitegen/content/templates/post.html.j2",
-                     "catalog/sitegen/content/templates/raw.html.j2", "catalog/sitegen/stamp.py",
-                     "catalog/sitegen/content/templates/partials/lists.md.j2",
-                     "catalog/sitegen/content/overrides/main.html", "catalog/sitegen/content/pages/about.md",
-                     "catalog/sitegen/content/pages/assets/extra.css", "catalog/sitegen/raw_html_hook.py",
+    for required in ("catalog/sitegen/content/mkdocs.yml", "catalog/sitegen/content/site/templates/post.html.j2",
+                     "catalog/sitegen/content/site/templates/raw.html.j2", "catalog/sitegen/stamp.py",
+                     "catalog/sitegen/content/site/templates/partials/lists.md.j2",
+                     "catalog/sitegen/content/site/overrides/main.html", "catalog/sitegen/content/site/pages/about.md",
+                     "catalog/sitegen/content/site/pages/assets/extra.css", "catalog/sitegen/raw_html_hook.py",
                      "catalog/sample/digest_ru.json"):
         assert required in names, required
+    # every file of the checkout's site/ is shipped, and nothing else is under content/
+    shipped = {n.removeprefix("catalog/sitegen/content/") for n in names if n.startswith("catalog/sitegen/content/")}
+    in_checkout = {p.relative_to(REPO).as_posix() for p in (REPO / "site").rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts} | {"mkdocs.yml"}
+    assert shipped == in_checkout
     assert not any(n.startswith("site/") for n in names)  # no top-level `site` to shadow the stdlib
 
 
@@ -68,7 +73,7 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = run([str(py), "-c", "import catalog, catalog.sitegen.generate as g; print(catalog.__file__); "
+    where = run([str(py), "-c", "import catalog, catalog.sitegen.paths as g; print(catalog.__file__); "
                  "print(g.SITE_SRC)"], cwd=work).stdout.split()
     assert all(Path(p).is_relative_to(site_packages) for p in where), where  # not the checkout
 

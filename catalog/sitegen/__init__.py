@@ -1,4 +1,4 @@
-"""The static site: catalog -> pages (Jinja templates in ``catalog/sitegen/content/templates``)
+"""The static site: catalog -> pages (Jinja templates in the top-level ``site/templates``)
 in the mkdocs-material theme -> Pagefind search index.
 
 Entry points: `catalog.sitegen.build.build_site(engine, out, strict=, full=)` and
@@ -6,7 +6,6 @@ Entry points: `catalog.sitegen.build.build_site(engine, out, strict=, full=)` an
 pages are stamped into a theme shell (`stamp`), the search index is cut into shards
 (`search`); slugs live in `slugs`, escaping of post data in `escape`.
 
-This ``__init__`` imports nothing: leaf helpers such as `slugs` are imported by modules the
-builder itself depends on (`catalog.bibtex`), so a package import that pulled in the builder
-would close an import cycle.
+This ``__init__`` imports nothing, so importing one leaf helper such as `slugs` never
+pulls in the builder.
 """

@@ -4,8 +4,9 @@
 reproductions, one shell page per folder of generated pages), ``out/mkdocs`` (what
 mkdocs built of it) and ``out/site`` (the HTML site: mkdocs' files, plus every post,
 paper, tag and source page stamped into its folder's shell, see stamp.py, plus the
-search index). mkdocs runs in-process through its API with the ``mkdocs.yml`` shipped in
-``catalog/sitegen/content``; only docs_dir, site_dir and strict are overridden.
+search index). mkdocs runs in-process through its API with the top-level ``mkdocs.yml``
+(its copy in the package when installed, see paths.py); docs_dir, site_dir, strict and the
+hooks are overridden.
 
 Every build is incremental: a file of the site is written only when its bytes changed,
 files no longer produced are removed, and only search shards with changed pages are
@@ -25,11 +26,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs, load_digests, save_digests
+from catalog.sitegen.generate import GenerateStats, generate_docs
+from catalog.sitegen.paths import CONFIG_FILE, HOOKS, SITE_SRC
+from catalog.sitegen.writer import DocsWriter, load_digests, save_digests
 from catalog.sitegen.search import BUNDLE, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.stamp import SHELL_NAME
 
-CONFIG_FILE = SITE_SRC / "mkdocs.yml"
 DIGESTS = "site-digests.json"  # beside the site: the SHA-256 of every file the last build wrote there
 DEFAULT_OUT = Path("build")
 
@@ -77,11 +79,14 @@ class _Collect(logging.Handler):
 
 def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, config_file: Path = CONFIG_FILE,
                   **overrides: Any):
+    # The hooks are named by absolute path: mkdocs.yml names them relative to a checkout's root,
+    # which an installed wheel does not have.
+    overrides.setdefault("hooks", list(HOOKS))
     from mkdocs.config import load_config
 
     if not config_file.exists():
         raise DigestError(f"no mkdocs configuration at {config_file}: the package was installed without its "
-                          "site content (catalog/sitegen/content)")
+                          "site content (site/ and mkdocs.yml)")
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     cwd = os.getcwd()
     os.chdir(config_file.parent)  # the theme's custom_dir and extra files are relative to mkdocs.yml
@@ -184,9 +189,8 @@ def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, 
     os.environ["DIGEST_SITE_DB"] = str(db_path) if server_db else str(Path(db_path).resolve())
     os.environ["DIGEST_SITE_DOCS"] = str(docs_dir)
     # `hooks=` replaces the list in mkdocs.yml, so it names those hooks again
-    hooks = [str(Path(__file__).with_name(name)) for name in ("raw_html_hook.py", "theme_memo_hook.py",
-                                                                    "serve_hook.py")]
-    watch = [str(SITE_SRC)] + ([] if server_db else [str(Path(db_path).resolve())])
+    hooks = [*HOOKS, str(Path(__file__).with_name("serve_hook.py"))]
+    watch = [str(SITE_SRC), str(CONFIG_FILE)] + ([] if server_db else [str(Path(db_path).resolve())])
     cwd = os.getcwd()
     os.chdir(CONFIG_FILE.parent)
     try:

@@ -8,7 +8,7 @@ character reference: Markdown leaves references alone, the browser shows the
 character, and nothing in between sees syntax.
 
 Most generated pages skip Markdown altogether (they are HTML from start to end, see
-content/templates/partials/lists.md.j2); there `html_text` and `html_link` do the
+site/templates/partials/lists.md.j2); there `html_text` and `html_link` do the
 escaping, and the same rule holds: a value is only ever text.
 """
 

@@ -1,8 +1,8 @@
 """Catalog -> Markdown pages for mkdocs (one page per post, paper, tag, source, reproduction).
 
 Everything here reads the database once, shapes plain dicts, and renders the Jinja
-templates in ``content/templates`` (package data of `catalog.sitegen`, so an installed
-`digest` finds them without a checkout). The Jinja environment escapes by default: every
+templates in the top-level ``site/templates`` (shipped in the package too, so an installed
+`digest` finds them without a checkout; see paths.py). The Jinja environment escapes by default: every
 ``{{ value }}`` becomes inert Markdown text (see `escape`) unless a template or this
 module marks it safe on purpose (our own links, our own hand-written pages, the
 docstrings of our reproductions). Files are written only when their content changed,
@@ -11,13 +11,8 @@ and stale generated files are removed, so `digest site serve` rebuilds little.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-from importlib import resources
 import re
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,15 +34,14 @@ from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_ru
 from reproductions.report import num
 from catalog.sitegen.slugs import SlugRegistry, make_slug
 from catalog.sitegen.stamp import StampPlan, shell_markdown, shell_source
+from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
+from catalog.sitegen.writer import MARKER, DocsWriter
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout when run from one; only searched for run files
-# templates, theme overrides, hand-written pages and mkdocs.yml: package data, not a package
-SITE_SRC = Path(str(resources.files("catalog.sitegen") / "content"))
-MARKER = ".digest-generated"  # a docs folder we may clean holds this file
-HOME_INTRO = "home.md"  # content/pages/home.md is the home page's intro, not a page of its own
+HOME_INTRO = "home.md"  # site/pages/home.md is the home page's intro, not a page of its own
 LATEST_ON_HOME = 12
 LATEST_ON_POSTS_INDEX = 50
 RUNS_PER_REPRODUCTION = 12  # the latest run of each preset is shown in full, older ones collapsed
@@ -376,105 +370,7 @@ class Catalog:
 
 # ---------------------------------------------------------------- writing
 
-class DocsWriter:
-    """Writes files under a folder (the docs, or the site) only when they changed; remembers what it wrote.
-
-    A file is compared with what is on disk, or, given `previous` (file -> SHA-256 of what
-    the last build wrote, see `load_digests`), with that digest: at 100k pages reading every
-    page back cost more than rendering it. `digests` holds what this run wrote or kept."""
-
-    def __init__(self, docs: Path, previous: dict[str, str] | None = None):
-        self.docs = docs
-        self.root = docs.resolve()  # resolved once: the generator names thousands of files
-        self.seen: set[Path] = set()
-        self.planned: set[str] = set()  # pages that are stamped into the site later, not written here
-        self.previous = previous
-        self.digests: dict[str, str] = {}
-        self.written = 0
-        self._dirs: set[Path] = set()
-
-    def has(self, rel: str) -> bool:
-        return rel in self.planned or self.path(rel) in self.seen
-
-    def path(self, rel: str) -> Path:
-        parts = rel.split("/")
-        if rel.startswith("/") or "\\" in rel or any(part in ("", ".", "..") for part in parts):
-            raise DigestError(f"refusing to write outside the docs folder: {rel}")
-        return self.root.joinpath(*parts)
-
-    def _mkdir(self, folder: Path) -> None:
-        if folder not in self._dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(folder)
-
-    def text(self, rel: str, content: str) -> None:
-        self.data(rel, content.encode("utf-8"))
-
-    def data(self, rel: str, data: bytes) -> None:
-        target = self.path(rel)
-        self.seen.add(target)
-        if self.previous is not None:
-            digest = self.digests[rel] = hashlib.sha256(data).hexdigest()
-            if self.previous.get(rel) == digest and target.exists():
-                return
-        else:
-            try:
-                if target.read_bytes() == data:
-                    return
-            except OSError:
-                pass
-        self._mkdir(target.parent)
-        target.write_bytes(data)
-        self.written += 1
-
-    def copy(self, rel: str, source: Path) -> None:
-        target = self.path(rel)
-        self.seen.add(target)
-        try:
-            st_src, st_dst = source.stat(), target.stat()
-            if st_src.st_size == st_dst.st_size and st_src.st_mtime <= st_dst.st_mtime:
-                return
-        except OSError:
-            pass
-        self._mkdir(target.parent)
-        shutil.copyfile(source, target)
-        self.written += 1
-
-    def remove_stale(self, keep: tuple[str, ...] = ()) -> int:
-        """Delete every file not written in this run (but the marker, and the top-level folders
-        `keep`), then the folders left empty."""
-        removed = 0
-        folders = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            if dirpath == str(self.root):
-                dirnames[:] = [d for d in dirnames if d not in keep]
-            else:
-                folders.append(dirpath)
-            for name in filenames:
-                path = Path(dirpath, name)
-                if name != MARKER and path not in self.seen:
-                    path.unlink()
-                    removed += 1
-        for folder in reversed(folders):  # deepest first
-            if not os.listdir(folder):
-                os.rmdir(folder)
-        return removed
-
-
-def load_digests(path: Path) -> dict[str, str]:
-    """The digests a DocsWriter saved (`save_digests`); {} when there are none or they do not read."""
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def save_digests(path: Path, digests: dict[str, str]) -> None:
-    path.write_text(json.dumps(digests, sort_keys=True, separators=(",", ":")), encoding="utf-8")
-
-
-def nav_pages(site_src: Path) -> set[str]:
+def nav_pages(config_file: Path) -> set[str]:
     """The docs files the nav of mkdocs.yml names: mkdocs builds those (their nav item is active)."""
     import yaml
 
@@ -490,7 +386,7 @@ def nav_pages(site_src: Path) -> set[str]:
             for value in item:
                 walk(value)
 
-    walk(yaml.safe_load((site_src / "mkdocs.yml").read_text(encoding="utf-8")).get("nav", []))
+    walk(yaml.safe_load(config_file.read_text(encoding="utf-8")).get("nav", []))
     return found
 
 
@@ -555,7 +451,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
 
     links = env.globals["url"]
     plan = StampPlan(env, writer)
-    in_nav = nav_pages(site_src)
+    in_nav = nav_pages(CONFIG_FILE)
 
     def page(rel: str, template: str, **ctx: Any) -> None:
         # root: from this Markdown file to the docs root (Markdown links to .md files);

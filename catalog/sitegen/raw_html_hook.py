@@ -1,12 +1,12 @@
 """mkdocs hook: pages the generator wrote as HTML skip the Markdown conversion.
 
-The post, paper and list pages are raw HTML from start to end (content/templates/
+The post, paper and list pages are raw HTML from start to end (site/templates/
 raw.html.j2; most of them are not even built by mkdocs, see stamp.py), so Markdown would
 only copy them through, after parsing every tag in them. A page whose front matter
 says ``digest_html: true`` hands Markdown an empty document and gets its own HTML back
 as the page content; the part between ``<!--digest:head-->`` and ``<!--/digest:head-->``
 at its start becomes ``page.digest_head`` (extra <head> tags, placed by
-content/overrides/main.html). Loaded by mkdocs from its path (``hooks:`` in mkdocs.yml),
+site/overrides/main.html). Loaded by mkdocs from its path (``hooks:`` in mkdocs.yml),
 so it imports nothing from the project; the markers are stamp.py's HEAD_OPEN/HEAD_CLOSE.
 """
 

@@ -4,7 +4,7 @@ mkdocs' own search writes one JSON file with every page's text, which each visit
 downloads and parses before the first result (43 MB at 10k posts). Pagefind
 (``pagefind-bin-extended`` on PyPI ships its binary) reads the built site and writes a
 bundle: a small entry file, then index chunks and page fragments that a query loads on
-demand. The Search page (content/pages/search.md, assets/search.js) is our UI over
+demand. The Search page (site/pages/search.md, assets/search.js) is our UI over
 Pagefind's JS API.
 
 Shards: one bundle over 100k posts answers a frequent word slowly (its posting list
@@ -22,7 +22,7 @@ a hash of the path and bytes of each of its pages, see `Shard.fingerprint`). Bou
 posts only touch the newest shard; a deleted old post shifts every later boundary.
 
 What is indexed: the article of each page that does not set ``search: exclude``
-(content/overrides/main.html marks it ``data-pagefind-body``); filters come from
+(site/overrides/main.html marks it ``data-pagefind-body``); filters come from
 ``data-pagefind-filter`` on posts (type, source, language, tag) and papers.
 
 Language: each page is indexed in its own language, so Pagefind stems Russian and

@@ -36,7 +36,7 @@ def on_pre_build(config, **kwargs) -> None:
 
 def on_post_build(config, **kwargs) -> None:
     from catalog.errors import DigestError
-    from catalog.sitegen.generate import DocsWriter
+    from catalog.sitegen.writer import DocsWriter
     from catalog.sitegen.search import index_site
 
     site_dir = Path(config["site_dir"])

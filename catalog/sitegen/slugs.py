@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
+
+from catalog.transliterate import ascii_fold
 
 # Windows device names (a folder named CON cannot be created there) and names our
 # own layout uses inside every section folder.
@@ -22,25 +23,12 @@ RESERVED = frozenset(
     | {"index", "assets", "search", "tags", "archive", "runs"}
 )
 
-_CYRILLIC = dict(zip(
-    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєў",
-    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r", "s", "t", "u",
-     "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya", "i", "yi", "ye", "w"],
-))
-
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 MAX_LEN = 60
 
 
 def short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
-
-
-def ascii_fold(text: str) -> str:
-    """Lowercase ASCII approximation: Cyrillic transliterated, accents dropped, the rest removed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(_CYRILLIC.get(ch, ch) for ch in text)
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
 def slugify(text: str, *, max_len: int = MAX_LEN) -> str:

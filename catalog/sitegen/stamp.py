@@ -11,7 +11,7 @@ So the generator writes one *shell* page per such folder (``posts/digest_shell.m
 with a marker in each of those places; mkdocs renders the shells with the rest of the
 small site; then every page of the folder is the shell's HTML with the markers replaced
 by the page's own parts (`Shell.fill`), rendered by our Jinja templates
-(content/templates/raw.html.j2 cuts a page into its parts: `RawPage`).
+(site/templates/raw.html.j2 cuts a page into its parts: `RawPage`).
 
 The plain path is kept: ``build_site(…, stamp=False)`` gives every page to mkdocs, and a
 test builds the site both ways and compares every file byte for byte.
@@ -29,6 +29,7 @@ from typing import Any
 
 from catalog.errors import DigestError
 from catalog.sitegen.search import SEARCH_END, body_open, copy_digest, page_language, search_document
+from catalog.sitegen.writer import DocsWriter
 
 CUT = "<!--digest:cut-->"
 HEAD_OPEN, HEAD_CLOSE = "<!--digest:head-->", "<!--/digest:head-->"  # raw_html_hook.py reads these
@@ -42,7 +43,7 @@ _SLOTS = re.compile("(" + "|".join(re.escape(s) for s in (TITLE_SLOT, HEAD_SLOT,
 
 @dataclass
 class RawPage:
-    """A page written as HTML: its parts, as content/templates/raw.html.j2 renders them."""
+    """A page written as HTML: its parts, as site/templates/raw.html.j2 renders them."""
 
     title: str  # HTML (escaped text)
     exclude: bool  # not a search result (list pages)
@@ -212,8 +213,6 @@ def _forked_part(k: int):
 def _stamp_part(plan: StampPlan, shells: dict[str, Shell], site: Any, k: int, n: int):
     """Stamp every n-th planned page from the k-th into the folder of writer `site`; returns
     (files written, paths seen, file digests, search hashes, link targets)."""
-    from catalog.sitegen.generate import DocsWriter
-
     writer = DocsWriter(site.root, site.previous)
     links = plan.env.globals["url"]
     before = set(links.targets)

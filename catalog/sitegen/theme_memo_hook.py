@@ -5,7 +5,7 @@ configuration block again for every page. On a page the generator wrote as HTML 
 matter ``digest_html``) that is not in the nav, those blocks contain no active nav item
 and no table of contents, so they depend only on the folder the page's URL sits in
 (every link in them is relative to it): ``posts/a/`` and ``posts/b/`` get the same HTML.
-content/overrides/main.html asks `digest_memo` for those blocks; it renders a block the
+site/overrides/main.html asks `digest_memo` for those blocks; it renders a block the
 first time its key is seen and reuses the HTML after that, and renders every time for
 any other page. The memo is new for every build (``on_env`` runs once per build), so
 `digest site serve` never shows stale navigation. A test builds the site with and
