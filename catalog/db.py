@@ -14,19 +14,19 @@ each ``?`` outside string literals into ``%s`` and rewrites ``INSERT OR IGNORE``
 
 from __future__ import annotations
 
-import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from catalog.dburl import busy_timeout_ms, catalog_url, describe, is_url  # noqa: F401 - part of this module's API
 from catalog.errors import DigestError
 from catalog.models import Base, Meta
+from catalog.sqlutil import dialect_insert  # noqa: F401 - part of this module's API
 
 SCHEMA_VERSION_KEY = "schema_version"
 
@@ -127,14 +127,6 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
-def busy_timeout_ms() -> int:
-    """How long a SQLite writer waits for another one (DIGEST_SQLITE_BUSY_MS, default 10 s)."""
-    try:
-        return max(0, int(os.environ.get("DIGEST_SQLITE_BUSY_MS", "10000")))
-    except ValueError:
-        return 10000
-
-
 def _on_connect(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -168,33 +160,6 @@ def _qmark_to_format(conn, cursor, statement: str, parameters, context, executem
     return statement, parameters
 
 
-def is_url(target: str | Path | URL) -> bool:
-    return isinstance(target, URL) or "://" in str(target)
-
-
-def catalog_url(target: str | Path | URL) -> URL:
-    """The SQLAlchemy URL of `target`: a file path, ``sqlite:///…`` or a PostgreSQL URL."""
-    if isinstance(target, URL):
-        return target
-    if not is_url(target):
-        return URL.create("sqlite", database=str(Path(target)))
-    try:
-        url = make_url(str(target))
-    except ArgumentError:
-        raise DigestError(f"not a database URL: {target!r}") from None
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")  # psycopg 3, the driver we depend on
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise DigestError(f"unsupported database {url.get_backend_name()!r}: use a file path, sqlite:/// or "
-                          "postgresql+psycopg://")
-    return url
-
-
-def describe(target: str | Path | URL) -> str:
-    """`target` for messages: a path as given, a URL without its password."""
-    return catalog_url(target).render_as_string(hide_password=True) if is_url(target) else str(target)
-
-
 def catalog_exists(target: str | Path | URL) -> bool:
     """Whether a catalog is there to read: the file exists; a server's database has our schema."""
     url = catalog_url(target)
@@ -218,15 +183,6 @@ def schema_version(conn: Connection) -> int:
         return 0
     value = conn.execute(select(Meta.value).where(Meta.key == SCHEMA_VERSION_KEY)).scalar()
     return int(value) if value is not None else 0
-
-
-def dialect_insert(conn: Connection, table):
-    """The dialect's own INSERT, which has ON CONFLICT (upserts) on both engines."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
 
 
 def migrate(engine: Engine) -> int:

@@ -111,7 +111,7 @@ def server_name(url: URL) -> str:
 
 
 def _describe(target) -> tuple[str, URL | None]:
-    from catalog.db import catalog_url, describe
+    from catalog.dburl import catalog_url, describe
 
     url = catalog_url(target)
     if url.get_backend_name() == "postgresql":

@@ -93,7 +93,7 @@ def mirrors(conn: Connection) -> list[str]:
 
 
 def add_mirrors(conn: Connection, hosts: list[str]) -> list[str]:
-    from catalog.db import dialect_insert
+    from catalog.sqlutil import dialect_insert
 
     known = mirrors(conn)
     known += [h for h in dict.fromkeys(normalise_mirror(h) for h in hosts) if h not in known]

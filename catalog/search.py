@@ -258,7 +258,7 @@ def _check_index(conn: Connection) -> None:
     """
     from sqlalchemy.exc import DBAPIError
 
-    from catalog.db import busy_timeout_ms
+    from catalog.dburl import busy_timeout_ms
     from catalog.dbfaults import CORRUPT, db_fault, fault_kind, target_of
 
     conn.exec_driver_sql("PRAGMA busy_timeout=200")

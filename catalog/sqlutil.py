@@ -27,3 +27,12 @@ def select_in(conn: Connection, prefix: str, values: Sequence) -> list[tuple]:
     for part in chunked(values):
         rows += [tuple(r) for r in conn.exec_driver_sql(f"{prefix} ({placeholders(part)})", tuple(part))]
     return rows
+
+
+def dialect_insert(conn: Connection, table):
+    """The dialect's own INSERT, which has ON CONFLICT (upserts) on both engines."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
