@@ -86,10 +86,9 @@ def create_stem_index(conn: Connection) -> None:
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION digest_stem_pairs(words text) RETURNS tsvector"
         " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$"
-        " SELECT COALESCE(array_to_tsvector(array_agg(DISTINCT w || '_' || n)), ''::tsvector)"
-        " FROM (SELECT w, lead(w) OVER (ORDER BY i) AS n"
-        "       FROM unnest(string_to_array(words, ' ')) WITH ORDINALITY AS u(w, i)) x"
-        " WHERE n IS NOT NULL AND w <> '' AND n <> '' $$")
+        " SELECT COALESCE(array_to_tsvector(array_agg(a || '_' || b)), ''::tsvector)"
+        " FROM (SELECT string_to_array(words, ' ') AS w) s,"  # each word beside the next: two slices zipped
+        "      unnest(s.w[1:cardinality(s.w) - 1], s.w[2:]) AS t(a, b) $$")
     conn.exec_driver_sql(
         "ALTER TABLE post_search ADD COLUMN IF NOT EXISTS stem_pairs tsvector GENERATED ALWAYS AS ("
         " digest_stem_pairs(title_stem) || digest_stem_pairs(body_stem)) STORED")
