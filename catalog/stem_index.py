@@ -15,7 +15,7 @@ Everything runs in the migration's one transaction: a failure leaves the old ind
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 
 from catalog.stemming import stem_text
 
@@ -36,8 +36,12 @@ def add_stems(conn: Connection) -> None:
         for trigger in ("post_search_ai", "post_search_ad", "post_search_au"):
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
         conn.exec_driver_sql("DROP TABLE IF EXISTS post_fts")
+    # A catalog that already has the columns (one taken back to an older version by hand, say)
+    # keeps them: the migration refills and re-indexes them all the same.
+    present = {c["name"] for c in inspect(conn).get_columns("post_search")}
     for column in ("title_stem", "body_stem"):
-        conn.exec_driver_sql(f"ALTER TABLE post_search ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        if column not in present:
+            conn.exec_driver_sql(f"ALTER TABLE post_search ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
     _fill_stems(conn)
     if sqlite:
         _create_fts(conn)

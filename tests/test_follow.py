@@ -232,17 +232,18 @@ def test_follow_table_migrates_to_handle_and_host(db_kind, new_db_target):
     """A catalog from before the change (follow keyed by handle alone) keeps its rows, each with its host."""
     from sqlalchemy import text
 
-    from catalog.db import MIGRATIONS, open_db
+    from catalog.db import MIGRATIONS, _follow_keyed_by_host, open_db
 
+    before = MIGRATIONS.index(_follow_keyed_by_host)  # the version just before follows were keyed by host
     engine = open_db(new_db_target)
-    with engine.begin() as c:  # back to version 7's follow table, with two follows in it
+    with engine.begin() as c:  # back to that version's follow table, with two follows in it
         c.execute(text("DROP TABLE follow"))
         c.execute(text("CREATE TABLE follow (id INTEGER PRIMARY KEY, handle VARCHAR(255) UNIQUE, url TEXT,"
                        " added_at TIMESTAMP, last_synced_at TIMESTAMP, last_status VARCHAR(16), last_error TEXT)"))
         c.execute(text("INSERT INTO follow (id, handle, url, added_at) VALUES"
                        " (1, 'alpha_ch', 'https://t.me/s/alpha_ch', '2024-01-01'),"
                        " (2, 'beta_ch', 'http://127.0.0.1:8080/s/beta_ch', '2024-01-02')"))
-        c.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(len(MIGRATIONS) - 1)})
+        c.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"), {"v": str(before)})
     engine.dispose()
     engine = open_db(new_db_target)  # migrates
     try:
