@@ -175,6 +175,7 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
     manifest = {"version": 1, "order": "newest shard first; by relevance within a shard", "shards": entries}
+    (out / MANIFEST).unlink(missing_ok=True)  # may be a hard link into the served generation (swap.py)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return time.perf_counter() - t0
 
