@@ -39,6 +39,7 @@ ENGINES = ("sqlite", "postgresql")
 # The catalog's own test modules run every test that opens a catalog on both engines.
 BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
 BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_demo"}  # arxiv, runs, site, demo
+BOTH_ENGINE_MODULES |= {"test_publish"}  # site URL, sitemap, link cards (issue 31)
 BOTH_ENGINE_MODULES |= {"test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
 
 

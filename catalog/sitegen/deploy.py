@@ -113,7 +113,8 @@ def mirror_to(site_dir: Path, target: Path) -> DeployResult:
     target = Path(os.path.abspath(target))
     _check_target(site, target)
     generations = Generations(target)
-    copied = total = 0
+    copied = 0
+    names: set[str] = set()
     with generations.locked():
         new, live = generations.begin(reuse=False)
         for folder, _dirs, files in os.walk(site):
@@ -121,7 +122,7 @@ def mirror_to(site_dir: Path, target: Path) -> DeployResult:
             (new / rel).mkdir(parents=True, exist_ok=True)
             for name in files:
                 source, dest = Path(folder, name), new / rel / name
-                total += 1
+                names.add((rel / name).as_posix())
                 old = live / rel / name if live is not None else None
                 try:
                     if old is not None and _same(old.stat(), source.stat()):
@@ -131,7 +132,10 @@ def mirror_to(site_dir: Path, target: Path) -> DeployResult:
                     pass
                 shutil.copy2(source, dest)  # keeps the time, so the next deploy recognises it
                 copied += 1
-        kept = total - copied
-        removed = (_count_files(live) - kept) if live is not None else 0
+        removed = 0
+        if live is not None:
+            for folder, _dirs, files in os.walk(live):
+                rel = Path(folder).relative_to(live)
+                removed += sum((rel / name).as_posix() not in names for name in files)
         generations.commit(new)
-    return DeployResult(str(target), total, copied, max(removed, 0))
+    return DeployResult(str(target), len(names), copied, removed)
