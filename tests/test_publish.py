@@ -309,7 +309,7 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
 
     def new_pages_written():
         return any("Kill test post" in (g / new_page).read_text(encoding="utf-8", errors="replace")
-                   for g in new_generation() if (g / new_page).exists() and (g / new_page).stat().st_nlink == 1)
+                   for g in new_generation() if (g / new_page).exists())
 
     def search_reindexing():  # the sitemap is written after the pages; then a shard is removed or rewritten
         for g in new_generation():
@@ -339,6 +339,7 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
         else:
             flipped.append(name)  # killed after the flip: the new site, complete (checked below)
             assert "Kill test post" in (link / new_page).read_text(encoding="utf-8")
+    print("kill points:", killed, "after the flip:", flipped)
     assert len(killed) >= 4, killed  # the kills landed in the build
     assert not {"after 1 s", "new generation", "pages stamped"} & set(flipped), flipped
     done = digest("--db", str(db), "site", "build", "--out", str(out), env=env)

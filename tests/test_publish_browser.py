@@ -14,6 +14,7 @@ import functools
 import html.parser
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -47,18 +48,19 @@ class StatusServer:
 
             def log_request(self, code="-", size="-") -> None:
                 with server.lock:
-                    server.log.append((self.path, int(code) if str(code).isdigit() else 0))
+                    server.log.append((self.path, int(code) if str(code).isdigit() else 0,
+                                       self.headers.get("Referer", "")))
 
         self.root = root
         self.lock = threading.Lock()
-        self.log: list[tuple[str, int]] = []
+        self.log: list[tuple[str, int, str]] = []  # path, status, referring page
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
-    def failures(self) -> list[tuple[str, int]]:
+    def failures(self) -> list[tuple[str, int, str]]:
         with self.lock:
-            return [(path, code) for path, code in self.log if code >= 400]
+            return [entry for entry in self.log if entry[1] >= 400]
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -147,7 +149,7 @@ def test_the_subpath_site_renders_navigates_and_searches_in_chromium(driver, sub
     tab = next(el for el in driver.find_elements(By.CSS_SELECTOR, ".md-tabs__link") if el.text == "Papers")
     tab.click()
     assert driver.current_url == base + "papers/"
-    link = driver.find_element(By.CSS_SELECTOR, "article a[href*='scheduled-drophead']")
+    link = driver.find_element(By.CSS_SELECTOR, "article a[href*='papers/2004-13342']")
     link.click()
     assert driver.current_url.startswith(base + "papers/")
     canonical = driver.find_element(By.CSS_SELECTOR, "link[rel=canonical]").get_attribute("href")
@@ -161,7 +163,10 @@ def test_the_subpath_site_renders_navigates_and_searches_in_chromium(driver, sub
     assert driver.find_element(By.CSS_SELECTOR, "article h1").text
     assert_no_alert(driver)
     assert requested_hosts(driver) == {base.split("/")[2]}
-    assert server.failures() == [], server.failures()
+    # mkdocs-material's script asks for sitemap.xml beside every <link rel="alternate"> (it looks for
+    # language versions), so the feeds' folders are asked for one; that 404 is the theme's, and none else
+    failures = [f for f in server.failures() if not re.fullmatch(r"/digest/feeds/([a-z]+/)?sitemap\.xml", f[0])]
+    assert failures == [], failures
     # the not-found page of a subpath site loads its assets from the subpath
     status, body, _ = fetch(base + "404.html")
     assert status == 200 and b'href="/digest/assets/' in body
