@@ -62,6 +62,12 @@ def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
+def _text_attr(value: str) -> str:
+    """Post text for an attribute: escaped, and "=" as a reference too, so that not even a naive
+    scan of the page (or a filter in front of it) reads ``onerror=…`` in a description as markup."""
+    return _attr(value).replace("=", "&#61;")
+
+
 def head_tags(site_url: str, path: str, *, title: str | None = None, description: str | None = None,
               canonical: bool = True, kind: str = "article") -> Markup:
     """The <head> tags of one page: its canonical link (`canonical`, with a site URL) and, given a
@@ -75,13 +81,13 @@ def head_tags(site_url: str, path: str, *, title: str | None = None, description
         text = plain_text(description, DESCRIPTION_CHARS)
         tags += [f'<meta property="og:type" content="{_attr(kind)}">',
                  f'<meta property="og:site_name" content="{SITE_NAME}">',
-                 f'<meta property="og:title" content="{_attr(card_title)}">']
+                 f'<meta property="og:title" content="{_text_attr(card_title)}">']
         if text:
-            tags.append(f'<meta property="og:description" content="{_attr(text)}">')
+            tags.append(f'<meta property="og:description" content="{_text_attr(text)}">')
         if url:
             tags.append(f'<meta property="og:url" content="{_attr(url)}">')
         tags += ['<meta name="twitter:card" content="summary">',
-                 f'<meta name="twitter:title" content="{_attr(card_title)}">']
+                 f'<meta name="twitter:title" content="{_text_attr(card_title)}">']
         if text:
-            tags.append(f'<meta name="twitter:description" content="{_attr(text)}">')
+            tags.append(f'<meta name="twitter:description" content="{_text_attr(text)}">')
     return Markup("\n".join(tags))
