@@ -46,7 +46,8 @@ def link_tree(source: Path, target: Path) -> None:
     """`target` becomes a copy of the folder `source` whose files are hard links to its files.
 
     GNU ``cp -al`` does this some ten times faster than a Python walk (a 100k-page site has
-    several hundred thousand files); the walk is the fallback elsewhere."""
+    several hundred thousand files); the walk is the fallback elsewhere, and copies a file where
+    it cannot link it (a served path that is a symlink to another filesystem)."""
     if shutil.which("cp") and os.uname().sysname == "Linux":
         done = subprocess.run(["cp", "-al", "--", str(source), str(target)], capture_output=True, text=True)
         if done.returncode == 0:
@@ -56,7 +57,10 @@ def link_tree(source: Path, target: Path) -> None:
         rel = Path(folder).relative_to(source)
         (target / rel).mkdir(parents=True, exist_ok=True)
         for name in files:
-            os.link(Path(folder, name), target / rel / name, follow_symlinks=False)
+            try:
+                os.link(Path(folder, name), target / rel / name, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(Path(folder, name), target / rel / name)
 
 
 def remove_tree(path: Path) -> None:
