@@ -6,6 +6,7 @@ crontab, whose `digest` commands must exist in the CLI. Real subprocesses of the
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -48,7 +49,16 @@ def test_deploy_to_a_served_folder_mirrors_the_site_atomically(built_out, tmp_pa
     assert f"{len(gone)} removed" in proc.stdout and tree(served) == tree(out / "site")
     assert not (served / "gone").exists() and "Kill test post 2" in (served / "posts" / "index.html").read_text()
     assert kept.stat().st_ino == inode  # an unchanged file is the served one, linked
-    assert len(list((tmp_path / "www" / ".digest.generations").glob("g*"))) == 2  # one generation and its json
+    # the served copy and the standby the next deploy brings up to date, each marked complete
+    assert sorted(p.name for p in (tmp_path / "www" / ".digest.generations").iterdir()) == [
+        "g000001", "g000001.json", "g000002", "g000002.json"]
+    # a third deploy brings the standby (the first copy) up to date and serves it
+    ingest_records(built_out["engine"], new_posts(2, start=3))
+    build_site(built_out["engine"], out, run_roots=[])
+    proc = digest("site", "deploy", "--out", str(out), "--to", str(served))
+    assert proc.returncode == 0, proc.stderr
+    assert tree(served) == tree(out / "site") and os.readlink(served).endswith("g000003")
+    assert kept.stat().st_ino == inode
 
 
 def test_deploy_bad_inputs_are_one_line_errors(built_out, tmp_path):

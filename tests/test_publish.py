@@ -300,8 +300,10 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
     engine.dispose()
     new_page = "posts/index.html"
 
+    before: set[str] = set()  # the generations there when a build starts: the new one is none of them
+
     def new_generation() -> list[Path]:
-        return [g for g in gens.glob("g*") if g.is_dir() and g.name != Path(old_target).name]
+        return [g for g in gens.glob("g*") if g.is_dir() and g.name not in before]
 
     def generation_started():
         return bool(new_generation())
@@ -325,12 +327,13 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
     points = [("after 1 s", lambda: time.monotonic() - start > 1.0), ("new generation", generation_started),
               ("pages stamped", new_pages_written), ("search index", search_reindexing),
               ("digests saved, about to flip", digests_written)]
-    killed, flipped = [], []
+    killed, flipped, pids = [], [], []
     for name, ready in points:
-        start = time.monotonic()
+        start, before = time.monotonic(), {p.name for p in gens.iterdir()}
         proc = subprocess.Popen([DIGEST, "--db", str(db), "site", "build", "--out", str(out)],
                                 env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
+        pids.append(proc.pid)
         if kill_when(proc, ready):
             killed.append(name)
         if os.readlink(link) == old_target:
@@ -344,7 +347,14 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
     done = digest("--db", str(db), "site", "build", "--out", str(out), env=env)
     assert done.returncode == 0, done.stderr
     assert "Kill test post 29" in (link / new_page).read_text(encoding="utf-8")
-    assert sorted(p.name for p in gens.iterdir()) == [Path(os.readlink(link)).name, Path(os.readlink(link)).name + ".json"]
+    from catalog.sitegen.search import STAGE_PREFIX, stage_root
+
+    left = [p for pid in pids for p in stage_root(out / "site").glob(f"{STAGE_PREFIX}{pid}-*")]
+    assert left == []  # the search copies staged by the killed builds are gone
+    live = Path(os.readlink(link)).name
+    kept = sorted(p.name for p in gens.iterdir())  # the live generation and the standby, both complete
+    assert len(kept) == 4 and live in kept and live + ".json" in kept and all(
+        k.endswith(".json") or k + ".json" in kept for k in kept), kept
     # the finished site is the one a build from scratch makes
     fresh = build_site(open_db(db), tmp_path / "fresh", site_url=SITE, run_roots=[])
     assert tree(link, skip=("pagefind/",)) == tree(fresh.site_dir, skip=("pagefind/",))
@@ -360,4 +370,7 @@ def test_an_old_site_folder_becomes_the_first_generation(engine, tmp_path):
     result = build_site(engine, out, run_roots=[])
     assert (out / "site").is_symlink() and "old site" not in (out / "site" / "index.html").read_text()
     assert not (out / "site-digests.json").exists() and result.site_written > 50
-    assert len(list((out / ".site.generations").iterdir())) == 2  # the generation and its digests
+    # the old folder is the standby now, beside the new site, each with its digests
+    assert sorted(p.name for p in (out / ".site.generations").iterdir()) == [
+        "g000001", "g000001.json", "g000002", "g000002.json"]
+    assert os.readlink(out / "site").endswith("g000002")

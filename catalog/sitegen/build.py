@@ -24,6 +24,7 @@ any folder and from file://.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,9 +36,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs, load_digests
+from catalog.sitegen.generate import SITE_SRC, DocsWriter, GenerateStats, generate_docs
 from catalog.sitegen.meta import normalise_site_url
-from catalog.sitegen.search import BUNDLE, SHARD_POSTS, copy_digest, index_site, search_copy
+from catalog.sitegen.search import BUNDLE, MANIFEST, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.sitemap import write_sitemap
 from catalog.sitegen.stamp import SHELL_NAME
 from catalog.sitegen.swap import Generations
@@ -130,6 +131,17 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, site_url
     return collect.messages
 
 
+def file_digests(root: Path) -> dict[str, str]:
+    """The SHA-256 of every file under `root` (the digests a DocsWriter keeps), read from the files."""
+    out = {}
+    for folder, _dirs, files in os.walk(root):
+        rel_dir = Path(folder).relative_to(root).as_posix()
+        for name in files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            out[rel] = hashlib.sha256(Path(folder, name).read_bytes()).hexdigest()
+    return out
+
+
 def publish(built: Path, site: DocsWriter, search_hashes: dict[str, bytes | None], skip: tuple[str, ...] = ()) -> None:
     """Copy what mkdocs built into the site (each file only when its bytes changed), but the
     shells and the top-level files `skip`; `search_hashes` receives the SHA-256 of each HTML
@@ -171,8 +183,10 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         t1 = time.perf_counter()
         warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
         t2 = time.perf_counter()
-        new, live = generations.begin(reuse=not full, legacy_digests=docs_dir.parent / DIGESTS)
-        previous = {} if full or live is None else load_digests(generations.digests_file(live))
+        new, previous = generations.begin(fresh=full, legacy_digests=docs_dir.parent / DIGESTS)
+        if previous is None:  # a killed build had started on it: what it holds is known only by reading it
+            previous = file_digests(new)
+            (new / BUNDLE / MANIFEST).unlink(missing_ok=True)  # and its search bundles are indexed afresh
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
         publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())

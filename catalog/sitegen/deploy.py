@@ -4,9 +4,10 @@ Two ways: commit it to a branch of the git repository in the current folder and 
 (GitHub Pages' ``gh-pages``, with ghp-import, as `mkdocs gh-deploy` does; a ``.nojekyll``
 file keeps GitHub from running Jekyll, which would hide folders starting with "_"), or
 mirror it into a folder a web server serves. The mirror is atomic like a build (swap.py):
-the folder becomes a symlink to a complete copy, switched in one rename; files that did not
-change keep their inode and time (hard links to the copy being replaced), others are
-copied from the build, and whatever the build no longer has is gone from the new copy.
+the folder becomes a symlink to a complete copy, switched in one rename. The copy is the
+standby generation brought up to date: a file whose size and time match the build's stays
+(same inode and time as served before, so caches stay valid), others are copied from the
+build with their time, and whatever the build no longer has is removed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.errors import DigestError
-from catalog.sitegen.swap import Generations, generations_dir
+from catalog.sitegen.swap import Generations, generations_dir, remove_tree
 
 DEFAULT_MESSAGE = "Deploy the paper-digest site"
 
@@ -113,26 +114,34 @@ def mirror_to(site_dir: Path, target: Path) -> DeployResult:
     target = Path(os.path.abspath(target))
     _check_target(site, target)
     generations = Generations(target)
-    copied = 0
+    copied = removed = 0
     names: set[str] = set()
     with generations.locked():
-        new, live = generations.begin(reuse=False)
+        live = generations.prepare()
+        new, _ = generations.begin()  # the standby (or links of the live copy): most files are there already
         for folder, _dirs, files in os.walk(site):
             rel = Path(folder).relative_to(site)
+            if (new / rel).is_file() or (new / rel).is_symlink():
+                (new / rel).unlink()  # a file where the build now has a folder
             (new / rel).mkdir(parents=True, exist_ok=True)
             for name in files:
                 source, dest = Path(folder, name), new / rel / name
                 names.add((rel / name).as_posix())
-                old = live / rel / name if live is not None else None
                 try:
-                    if old is not None and _same(old.stat(), source.stat()):
-                        os.link(old, dest)  # unchanged: the served file itself, same inode and time
+                    if _same(dest.stat(follow_symlinks=False), source.stat()):
                         continue
                 except OSError:
                     pass
+                remove_tree(dest)  # maybe a link the served copy shares: never write through it
                 shutil.copy2(source, dest)  # keeps the time, so the next deploy recognises it
                 copied += 1
-        removed = 0
+        for folder, dirs, files in os.walk(new, topdown=False):
+            rel = Path(folder).relative_to(new)
+            for name in files:
+                if (rel / name).as_posix() not in names:
+                    os.unlink(Path(folder, name))
+            if rel != Path(".") and not os.listdir(folder):
+                os.rmdir(folder)
         if live is not None:
             for folder, _dirs, files in os.walk(live):
                 rel = Path(folder).relative_to(live)

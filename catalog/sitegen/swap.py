@@ -2,23 +2,27 @@
 
 A web server serves ``OUT/site`` (or the folder `digest site deploy --to DIR` fills). That
 path is a symlink into ``.site.generations/`` beside it (``.DIR.generations`` for a deploy
-target), to a folder ``gNNNNNN``. A build never writes into the generation being served:
-it makes the next one beside it, hard-linking every file of the served one (so an
-incremental build still writes only the files whose bytes changed, and writing one
-replaces the link rather than the shared file), writes into it, and then replaces the
-symlink with one to the new generation in a single rename(2). Killed before that rename,
-the served site is the previous one, complete; killed after it, the new one is. The next
-build removes whatever a killed build left behind (and the generation it replaced).
+target), to a folder ``gNNNNNN``. A build never writes into the generation being served. It
+works on the *standby*: the generation the last flip replaced (the site as it was two builds
+ago), renamed to the next number, so only the files that changed since then are written (a
+new file each time, never a write through a hard link the served copy shares), and the files
+no longer produced are removed. Then the symlink is replaced with one to it in a single
+rename(2). Killed before that rename, the served site is the previous one, complete; killed
+after it, the new one is. The first build after a real folder (or without a standby) starts
+from hard links of every file of the served one.
 
-Each generation's file digests (what `DocsWriter` compares a build's output against) are
-kept beside it as ``gNNNNNN.json``, written before the flip: they always describe the
-folder they name. A real folder at the served path (a site built before this scheme, or a
-folder a server already serves) is moved into the generations on first use.
+Each complete generation's file digests (what `DocsWriter` compares a build's output
+against) are kept beside it as ``gNNNNNN.json``, written just before the flip; a standby's
+are removed before it is touched, so a generation a killed build left half-updated has none
+and the next build compares with its files instead. A real folder at the served path (a site
+built before this scheme, or a folder a server already serves) is moved into the generations
+on first use. Disk: the two generations share every file that did not change between them.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -138,34 +142,61 @@ class Generations:
             if complete:
                 self._point(complete[-1])
         live = self.live()
-        keep = {live.name, self.digests_file(live).name} if live is not None else set()
+        standby = self._standby(live)
+        keep = {g.name for g in (live, standby) if g is not None}
+        keep |= {self.digests_file(g).name for g in (live, standby) if g is not None}
         for entry in list(self.root.iterdir()):
             if entry.name not in keep:
                 remove_tree(entry)
         return live
+
+    def _standby(self, live: Path | None) -> Path | None:
+        """The newest generation but the live one: the site before the last flip (or what a killed
+        build left of it), which the next build brings up to date instead of copying a whole site."""
+        others = [p for p in self.root.iterdir() if p.is_dir() and _number(p.name) is not None and p != live]
+        return max(others, key=lambda p: _number(p.name), default=None)
 
     def _next_name(self) -> str:
         numbers = [n for n in (_number(p.name.removesuffix(DIGESTS_SUFFIX)) for p in self.root.iterdir())
                    if n is not None] if self.root.is_dir() else []
         return f"{PREFIX}{max(numbers, default=0) + 1:06d}"
 
-    def begin(self, *, reuse: bool = True, legacy_digests: Path | None = None) -> tuple[Path, Path | None]:
-        """Start the next generation; returns (its folder, the live generation). With `reuse` the new
-        folder starts as hard links of every file of the live one, else empty."""
+    def begin(self, *, fresh: bool = False, legacy_digests: Path | None = None) -> tuple[Path, dict | None]:
+        """Start the next generation; returns (its folder, the digests of what it holds).
+
+        The folder is the standby generation renamed (the site of two builds ago: only what
+        changed since needs writing), else hard links of every file of the live one (the first
+        build after a real folder or a lost standby), else empty (`fresh`, or nothing served yet).
+        The digests are None when they are unknown (a killed build had started on the standby):
+        the caller compares with the files themselves. Renamed under the next number, with its
+        digests file removed first, a standby is never mistaken for a complete generation."""
         live = self.prepare(legacy_digests)
+        standby = self._standby(live)
         new = self.root / self._next_name()
-        if reuse and live is not None:
+        if standby is not None and not fresh:
+            digests = _read_json(self.digests_file(standby))
+            self.digests_file(standby).unlink(missing_ok=True)
+            os.rename(standby, new)
+            return new, digests
+        if standby is not None:
+            remove_tree(standby)
+            self.digests_file(standby).unlink(missing_ok=True)
+        if live is not None and not fresh:
             link_tree(live, new)
-        else:
-            new.mkdir()
-        return new, live
+            return new, _read_json(self.digests_file(live))
+        new.mkdir()
+        return new, {}
 
     def commit(self, new: Path, digests_json: str = "{}") -> None:
-        """Serve `new`: its digests are written first (they mark it complete), then the link flips,
-        then the generation it replaced is removed."""
-        old = self.live()
+        """Serve `new`: its digests are written first (they mark it complete), then the link flips.
+        The generation it replaced stays as the standby for the next build."""
         self.digests_file(new).write_text(digests_json, encoding="utf-8")
         self._point(new)
-        if old is not None and old != new and old.parent == self.root:
-            remove_tree(old)
-            self.digests_file(old).unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
