@@ -2,13 +2,15 @@
 
     python bench/publish.py [--posts 10000] [--papers 2000] [--tags 500] [--baseline ab0d832]
 
-A build now writes the next generation of the site beside the served one (every file of it
-hard-linked first) and flips a symlink (catalog/sitegen/swap.py); before, it wrote the
-changed files in place. This times, on one synthetic catalog (bench/site.py's) and in the
+A build now writes the next generation of the site beside the served one and flips a symlink
+(catalog/sitegen/swap.py): it brings the standby generation (the site before the last flip)
+up to date, and only the first rebuild, which has no standby yet, hard-links every file of
+the served site; before, it wrote the changed files in place. This times, on one synthetic catalog (bench/site.py's) and in the
 same run, `digest site build` of this checkout against the `catalog` package of git revision
 BASELINE (exported with `git archive`, first on PYTHONPATH): a full build each, a rebuild
-with nothing changed, and a rebuild after 100 new posts. It also times linking and removing
-the built site alone. Prints a table; the last line is ratio=<ours/baseline> for the +100
+with nothing changed (ours: the one that links), and a rebuild after 100 new posts (ours:
+from the standby). It also times hard-linking and removing the whole built site alone (what
+the first rebuild pays once, and what a build would pay each time without a standby). Prints a table; the last line is ratio=<ours/baseline> for the +100
 rebuild.
 """
 
