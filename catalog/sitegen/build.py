@@ -12,9 +12,10 @@ files no longer produced are removed, and only search shards with changed pages 
 indexed again. ``full=True`` starts from an empty site.
 
 Every build is atomic too: ``out/site`` is a symlink to a complete generation of the site;
-a build writes the next one beside it (unchanged files are hard links, so it costs little
-more) and flips the link in one rename when everything, search index included, is written
-(swap.py). A build killed at any moment leaves the previous site served and complete.
+a build brings the standby generation beside it up to date (the site before the last flip:
+only what changed since is written, so it costs little more) and flips the link in one
+rename when everything, search index included, is written (swap.py). A build killed at any
+moment leaves the previous site served and complete.
 
 With a `site_url` (the site's public address) mkdocs gets it as ``site_url``, the feeds'
 links are absolute, every page names its canonical URL, and the builder writes a sitemap
