@@ -231,13 +231,19 @@ def _sync_arxiv(engine: Engine, offline: bool) -> dict[str, Any]:
 
 
 def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: bool = True, offline: bool = False,
-         site: Path | None = None, on_channel: Callable[[str, int], Callable[[], None]] | None = None,
+         site: Path | None = None, site_url: str | None = None,
+         on_channel: Callable[[str, int], Callable[[], None]] | None = None,
          on_done: Callable[[ChannelResult], None] | None = None, fetcher: Fetcher | None = None) -> SyncReport:
-    """Fetch every followed channel's new posts, then sync arXiv, then build the site into `site` (if given).
+    """Fetch every followed channel's new posts, then sync arXiv, then build the site into `site` (if given),
+    with its public address `site_url` (if given; checked before anything is fetched).
 
     `on_channel(name, max_pages)` is called as each channel starts and returns a
     per-page callback (for a progress bar); `on_done` gets each channel's result.
     """
+    if site is not None:
+        from catalog.sitegen.meta import normalise_site_url
+
+        site_url = normalise_site_url(site_url)
     with engine.connect() as conn:
         follows = conn.execute(select(Follow).order_by(Follow.handle, Follow.host)).all()
         mirrors = mirror_hosts(conn)
@@ -246,7 +252,8 @@ def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: b
     acquire_lock(engine)
     try:
         report = _sync_locked(engine, follows, mirrors, max_pages=max_pages, interval=interval, arxiv=arxiv,
-                              offline=offline, site=site, on_channel=on_channel, on_done=on_done, fetcher=fetcher)
+                              offline=offline, site=site, site_url=site_url, on_channel=on_channel, on_done=on_done,
+                              fetcher=fetcher)
     except BaseException:
         try:
             release_lock(engine)
@@ -258,7 +265,8 @@ def sync(engine: Engine, *, max_pages: int = 10, interval: float = 1.0, arxiv: b
 
 
 def _sync_locked(engine: Engine, follows: list, mirrors: list[str], *, max_pages: int, interval: float, arxiv: bool,
-                 offline: bool, site: Path | None, on_channel, on_done, fetcher: Fetcher | None) -> SyncReport:
+                 offline: bool, site: Path | None, site_url: str | None, on_channel, on_done,
+                 fetcher: Fetcher | None) -> SyncReport:
     report = SyncReport()
     current = None
     try:
@@ -289,7 +297,7 @@ def _sync_locked(engine: Engine, follows: list, mirrors: list[str], *, max_pages
             if site is not None:
                 from catalog.sitegen.build import build_site
 
-                report.site = str(build_site(engine, site).site_dir)
+                report.site = str(build_site(engine, site, site_url=site_url).site_dir)
             return report
     except Interrupted as exc:
         done = {c.channel for c in report.channels}

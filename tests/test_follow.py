@@ -259,3 +259,16 @@ def test_follow_table_migrates_to_handle_and_host(db_kind, new_db_target):
                                " (4, 'alpha_ch', 't.me', 'https://t.me/s/alpha_ch', '2024-01-04')"))
     finally:
         engine.dispose()
+
+
+def test_sync_builds_the_site_for_its_public_address(server, cli, tmp_path, monkeypatch):
+    """`--site-url` (or DIGEST_SITE_URL) reaches the build; a bad one stops the sync before any fetch."""
+    cli("follow", "--mirror", server.host, f"{server.base}/s/gamma_ch")
+    out = str(tmp_path / "out")
+    bad = cli("sync", "--interval", "0.1", "--offline", "--site", out, "--site-url", "example.org/digest")
+    assert bad.exit_code == 1 and "not a site address" in bad.stderr and server.requests == []
+    monkeypatch.setenv("DIGEST_SITE_URL", "https://example.org/sync-site/")
+    result = cli("sync", "--interval", "0.1", "--offline", "--site", out)
+    assert result.exit_code == 0, result.output
+    sitemap = (tmp_path / "out" / "site" / "sitemap.xml").read_text(encoding="utf-8")
+    assert "<loc>https://example.org/sync-site/</loc>" in sitemap and sitemap.count("/posts/") >= 7

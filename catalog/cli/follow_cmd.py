@@ -82,6 +82,10 @@ def register(app: typer.Typer) -> None:
         offline: bool = typer.Option(False, "--offline", help="arXiv: fetch nothing, only report what is pending."),
         site: Optional[Path] = typer.Option(None, "--site", show_default=False,
                                             help="Then rebuild the static site in this build folder (HTML in DIR/site)."),
+        site_url: Optional[str] = typer.Option(
+            None, "--site-url", envvar="DIGEST_SITE_URL", show_default=False,
+            help="With --site: the site's public address (https://example.org/digest/): canonical links, "
+                 "sitemap, absolute feed links."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; errors only (for cron)."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
@@ -91,7 +95,8 @@ def register(app: typer.Typer) -> None:
         newest page back to the newest post already stored, each in its own transaction.
         Prints one line per channel; exits 0 when every channel synced, 1 naming the
         failed ones (the others are stored). Two syncs never run at once on one catalog.
-        Cron: `digest --db ~/digest.db sync --quiet --site ~/site`.
+        Cron: `digest --db ~/digest.db sync --quiet --site ~/site --site-url https://example.org/`
+        (see docs/publishing.md).
         """
         from catalog.follow import sync
 
@@ -113,7 +118,8 @@ def register(app: typer.Typer) -> None:
         try:
             with progress:
                 report = sync(state(ctx).engine(), max_pages=max_pages, interval=interval, arxiv=not no_arxiv,
-                              offline=offline, site=site, on_channel=on_channel, on_done=on_done)
+                              offline=offline, site=site, site_url=site_url, on_channel=on_channel,
+                              on_done=on_done)
         except Interrupted as exc:
             fail(exc.line(), exc.exit_code)
         if as_json:

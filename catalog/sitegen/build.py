@@ -10,14 +10,26 @@ hooks are overridden.
 
 Every build is incremental: a file of the site is written only when its bytes changed,
 files no longer produced are removed, and only search shards with changed pages are
-indexed again. ``full=True`` empties the site first.
+indexed again. ``full=True`` starts from an empty site.
+
+Every build is atomic too: ``out/site`` is a symlink to a complete generation of the site;
+a build brings the standby generation beside it up to date (the site before the last flip:
+only what changed since is written, so it costs little more) and flips the link in one
+rename when everything, search index included, is written (swap.py). A build killed at any
+moment leaves the previous site served and complete.
+
+With a `site_url` (the site's public address) mkdocs gets it as ``site_url``, the feeds'
+links are absolute, every page names its canonical URL, and the builder writes a sitemap
+of every page (sitemap.py); without one every link stays relative, as the site works from
+any folder and from file://.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +39,16 @@ from sqlalchemy import Engine
 
 from catalog.errors import DigestError
 from catalog.sitegen.generate import GenerateStats, generate_docs
+from catalog.sitegen.meta import normalise_site_url
 from catalog.sitegen.paths import CONFIG_FILE, HOOKS, SITE_SRC
-from catalog.sitegen.writer import DocsWriter, load_digests, save_digests
-from catalog.sitegen.search import BUNDLE, SHARD_POSTS, copy_digest, index_site, search_copy
+from catalog.sitegen.search import BUNDLE, MANIFEST, SHARD_POSTS, copy_digest, index_site, search_copy
+from catalog.sitegen.sitemap import write_sitemap
+from catalog.sitegen.writer import DocsWriter
 from catalog.sitegen.stamp import SHELL_NAME
+from catalog.sitegen.swap import Generations
 
-DIGESTS = "site-digests.json"  # beside the site: the SHA-256 of every file the last build wrote there
+DIGESTS = "site-digests.json"  # where builds before swap.py kept the site's file digests (moved on first use)
+MKDOCS_SITEMAPS = ("sitemap.xml", "sitemap.xml.gz")  # mkdocs' own lists only the pages it built
 DEFAULT_OUT = Path("build")
 
 
@@ -48,6 +64,8 @@ class BuildResult:
     site_written: int = 0  # files of the site written (changed or new) by this build
     site_removed: int = 0
     warnings: list[str] = field(default_factory=list)
+    site_url: str = ""
+    sitemap_urls: int = 0  # pages the sitemap lists (0 without a site URL)
 
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
@@ -55,7 +73,8 @@ class BuildResult:
                 "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
                 "mkdocs_s": round(self.mkdocs_s, 3), "stamp_s": round(self.stamp_s, 3),
                 "search_s": round(self.search_s, 3), "site_written": self.site_written,
-                "site_removed": self.site_removed, "warnings": self.warnings}
+                "site_removed": self.site_removed, "warnings": self.warnings, "site_url": self.site_url,
+                "sitemap_urls": self.sitemap_urls}
 
 
 def out_dirs(out: Path | None) -> tuple[Path, Path]:
@@ -97,14 +116,14 @@ def mkdocs_config(docs_dir: Path, site_dir: Path, *, strict: bool = False, confi
         os.chdir(cwd)
 
 
-def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[str]:
+def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, site_url: str = "") -> list[str]:
     """`mkdocs build` over `docs_dir` into `site_dir` (emptied first); returns the warnings,
     raises DigestError when it fails."""
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
-    config = mkdocs_config(docs_dir, site_dir, strict=strict)
+    config = mkdocs_config(docs_dir, site_dir, strict=strict, site_url=site_url or None)
     collect = _Collect()
     logger = logging.getLogger("mkdocs")
     logger.addHandler(collect)
@@ -118,14 +137,28 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False) -> list[
     return collect.messages
 
 
-def publish(built: Path, site: DocsWriter, search_hashes: dict[str, bytes | None]) -> None:
+def file_digests(root: Path) -> dict[str, str]:
+    """The SHA-256 of every file under `root` (the digests a DocsWriter keeps), read from the files."""
+    out = {}
+    for folder, _dirs, files in os.walk(root):
+        rel_dir = Path(folder).relative_to(root).as_posix()
+        for name in files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            out[rel] = hashlib.sha256(Path(folder, name).read_bytes()).hexdigest()
+    return out
+
+
+def publish(built: Path, site: DocsWriter, search_hashes: dict[str, bytes | None], skip: tuple[str, ...] = ()) -> None:
     """Copy what mkdocs built into the site (each file only when its bytes changed), but the
-    shells; `search_hashes` receives the SHA-256 of each HTML page's search copy."""
+    shells and the top-level files `skip`; `search_hashes` receives the SHA-256 of each HTML
+    page's search copy."""
     for folder, dirs, files in os.walk(built):
         dirs[:] = [d for d in dirs if d != SHELL_NAME]
         rel_dir = Path(folder).relative_to(built).as_posix()
         for name in files:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel in skip:
+                continue
             data = Path(folder, name).read_bytes()
             site.data(rel, data)
             if name.endswith(".html"):
@@ -134,7 +167,7 @@ def publish(built: Path, site: DocsWriter, search_hashes: dict[str, bytes | None
 
 def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
                run_roots: list[Path] | None = None, full: bool = False, stamp: bool = True,
-               shard_posts: int | None = None) -> BuildResult:
+               shard_posts: int | None = None, site_url: str | None = None) -> BuildResult:
     """Generate the pages of the whole catalog, build the HTML site, index it for search (Pagefind).
 
     `out` (default ``build/``) receives ``docs/``, ``mkdocs/`` and ``site/``. `strict`
@@ -142,31 +175,37 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
     changed are written; `full` empties ``site/`` first. `stamp=False` has mkdocs render
     every page (the plain path, for comparison; much slower). The search index is cut by
     date into shards of `shard_posts` posts (default SHARD_POSTS); only shards whose pages
-    changed are indexed again (catalog/sitegen/search.py).
+    changed are indexed again (catalog/sitegen/search.py). `site_url`: the site's public
+    address (absolute http(s) URL; DigestError otherwise), see the module's docstring.
+    ``out/site`` is switched to the new site only once all of it is written.
     """
+    site_url = normalise_site_url(site_url)
     docs_dir, site_dir = out_dirs(out)
     built_dir = docs_dir.parent / "mkdocs"
-    digests_file = docs_dir.parent / DIGESTS
-    if full:
-        shutil.rmtree(site_dir, ignore_errors=True)
-        digests_file.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp)
-    t1 = time.perf_counter()
-    warnings = run_mkdocs(docs_dir, built_dir, strict=strict)
-    t2 = time.perf_counter()
-    site = DocsWriter(site_dir, load_digests(digests_file))
-    search_hashes: dict[str, bytes | None] = {}
-    publish(built_dir, site, search_hashes)
-    if stats.plan is not None:
-        stats.plan.stamp(built_dir, site, search_hashes)
-    removed = site.remove_stale(keep=(BUNDLE,))
-    save_digests(digests_file, site.digests)
-    t3 = time.perf_counter()
-    search_s = index_site(site_dir, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
-                          page_hashes=search_hashes)
+    generations = Generations(site_dir)
+    with generations.locked():
+        t0 = time.perf_counter()
+        stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp, site_url=site_url)
+        t1 = time.perf_counter()
+        warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
+        t2 = time.perf_counter()
+        new, previous = generations.begin(fresh=full, legacy_digests=docs_dir.parent / DIGESTS)
+        if previous is None:  # a killed build had started on it: what it holds is known only by reading it
+            previous = file_digests(new)
+            (new / BUNDLE / MANIFEST).unlink(missing_ok=True)  # and its search bundles are indexed afresh
+        site = DocsWriter(new, previous)
+        search_hashes: dict[str, bytes | None] = {}
+        publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())
+        if stats.plan is not None:
+            stats.plan.stamp(built_dir, site, search_hashes)
+        sitemap_urls = write_sitemap(site.text, site_url, list(site.digests)) if site_url else 0
+        removed = site.remove_stale(keep=(BUNDLE,))
+        t3 = time.perf_counter()
+        search_s = index_site(new, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
+                              page_hashes=search_hashes)
+        generations.commit(new, json.dumps(site.digests, sort_keys=True, separators=(",", ":")))
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
-                       warnings)
+                       warnings, site_url, sitemap_urls)
 
 
 def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",

@@ -70,13 +70,14 @@ def attach_discovery(engine: Engine, cat: Any, *, feed_entries: int) -> list[Fee
     return feeds
 
 
-def write_feeds(writer: Any, feeds: list[Feed]) -> None:
-    """Every feed as Atom; the site-wide one also as RSS 2.0."""
+def write_feeds(writer: Any, feeds: list[Feed], base_url: str = "") -> None:
+    """Every feed as Atom; the site-wide one also as RSS 2.0. With the site's `base_url` every
+    link in them is absolute (RSS requires it; many readers drop relative links)."""
     entries: dict = {}  # each post's <entry>, made once for all the feeds it is in
     for feed in feeds:
-        writer.text(feed.path, atom_xml(feed, entries=entries).decode("utf-8"))
+        writer.text(feed.path, atom_xml(feed, base_url=base_url, entries=entries).decode("utf-8"))
         if feed.key == "all":
-            writer.text(feed.rss_path, rss_xml(feed).decode("utf-8"))
+            writer.text(feed.rss_path, rss_xml(feed, base_url=base_url).decode("utf-8"))
 
 
 def write_discussed(engine: Engine, cat: Any, page: Callable[..., None]) -> None:

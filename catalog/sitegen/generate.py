@@ -33,7 +33,8 @@ from catalog.sitegen.claimview import claim_lines, preset_tables, reader_name, v
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
 from reproductions.report import num
 from catalog.sitegen.slugs import SlugRegistry, make_slug
-from catalog.sitegen.stamp import StampPlan, shell_markdown, shell_source
+from catalog.sitegen.meta import head_tags
+from catalog.sitegen.stamp import StampPlan, output_path, shell_markdown, shell_source
 from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
 from catalog.sitegen.writer import MARKER, DocsWriter
 from catalog.sitegen.discovery import attach_discovery, write_discussed, write_feeds
@@ -432,13 +433,16 @@ def _copy_plots(writer: DocsWriter, repro: dict[str, Any], roots: list[Path]) ->
 
 def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | None = None,
                   site_src: Path = SITE_SRC, run_roots: list[Path] | None = None,
-                  feed_entries: int = FEED_ENTRIES, stamp: bool = True) -> GenerateStats:
+                  feed_entries: int = FEED_ENTRIES, stamp: bool = True, site_url: str = "") -> GenerateStats:
     """Write the Markdown tree for the catalog into `docs`.
 
     With `stamp` (the default) the raw HTML pages outside the nav are not written: one
     shell page per URL folder is, and the returned stats' `plan` renders the pages into
     the shells once mkdocs built them (see stamp.py). Without it every page is a docs file
-    for mkdocs, the plain path the stamped one is checked against."""
+    for mkdocs, the plain path the stamped one is checked against.
+
+    `site_url` (normalised, see meta.py; "" for none) makes the feeds' links absolute and gives
+    every page its canonical address; the pages' own links stay relative either way."""
     docs = Path(docs)
     prepare_docs_dir(docs)
     cards = discover_cards() if cards is None else cards
@@ -446,6 +450,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     cat = Catalog(engine, cards, roots)
     feeds = attach_discovery(engine, cat, feed_entries=feed_entries)
     env = template_env(site_src / "templates")
+    env.globals.update(site_url=site_url, head_tags=head_tags)
     writer = DocsWriter(docs)
     writer.seen.add(writer.path(MARKER))
 
@@ -456,7 +461,8 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     def page(rel: str, template: str, **ctx: Any) -> None:
         # root: from this Markdown file to the docs root (Markdown links to .md files);
         # up: from this page's URL to the site root (final URLs in raw HTML blocks)
-        ctx.update(root="../" * rel.count("/"), up=url_up(rel))
+        # page_path: this page's URL from the site root ("posts/a/"), for its canonical address
+        ctx.update(root="../" * rel.count("/"), up=url_up(rel), page_path=output_path(rel).removesuffix("index.html"))
         if not template.endswith(RAW_TEMPLATE):
             writer.text(rel, env.get_template(template).render(**ctx))
         elif stamp and rel not in in_nav:
@@ -498,7 +504,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     for paper in cat.papers.values():
         page(f"papers/{paper['slug']}.md", "paper.html.j2", paper=paper)
     write_discussed(engine, cat, page)
-    write_feeds(writer, feeds)
+    write_feeds(writer, feeds, base_url=site_url)
     page("tags/index.md", "tags_index.html.j2", tags=cat.tags)
     for tag in cat.tags:
         page(f"tags/{tag['slug']}.md", "tag.html.j2", tag=tag)

@@ -153,6 +153,7 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     if not old:  # nothing, or one bundle from an older build: start afresh
         shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    clear_dead_stages(stage_root(site_dir))  # what builds killed while indexing left behind
     entries, running = [], []
     try:
         for shard in shards:
@@ -181,6 +182,7 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
     manifest = {"version": 1, "order": "newest shard first; by relevance within a shard", "shards": entries}
+    (out / MANIFEST).unlink(missing_ok=True)  # may be a hard link into the served generation (swap.py)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return time.perf_counter() - t0
 
@@ -240,6 +242,26 @@ def copy_digest(copy: bytes | None) -> bytes | None:
     return None if copy is None else hashlib.sha256(copy).digest()
 
 
+STAGE_PREFIX = ".pagefind-"  # then the building process's id
+
+
+def clear_dead_stages(root: Path) -> int:
+    """Remove the staging folders of builds that were killed (their process is gone); returns how many."""
+    removed = 0
+    for stage in root.glob(f"{STAGE_PREFIX}*-*"):
+        pid = stage.name[len(STAGE_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+            removed += 1
+        except OSError:
+            pass  # alive, another user's
+    return removed
+
+
 def stage_root(site_dir: Path) -> Path:
     """Where a shard's search copies are written for Pagefind: memory (/dev/shm) where there is
     one, since they live for seconds and creating and deleting 10k files on disk costs more than
@@ -260,7 +282,7 @@ class PagefindJob:
     @classmethod
     def start(cls, site_dir: Path, shard: Shard, bundle: Path) -> "PagefindJob | None":
         """Stage the shard and start Pagefind on it; None when no page of it is searched."""
-        stage = Path(tempfile.mkdtemp(prefix=".pagefind-", dir=stage_root(site_dir)))
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=stage_root(site_dir)))
         try:
             made: set[Path] = set()
             for rel in shard.pages:

@@ -65,7 +65,7 @@ class DocsWriter:
             except OSError:
                 pass
         self._mkdir(target.parent)
-        target.write_bytes(data)
+        _replace_bytes(target, data)
         self.written += 1
 
     def copy(self, rel: str, source: Path) -> None:
@@ -78,6 +78,7 @@ class DocsWriter:
         except OSError:
             pass
         self._mkdir(target.parent)
+        target.unlink(missing_ok=True)  # a hard link to the served site's file: never write through it
         shutil.copyfile(source, target)
         self.written += 1
 
@@ -100,6 +101,16 @@ class DocsWriter:
             if not os.listdir(folder):
                 os.rmdir(folder)
         return removed
+
+
+def _replace_bytes(target: Path, data: bytes) -> None:
+    """Write a new file at `target`: the old one may be a hard link shared with the served
+    generation of the site (swap.py), which must keep its bytes."""
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        pass
+    target.write_bytes(data)
 
 
 def load_digests(path: Path) -> dict[str, str]:
