@@ -1,0 +1,234 @@
+"""Catalog behaviours a mutation probe (issue 35) showed no test would notice when broken.
+
+Each test states its expected values from the fixture as written (hand-counted), never
+from the function under test, and each was seen to fail with the guarded line broken.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.ingest import ingest_paths, ingest_records
+from catalog.models import Post, Source
+from catalog.search import Filters, search
+from channel_routes import Msg, tme_page
+from helpers import message, write_json
+from scrapers.records import PostRecord, SourceRecord
+
+T0 = datetime(2023, 7, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def counts(engine) -> tuple[int, int]:
+    with engine.connect() as c:
+        return (c.execute(select(func.count()).select_from(Source)).scalar(),
+                c.execute(select(func.count()).select_from(Post)).scalar())
+
+
+# ---------------------------------------------------------------- auto-merge: the share of agreeing ids
+
+BOILERPLATE = "Subscribe to the channel and share it with colleagues who read papers"
+
+
+def _export(path, name: str, texts: dict[int, str], chat_id: int | None) -> object:
+    data = {"name": name, "type": "public_channel",
+            "messages": [message(i, t, date=f"2023-07-{i:02d}T10:00:00") for i, t in sorted(texts.items())]}
+    if chat_id is not None:
+        data["id"] = chat_id
+    return write_json(path, data)
+
+
+def _two_channels(tmp_path, same: int):
+    """Channel A (with its chat id) and an older export of B without one: ten message ids each,
+    the first `same` of them carrying the same text in both."""
+    a = {i: f"Alpha post {i}: a note on sparse attention kernels, part {i}" for i in range(1, 11)}
+    b = {i: f"Beta post {i}: reinforcement learning from human feedback, episode {i}" for i in range(1, 11)}
+    for i in range(1, same + 1):
+        a[i] = b[i] = f"{BOILERPLATE} (reminder {i})"
+    return _export(tmp_path / "a.json", "Alpha", a, 111), _export(tmp_path / "b.json", "Beta", b, None)
+
+
+@pytest.mark.parametrize("same, expected", [
+    (3, (2, 20)),  # 3 of 10 ids agree (30 %): two channels sharing boilerplate stay two
+    (7, (2, 20)),  # 70 %: still below the 80 % share
+    (8, (1, 10)),  # exactly 80 %: one channel, each message id once
+])
+def test_auto_merge_needs_the_share_of_agreeing_ids(engine, tmp_path, same, expected):
+    a, b = _two_channels(tmp_path, same)
+    ingest_paths(engine, [a])
+    ingest_paths(engine, [b])
+    assert counts(engine) == expected
+
+
+def test_auto_merge_needs_three_agreeing_ids(engine, tmp_path):
+    """Two ids of two agree (100 %) is not enough: SAME_TEXT_MIN is 3."""
+    texts = {1: f"{BOILERPLATE} (one)", 2: f"{BOILERPLATE} (two)"}
+    ingest_paths(engine, [_export(tmp_path / "a.json", "Alpha", texts, 111)])
+    ingest_paths(engine, [_export(tmp_path / "b.json", "Beta", texts, None)])
+    assert counts(engine) == (2, 4)
+
+
+# ---------------------------------------------------------------- search filters
+
+def _record(handle: str, ext: str, text: str, *, day: int, arxiv: tuple[str, ...] = (), title: str = "",
+            source_title: str = "") -> PostRecord:
+    return PostRecord(source=SourceRecord(kind="telegram", handle=handle, title=source_title or handle.title()),
+                      external_id=ext, published_at=T0 + timedelta(days=day), text=text, title=title or text[:40],
+                      arxiv_ids=arxiv, language="en")
+
+
+def _ids_by_title(engine) -> dict[str, int]:
+    with engine.connect() as c:
+        return dict(c.execute(select(Post.title, Post.id)).all())
+
+
+def test_reproduction_filters_split_posts_by_their_papers(engine):
+    """Three posts on diffusion: one discusses a paper we reproduced, one a paper we did not,
+    one no paper at all."""
+    from catalog.runs import upsert_reproduction
+
+    ingest_records(engine, [
+        _record("lab_ch", "1", "Diffusion models beat GANs, reproduced here", day=1, arxiv=("2105.05233",),
+                title="reproduced"),
+        _record("lab_ch", "2", "Diffusion transformers scale with compute", day=2, arxiv=("2212.09748",),
+                title="paper, no reproduction"),
+        _record("lab_ch", "3", "Diffusion is everywhere this week, no paper today", day=3, title="no paper")])
+    with Session(engine) as s, s.begin():
+        upsert_reproduction(s, slug="adm", arxiv_id="2105.05233")
+    by_title = _ids_by_title(engine)
+
+    def found(**kw) -> set[int]:
+        return {h.id for h in search(engine, "diffusion", filters=Filters(**kw))}
+
+    assert found(has_reproduction=True) == {by_title["reproduced"]}
+    assert found(has_reproduction=False) == {by_title["paper, no reproduction"], by_title["no paper"]}
+    assert found() == set(by_title.values())
+
+
+def test_search_by_a_merged_sources_old_name(engine):
+    """After `sources merge`, the name the merged-away source had still selects its posts (now the kept one's)."""
+    from catalog.sources import merge_sources
+
+    ingest_records(engine, [
+        _record("papers_lab", "1", "Mixture of experts routing, explained slowly", day=1, title="kept"),
+        _record("old_lab_name", "7", "Mixture of experts load balancing losses", day=2, title="moved"),
+        _record("unrelated_ch", "1", "Mixture of experts in vision transformers", day=3, title="elsewhere")])
+    with engine.begin() as c:
+        keep = c.execute(select(Source.id).where(Source.handle == "papers_lab")).scalar()
+        other = c.execute(select(Source.id).where(Source.handle == "old_lab_name")).scalar()
+        merge_sources(c, keep, other)
+    by_title = _ids_by_title(engine)
+    merged = {by_title["kept"], by_title["moved"]}
+    for name in ("old_lab_name", "@old_lab_name", "OLD_LAB_NAME", "papers_lab"):
+        assert {h.id for h in search(engine, "mixture experts", filters=Filters(source=name))} == merged, name
+    assert {h.id for h in search(engine, "mixture experts", filters=Filters(source="unrelated_ch"))} == \
+        {by_title["elsewhere"]}
+
+
+def test_hyphenated_query_keeps_its_words_adjacent(engine):
+    """`self-attention` is a phrase on both engines: a post with "self" and "attention" apart is no hit."""
+    ingest_records(engine, [
+        _record("a_ch", "1", "Self-attention layers explained with a small worked example", day=1, title="adjacent"),
+        _record("a_ch", "2", "Self supervised pretraining meets attention pooling in speech", day=2, title="apart"),
+        _record("a_ch", "3", "Attention to self care matters for researchers too", day=3, title="reversed")])
+    by_title = _ids_by_title(engine)
+    for query in ("self-attention", "Self-Attention", "self‐attention"):
+        assert {h.id for h in search(engine, query)} == {by_title["adjacent"]}, query
+    assert {h.id for h in search(engine, "self attention")} == set(by_title.values())  # two words, anywhere
+
+
+# ---------------------------------------------------------------- related lists: incremental update
+
+def test_an_old_related_list_takes_in_a_new_near_copy(sample_engine, tmp_path):
+    """A new post that repeats an old post almost word for word must head that old post's list
+    after an incremental update (a near-copy is the nearest neighbour there can be)."""
+    from catalog.related import rebuild_related, stored_lists, update_related
+
+    rebuild_related(sample_engine)
+    with Session(sample_engine) as s:
+        old_id, old_text = s.execute(select(Post.id, Post.text).where(Post.title.contains("Self-attention в 15 строк"))
+                                     ).one()
+    export = {"name": "New Channel", "type": "public_channel", "id": 777,
+              "messages": [message(1, old_text + "\nПовтор для новых подписчиков.", date="2020-06-01T10:00:00")]}
+    ingest_paths(sample_engine, [write_json(tmp_path / "new.json", export)])
+    with Session(sample_engine) as s:
+        new_id = s.scalar(select(Post.id).join(Source).where(Source.channel_id == 777))
+    assert update_related(sample_engine)["mode"] == "incremental"
+    with Session(sample_engine) as s:
+        lists = stored_lists(s)
+    assert lists[("post", old_id)]["post"][0][0] == new_id
+    assert lists[("post", new_id)]["post"][0][0] == old_id
+
+
+# ---------------------------------------------------------------- sync: the walk stops at the newest stored post
+
+PAGE = 10  # posts on one t.me/s page
+
+
+class PagedChannel:
+    """A channel served as t.me/s pages of PAGE posts, newest first, `?before=` for older ones."""
+
+    def __init__(self, name: str, last: int):
+        self.name, self.requests = name, []
+        self.set_last(last)
+
+    def set_last(self, last: int) -> None:
+        self.posts = [Msg(i, T0 + timedelta(hours=i), [f"Post {i} of {self.name}: notes on optimisation paper {i}"])
+                      for i in range(1, last + 1)]
+
+    def page(self, before: int | None) -> str:
+        older = [m for m in self.posts if before is None or m.id < before]
+        shown = older[-PAGE:]
+        more = shown[0].id if shown and shown[0].id > 1 else None
+        return tme_page(shown, username=self.name, title=self.name.title(), before=more)
+
+
+@pytest.fixture
+def paged_server():
+    channel = PagedChannel("paged_ch", 25)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            from urllib.parse import parse_qs, urlsplit
+
+            channel.requests.append(self.path)
+            before = parse_qs(urlsplit(self.path).query).get("before")
+            body = channel.page(int(before[0]) if before else None).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    channel.url = f"http://127.0.0.1:{srv.server_address[1]}/s/{channel.name}"
+    yield channel
+    srv.shutdown()
+
+
+def test_sync_stops_at_the_newest_stored_post(paged_server, cli):
+    """25 posts over 3 pages (16-25, 6-15, 1-5); then posts 26 and 27 come: one page is enough."""
+    assert cli("follow", paged_server.url).exit_code == 0
+    first = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
+    assert first.exit_code == 0, first.output
+    assert [(c["new"], c["pages"]) for c in json.loads(first.stdout)["channels"]] == [(25, 3)]
+    assert [r.split("?")[-1] for r in paged_server.requests] == ["/s/paged_ch", "before=16", "before=6"]
+
+    paged_server.set_last(27)
+    paged_server.requests.clear()
+    again = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
+    assert again.exit_code == 0, again.output
+    channel = json.loads(again.stdout)["channels"][0]
+    assert (channel["new"], channel["unchanged"], channel["pages"]) == (2, 0, 1)
+    assert paged_server.requests == ["/s/paged_ch"]
+    rows = {r["handle"]: r["posts"] for r in json.loads(cli("sources", "--json").stdout)}
+    assert rows == {"paged_ch": 27}
