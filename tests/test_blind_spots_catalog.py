@@ -232,3 +232,82 @@ def test_sync_stops_at_the_newest_stored_post(paged_server, cli):
     assert paged_server.requests == ["/s/paged_ch"]
     rows = {r["handle"]: r["posts"] for r in json.loads(cli("sources", "--json").stdout)}
     assert rows == {"paged_ch": 27}
+
+
+def test_ingest_full_walks_every_page_again(paged_server, cli):
+    """`digest ingest URL --full` does not stop at the newest stored post: all 3 pages, 25 posts seen."""
+    assert cli("ingest", paged_server.url, "--json").exit_code == 0
+    paged_server.requests.clear()
+    full = cli("ingest", paged_server.url, "--full", "--json")
+    assert full.exit_code == 0, full.output
+    stats = json.loads(full.stdout)
+    assert (stats["posts_new"], stats["posts_unchanged"]) == (0, 25)
+    assert len(paged_server.requests) == 3
+
+
+# ---------------------------------------------------------------- a merge folds two records of one message id
+
+def _fold_record(handle: str, ext: str, text: str, **kw) -> PostRecord:
+    from scrapers.records import Link
+
+    links = tuple(Link(u) for u in kw.pop("links", ()))
+    return PostRecord(source=SourceRecord(kind="telegram", handle=handle, title=kw.pop("title", "")),
+                      external_id=ext, published_at=T0 + timedelta(days=int(ext)), text=text, title=text[:30],
+                      url=f"https://t.me/{handle}/{ext}", language="en", links=links, **kw)
+
+
+def test_a_merge_folds_each_field_into_the_richest_record(engine):
+    """KEEP and OTHER share message ids 1 and 2; 3 is KEEP's only, 4 OTHER's only. For id 1 OTHER has
+    more views, the later edit, another tag, paper, link and extra field; for id 2 KEEP is richer."""
+    from catalog.models import Link as LinkRow, Paper, PostPaper, PostTag, Tag
+    from catalog.sources import merge_sources
+
+    ingest_records(engine, [
+        _fold_record("keep_ch", "1", "Original notes on sparse attention, first draft", views=100,
+                     hashtags=("a_tag",), arxiv_ids=("2101.00001",), links=("https://k.example/1",),
+                     extra=(("author", "K"),)),
+        _fold_record("keep_ch", "2", "Keep's corrected notes on mixture of experts", views=500,
+                     edited_at=T0 + timedelta(days=4)),
+        _fold_record("keep_ch", "3", "Only in keep: notes on state space models"),
+        _fold_record("fan_ch", "9", "A fan channel quoting the other channel's post one at length")])
+    ingest_records(engine, [
+        _fold_record("other_ch", "1", "Edited notes on sparse attention kernels, final version", views=900,
+                     edited_at=T0 + timedelta(days=8), hashtags=("b_tag",), arxiv_ids=("2202.00002",),
+                     links=("https://o.example/1",), extra=(("author", "O"), ("readers", "7")), title="Other"),
+        _fold_record("other_ch", "2", "Other's older notes on mixture of experts", views=300,
+                     edited_at=T0 + timedelta(days=3)),
+        _fold_record("other_ch", "4", "Only in other: notes on speculative decoding")])
+    with engine.begin() as c:
+        sid = dict(c.execute(select(Source.handle, Source.id)).all())
+        post = {(h, e): i for h, e, i in c.execute(select(Source.handle, Post.external_id, Post.id).join(Source))}
+        c.execute(Post.__table__.update().where(Post.id == post["fan_ch", "9"])
+                  .values(copy_of_id=post["other_ch", "1"]))
+        report = merge_sources(c, sid["keep_ch"], sid["other_ch"])
+    assert (report.moved, report.folded, report.enriched, report.posts_after) == (1, 2, 1, 4)
+    assert report.posts_before == {"keep": 3, "other": 3}
+    assert report.aliases == ["telegram:other_ch"]
+    assert report.keep["handle"] == "keep_ch" and report.other["handle"] == "other_ch"
+
+    one, two = post["keep_ch", "1"], post["keep_ch", "2"]
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Source)) == 2
+        assert s.scalar(select(Source.title).where(Source.id == sid["keep_ch"])) == "Other"  # KEEP had none
+        rows = {p.id: p for p in s.scalars(select(Post).where(Post.source_id == sid["keep_ch"]))}
+        assert sorted(rows) == sorted([one, two, post["keep_ch", "3"], post["other_ch", "4"]])
+        assert (rows[one].views, rows[one].text) == (900, "Edited notes on sparse attention kernels, final version")
+        assert rows[one].edited_at.replace(tzinfo=None) == (T0 + timedelta(days=8)).replace(tzinfo=None)
+        extra = json.loads(rows[one].extra) if isinstance(rows[one].extra, str) else rows[one].extra
+        assert extra == {"author": "K", "readers": "7"}  # KEEP's value wins where both have the key
+        assert (rows[two].views, rows[two].text) == (500, "Keep's corrected notes on mixture of experts")
+        assert rows[two].edited_at.replace(tzinfo=None) == (T0 + timedelta(days=4)).replace(tzinfo=None)
+        tags = set(s.scalars(select(Tag.name).join(PostTag, PostTag.tag_id == Tag.id).where(PostTag.post_id == one)))
+        assert tags == {"a_tag", "b_tag"}
+        papers = set(s.scalars(select(Paper.arxiv_id).join(PostPaper).where(PostPaper.post_id == one)))
+        assert papers == {"2101.00001", "2202.00002"}
+        links = s.execute(select(LinkRow.position, LinkRow.url).where(LinkRow.post_id == one)
+                          .order_by(LinkRow.position)).all()
+        assert [tuple(r) for r in links] == [(0, "https://k.example/1"), (1, "https://o.example/1")]
+        assert s.scalar(select(Post.copy_of_id).where(Post.id == post["fan_ch", "9"])) == one
+    # the index follows the folded text: the edit's words find the kept post, the old draft's do not
+    assert [h.id for h in search(engine, "kernels final version")] == [one]
+    assert search(engine, "first draft") == []
