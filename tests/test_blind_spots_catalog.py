@@ -311,3 +311,40 @@ def test_a_merge_folds_each_field_into_the_richest_record(engine):
     # the index follows the folded text: the edit's words find the kept post, the old draft's do not
     assert [h.id for h in search(engine, "kernels final version")] == [one]
     assert search(engine, "first draft") == []
+
+
+def test_each_filter_selects_the_posts_it_names(engine):
+    """Four posts on transformers, hand-labelled; every filter's expected set is counted from this list."""
+    from catalog.search import parse_date
+
+    def rec(handle, ext, day, lang, tags, title):
+        return PostRecord(source=SourceRecord(kind="telegram", handle=handle, title=f"{handle.title()} Digest"),
+                          external_id=ext, published_at=datetime(2023, 7, day, 12, 0, tzinfo=timezone.utc),
+                          text=f"Transformers {title}: a note, with the details that matter.", title=title,
+                          hashtags=tags, language=lang)
+
+    ingest_records(engine, [rec("north_ch", "1", 1, "en", ("nlp",), "n1"), rec("north_ch", "2", 2, "ru", (), "n2"),
+                            rec("south_ch", "1", 2, "en", ("nlp", "vision"), "s1"),
+                            rec("south_ch", "2", 3, "ru", ("vision",), "s2")])
+    ids = _ids_by_title(engine)
+    with engine.connect() as c:
+        north = c.execute(select(Source.id).where(Source.handle == "north_ch")).scalar()
+
+    def found(**kw) -> set[str]:
+        by_id = {v: k for k, v in ids.items()}
+        return {by_id[h.id] for h in search(engine, "transformers", filters=Filters(**kw))}
+
+    assert found() == {"n1", "n2", "s1", "s2"}
+    assert found(tag="#NLP") == found(tag="nlp") == {"n1", "s1"}
+    assert found(tag="vision") == {"s1", "s2"}
+    for name in ("north_ch", "@North_Ch", "North_ch Digest", str(north)):
+        assert found(source=name) == {"n1", "n2"}, name
+    assert found(lang="RU") == found(lang="ru") == {"n2", "s2"}
+    day2 = datetime(2023, 7, 2, 12, 0, tzinfo=timezone.utc)
+    assert found(since=day2) == {"n2", "s1", "s2"}  # the bounds are inclusive
+    assert found(until=day2) == {"n1", "n2", "s1"}
+    assert found(since=day2, until=day2) == {"n2", "s1"}
+    assert found(until=parse_date("2023-07-02", end_of_day=True)) == {"n1", "n2", "s1"}
+    assert found(since=parse_date("2023-07-03")) == {"s2"}
+    assert found(until=parse_date("2023-07-01")) == set()  # a bare date as a datetime: midnight, before 12:00
+    assert found(tag="vision", lang="ru", source="south_ch") == {"s2"}

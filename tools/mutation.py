@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("modules", nargs="*", help=f"of: {', '.join(MODULES)} (default: all)")
     ap.add_argument("--before", action="append", default=[], metavar="GLOB",
                     help="test files left out of a first run, to report the score before and after them")
+    ap.add_argument("--functions", nargs="+", metavar="GLOB",
+                    help="only these functions (mutmut names, e.g. x__fold 'xǁFiltersǁ*'), instead of MODULES'")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit-min", type=float, default=15.0, help="per module and run (default 15)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/digest-mutation"))
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             module = MODULES[name]
+            if args.functions:
+                module = Module(module.file, args.functions, module.tests, module.select, module.postgres)
             print(f"== {name} ({module.file})", flush=True)
             phases: dict[str, Outcome] = {}
             if args.before:
