@@ -348,3 +348,18 @@ def test_each_filter_selects_the_posts_it_names(engine):
     assert found(since=parse_date("2023-07-03")) == {"s2"}
     assert found(until=parse_date("2023-07-01")) == set()  # a bare date as a datetime: midnight, before 12:00
     assert found(tag="vision", lang="ru", source="south_ch") == {"s2"}
+
+
+def test_parse_date_reads_a_bare_date_as_a_whole_day_when_it_ends_a_range():
+    from catalog.errors import UsageError
+    from catalog.search import parse_date
+
+    utc = timezone.utc
+    assert parse_date("2023-07-02") == datetime(2023, 7, 2, tzinfo=utc)
+    assert parse_date("2023-07-02", end_of_day=True) == datetime(2023, 7, 2, 23, 59, 59, tzinfo=utc)
+    assert parse_date("2023-07-02T08:30:00", end_of_day=True) == datetime(2023, 7, 2, 8, 30, tzinfo=utc)
+    assert parse_date("2023-07-02T08:30:00+02:00") == datetime(2023, 7, 2, 6, 30, tzinfo=utc)
+    assert parse_date("") is None and parse_date(None) is None
+    for bad in ("yesterday", "2023-13-01", "02.07.2023"):
+        with pytest.raises(UsageError, match=f"bad date '{bad}': use YYYY-MM-DD"):
+            parse_date(bad)
