@@ -66,12 +66,14 @@ def test_auto_merge_needs_the_share_of_agreeing_ids(engine, tmp_path, same, expe
     assert counts(engine) == expected
 
 
-def test_auto_merge_needs_three_agreeing_ids(engine, tmp_path):
-    """Two ids of two agree (100 %) is not enough: SAME_TEXT_MIN is 3."""
-    texts = {1: f"{BOILERPLATE} (one)", 2: f"{BOILERPLATE} (two)"}
+@pytest.mark.parametrize("ids, expected", [(2, (2, 4)), (3, (1, 3))])
+def test_auto_merge_needs_three_agreeing_ids(engine, tmp_path, ids, expected):
+    """Two ids of two agree (100 %) is not enough, three of three is: SAME_TEXT_MIN is 3."""
+    texts = {i: f"{BOILERPLATE} (number {i})" for i in range(1, ids + 1)}
     ingest_paths(engine, [_export(tmp_path / "a.json", "Alpha", texts, 111)])
-    ingest_paths(engine, [_export(tmp_path / "b.json", "Beta", texts, None)])
-    assert counts(engine) == (2, 4)
+    stats = ingest_paths(engine, [_export(tmp_path / "b.json", "Beta", texts, None)])
+    assert counts(engine) == expected
+    assert stats.sources_merged == (expected[0] == 1)
 
 
 # ---------------------------------------------------------------- search filters
