@@ -152,3 +152,68 @@ def test_a_deleted_site_folder_is_rebuilt_whole(small_site, tmp_path):
     page.unlink()
     third = build_site(engine, tmp_path / "out", run_roots=[], shard_posts=SHARD_POSTS)
     assert page.is_file() and third.site_written == 1
+
+
+# ---------------------------------------------------------------- the incremental writer itself
+
+def test_docs_writer_writes_only_what_changed_or_is_missing(tmp_path):
+    from catalog.errors import DigestError
+    from catalog.sitegen.generate import MARKER, DocsWriter, load_digests, save_digests
+
+    site = tmp_path / "site"
+    first = DocsWriter(site, {})
+    first.text("posts/a/index.html", "A")
+    first.text("posts/b/index.html", "B")
+    first.data("feeds/all.atom.xml", b"<feed/>")
+    assert first.written == 3 and first.has("posts/a/index.html") and not first.has("posts/c/index.html")
+    save_digests(tmp_path / "digests.json", first.digests)
+    digests = load_digests(tmp_path / "digests.json")
+    assert set(digests) == {"posts/a/index.html", "posts/b/index.html", "feeds/all.atom.xml"}
+
+    (site / "posts" / "b" / "index.html").unlink()  # deleted by hand since the last build
+    again = DocsWriter(site, digests)
+    again.text("posts/a/index.html", "A")  # unchanged: skipped
+    again.text("posts/b/index.html", "B")  # unchanged but missing on disk: written
+    again.text("posts/c/index.html", "C")  # new
+    assert again.written == 2 and (site / "posts/b/index.html").read_text() == "B"
+    (site / MARKER).write_text("")
+    (site / "pagefind").mkdir()
+    (site / "pagefind" / "kept.js").write_text("")
+    assert again.remove_stale(keep=("pagefind",)) == 1  # feeds/all.atom.xml, not written this time
+    assert not (site / "feeds").exists()  # its folder, left empty, is gone too
+    assert (site / MARKER).exists() and (site / "pagefind" / "kept.js").exists()
+
+    plain = DocsWriter(site)  # no digests: compares with the bytes on disk
+    plain.text("posts/a/index.html", "A")
+    plain.text("posts/c/index.html", "C, edited")
+    assert plain.written == 1
+    for bad in ("/etc/passwd", "../x", "a/../b", "a//b", "a\\b", "./a", ""):
+        with pytest.raises(DigestError, match="refusing to write outside"):
+            plain.text(bad, "x")
+    for content in ("{not json", "[1, 2]"):
+        (tmp_path / "digests.json").write_text(content)
+        assert load_digests(tmp_path / "digests.json") == {}
+    assert load_digests(tmp_path / "missing.json") == {}
+
+
+def test_docs_writer_copies_a_file_again_only_when_it_changed(tmp_path):
+    import os
+
+    from catalog.sitegen.generate import DocsWriter
+
+    source = tmp_path / "plot.png"
+    source.write_bytes(b"png-1")
+    writer = DocsWriter(tmp_path / "docs")
+    writer.copy("runs/plot.png", source)
+    target = tmp_path / "docs" / "runs" / "plot.png"
+    assert writer.written == 1 and target.read_bytes() == b"png-1"
+    writer.copy("runs/plot.png", source)  # same size, not newer: kept
+    assert writer.written == 1
+    source.write_bytes(b"png-22")  # another size
+    writer.copy("runs/plot.png", source)
+    assert writer.written == 2 and target.read_bytes() == b"png-22"
+    source.write_bytes(b"png-33")  # same size, newer than the copy
+    stamp = target.stat().st_mtime
+    os.utime(source, (stamp + 10, stamp + 10))
+    writer.copy("runs/plot.png", source)
+    assert writer.written == 3 and target.read_bytes() == b"png-33"
