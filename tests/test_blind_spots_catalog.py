@@ -365,3 +365,116 @@ def test_parse_date_reads_a_bare_date_as_a_whole_day_when_it_ends_a_range():
     for bad in ("yesterday", "2023-13-01", "02.07.2023"):
         with pytest.raises(UsageError, match=f"bad date '{bad}': use YYYY-MM-DD"):
             parse_date(bad)
+
+
+# ---------------------------------------------------------------- survivors of the mutation run (tools/mutation.py)
+
+def test_search_limits_empty_queries_and_control_characters(engine):
+    from catalog.errors import UsageError
+
+    ingest_records(engine, [
+        _record("a_ch", "1", "Sparse attention for long documents", day=1, title="one"),
+        _record("a_ch", "2", "Sparse attention kernels on GPUs", day=2, title="two"),
+        _record("a_ch", "3", "MLOps pipelines that survive a reorg", day=3, title="mlops")])
+    ids = _ids_by_title(engine)
+    assert len(search(engine, "sparse attention", limit=1)) == 1
+    assert {h.id for h in search(engine, "sparse\x00attention")} == {ids["one"], ids["two"]}
+    assert [h.id for h in search(engine, "ML")] == [ids["mlops"]]  # two characters: a substring, inside a word
+    with pytest.raises(UsageError, match="--limit must be at least 1"):
+        search(engine, "sparse", limit=0)
+    with pytest.raises(UsageError, match="empty query: give a word to search for"):
+        search(engine, " \t ")
+
+
+def test_copies_stay_out_of_filtered_and_substring_searches_unless_asked(engine):
+    """A repost (same text, another channel) is a copy: hidden with any filter and for short
+    queries too, shown when copies are asked for."""
+    text = "Quantised low rank adapters, read the original thread for details"
+    ingest_records(engine, [_record("orig_ch", "1", text, day=1, title="original"),
+                            _record("fan_ch", "5", text, day=2, title="copy")])
+    ids = _ids_by_title(engine)
+    with engine.connect() as c:
+        assert c.execute(select(Post.copy_of_id).where(Post.id == ids["copy"])).scalar() == ids["original"]
+
+    def found(query: str, **kw) -> set[int]:
+        return {h.id for h in search(engine, query, filters=Filters(**kw))}
+
+    for query in ("low rank adapters", "Qu"):  # words (FTS) and two characters (substring)
+        assert found(query) == found(query, lang="en") == {ids["original"]}, query
+        assert found(query, include_copies=True) == found(query, lang="en", include_copies=True) == \
+            {ids["original"], ids["copy"]}, query
+
+
+def test_a_merge_moves_the_aliases_of_the_merged_source_and_no_others(engine):
+    from catalog.errors import DigestError
+    from catalog.sources import merge_sources
+
+    ingest_records(engine, [_record(h, str(i), f"Notes from {h} on retrieval augmented generation", day=i)
+                            for i, h in enumerate(("aa_ch", "bb_ch", "cc_ch", "dd_ch", "ee_ch"), 1)])
+    with engine.begin() as c:
+        sid = dict(c.execute(select(Source.handle, Source.id)).all())
+        merge_sources(c, sid["dd_ch"], sid["ee_ch"])  # an unrelated merge: dd answers to ee
+        merge_sources(c, sid["aa_ch"], sid["bb_ch"])
+        report = merge_sources(c, sid["cc_ch"], sid["aa_ch"])
+        with pytest.raises(DigestError, match="KEEP and OTHER are the same source"):
+            merge_sources(c, sid["cc_ch"], sid["cc_ch"])
+    assert report.aliases == ["telegram:bb_ch", "telegram:aa_ch"] and report.automatic == ""
+    for name in ("bb_ch", "aa_ch", "cc_ch"):
+        assert len(search(engine, "retrieval", filters=Filters(source=name))) == 3, name
+    assert len(search(engine, "retrieval", filters=Filters(source="ee_ch"))) == 2
+
+
+def test_two_known_sources_merge_once_their_texts_agree(engine, tmp_path):
+    """Both sources exist before the overlap shows: the merge happens when the overlap arrives."""
+    same = {i: f"{BOILERPLATE} (issue {i})" for i in range(1, 5)}
+    ingest_paths(engine, [_export(tmp_path / "a.json", "Alpha", same, 111)])
+    ingest_paths(engine, [_export(tmp_path / "b1.json", "Beta", {9: "Beta's own first post, on diffusion"}, None)])
+    assert counts(engine) == (2, 5)
+    stats = ingest_paths(engine, [_export(tmp_path / "b2.json", "Beta", same, None)])
+    assert stats.sources_merged == 1 and counts(engine) == (1, 5)
+
+
+def test_each_kind_of_gain_counts_a_fold_as_enriched(engine):
+    """OTHER brings, per shared message id, exactly one thing KEEP lacks (ids 1-4: text and URL, links, a tag, a paper) or nothing (5, 6)."""
+    from catalog.models import Link as LinkRow
+    from catalog.sources import merge_sources
+    from scrapers.records import Link
+
+    def rec(handle, ext, text, **kw):
+        src = SourceRecord(kind="telegram", handle=handle, title=kw.pop("source_title", ""),
+                           channel_id=kw.pop("channel_id", None))
+        return PostRecord(source=src, external_id=ext, published_at=T0, text=text, title=text[:20], views=50,
+                          **kw)
+
+    body = "Notes on retrieval heads in long context models, number {}"
+    other = "Another route's wording of item {}, so no automatic merge happens"
+    ingest_records(engine, [
+        rec("keep_ch", "1", "", source_title="Keep", channel_id=111),  # no text yet (a photo without caption)
+        rec("keep_ch", "2", body.format(2), links=(Link("https://k.example/2"),)),
+        rec("keep_ch", "3", body.format(3), hashtags=("a_tag",)),
+        rec("keep_ch", "4", body.format(4), arxiv_ids=("2101.00001",)),
+        rec("keep_ch", "5", body.format(5), extra=(("author", "K"),)),
+        rec("keep_ch", "6", body.format(6), url="https://t.me/keep_ch/6")])
+    ingest_records(engine, [
+        rec("other_ch", "1", other.format(1), url="https://t.me/other_ch/1", source_title="Other"),
+        rec("other_ch", "2", other.format(2), links=(Link("https://o.example/2a", "paper"),
+                                                    Link("https://o.example/2b", "code"))),
+        rec("other_ch", "3", other.format(3), hashtags=("b_tag",)),
+        rec("other_ch", "4", other.format(4), arxiv_ids=("2202.00002",)),
+        rec("other_ch", "5", other.format(5), extra=(("author", "O"),)),  # a key KEEP has: nothing gained
+        rec("other_ch", "6", other.format(6), url="https://t.me/other_ch/6")])  # KEEP has a URL: kept
+    with engine.begin() as c:
+        sid = dict(c.execute(select(Source.handle, Source.id)).all())
+        report = merge_sources(c, sid["keep_ch"], sid["other_ch"])
+    assert (report.folded, report.enriched, report.moved) == (6, 4, 0)  # ids 1-4 gain; 5 and 6 do not
+    with Session(engine) as s:
+        keep = s.get(Source, sid["keep_ch"])
+        assert (keep.title, keep.channel_id) == ("Keep", 111)  # KEEP's own stay
+        post = {p.external_id: p for p in s.scalars(select(Post).where(Post.source_id == keep.id))}
+        assert (post["1"].text, post["1"].url) == (other.format(1), "https://t.me/other_ch/1")
+        assert post["2"].text == body.format(2)  # no edit: KEEP's text stays
+        assert post["6"].url == "https://t.me/keep_ch/6"
+        links = s.execute(select(LinkRow.position, LinkRow.url, LinkRow.kind).where(LinkRow.post_id == post["2"].id)
+                          .order_by(LinkRow.position)).all()
+        assert [tuple(r) for r in links] == [(0, "https://k.example/2", "other"), (1, "https://o.example/2a", "paper"),
+                                             (2, "https://o.example/2b", "code")]
