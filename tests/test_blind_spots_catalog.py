@@ -219,7 +219,8 @@ def paged_server():
 
 def test_sync_stops_at_the_newest_stored_post(paged_server, cli):
     """25 posts over 3 pages (16-25, 6-15, 1-5); then posts 26 and 27 come: one page is enough."""
-    assert cli("follow", paged_server.url).exit_code == 0
+    host = paged_server.url.split("/")[2]  # a local mirror must be named (the follow list reaches Telegram only)
+    assert cli("follow", "--mirror", host, paged_server.url).exit_code == 0
     first = cli("sync", "--interval", "0.1", "--no-arxiv", "--json")
     assert first.exit_code == 0, first.output
     assert [(c["new"], c["pages"]) for c in json.loads(first.stdout)["channels"]] == [(25, 3)]
