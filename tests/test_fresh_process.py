@@ -94,6 +94,10 @@ WRITES = [
     case("db", "backup", "{tmp}/backup.db", ok_on_postgresql=False),  # PostgreSQL: pg_dump or db copy
     case("db", "backup", "{tmp}/copy.db", ok=False),  # never overwrites a file
     case("site", "build", "--out", "{tmp}/build"), case("site", "build", "--out", "{tmp}/build", "--json"),
+    case("site", "build", "--out", "{tmp}/build", "--site-url", "https://example.org/digest/"),
+    case("site", "build", "--out", "{tmp}/build", "--site-url", "example.org", ok=False),
+    case("site", "deploy", "--out", "{tmp}/build", "--to", "{tmp}/www"),
+    case("site", "deploy", "--out", "{tmp}/nothing-built", "--to", "{tmp}/www2", ok=False),
     case("run", "self-attention", "--preset", "smoke", "--set", "steps=20", "--out", "{tmp}/runs", "--no-progress"),
     case("runs", "analyse", "{tmp}/analyse-me"), case("runs", "analyse", "{tmp}/analyse-me", "--json"),
     case("runs", "analyse", "{tmp}/no-such-run", ok=False),
