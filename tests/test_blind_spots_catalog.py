@@ -360,6 +360,7 @@ def test_parse_date_reads_a_bare_date_as_a_whole_day_when_it_ends_a_range():
     assert parse_date("2023-07-02") == datetime(2023, 7, 2, tzinfo=utc)
     assert parse_date("2023-07-02", end_of_day=True) == datetime(2023, 7, 2, 23, 59, 59, tzinfo=utc)
     assert parse_date("2023-07-02T08:30:00", end_of_day=True) == datetime(2023, 7, 2, 8, 30, tzinfo=utc)
+    assert parse_date("20230702T01", end_of_day=True) == datetime(2023, 7, 2, 1, tzinfo=utc)  # 11 characters, a time
     assert parse_date("2023-07-02T08:30:00+02:00") == datetime(2023, 7, 2, 6, 30, tzinfo=utc)
     assert parse_date("") is None and parse_date(None) is None
     for bad in ("yesterday", "2023-13-01", "02.07.2023"):
@@ -380,6 +381,7 @@ def test_search_limits_empty_queries_and_control_characters(engine):
     assert len(search(engine, "sparse attention", limit=1)) == 1
     assert {h.id for h in search(engine, "sparse\x00attention")} == {ids["one"], ids["two"]}
     assert [h.id for h in search(engine, "ML")] == [ids["mlops"]]  # two characters: a substring, inside a word
+    assert [h.id for h in search(engine, "Ps")] == [ids["mlops"]]  # also where no word starts with them
     with pytest.raises(UsageError, match="--limit must be at least 1"):
         search(engine, "sparse", limit=0)
     with pytest.raises(UsageError, match="empty query: give a word to search for"):
