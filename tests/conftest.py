@@ -40,7 +40,7 @@ ENGINES = ("sqlite", "postgresql")
 BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
 BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_demo"}  # arxiv, runs, site, demo
 BOTH_ENGINE_MODULES |= {"test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
-BOTH_ENGINE_MODULES |= {"test_blind_spots_catalog", "test_blind_spots_site"}  # issue 35
+BOTH_ENGINE_MODULES |= {"test_blind_spots_catalog", "test_blind_spots_merge", "test_blind_spots_site"}  # issue 35
 
 
 def pytest_generate_tests(metafunc) -> None:
