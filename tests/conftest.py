@@ -42,7 +42,7 @@ BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_de
 BOTH_ENGINE_MODULES |= {"test_faults", "test_faults_sync", "test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
 BOTH_ENGINE_MODULES |= {"test_stemming"}
 BOTH_ENGINE_MODULES |= {"test_publish"}  # site URL, sitemap, link cards (issue 31)
-BOTH_ENGINE_MODULES |= {"test_blind_spots_catalog", "test_blind_spots_site"}  # issue 35
+BOTH_ENGINE_MODULES |= {"test_blind_spots_catalog", "test_blind_spots_merge", "test_blind_spots_site"}  # issue 35
 
 
 def pytest_generate_tests(metafunc) -> None:

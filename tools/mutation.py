@@ -50,12 +50,13 @@ class Module:
 
 BLIND = "tests/test_blind_spots_catalog.py"
 BLIND_SITE = "tests/test_blind_spots_site.py"
+BLIND_MERGE = "tests/test_blind_spots_merge.py"
 MODULES: dict[str, Module] = {
     # merge rules: which sources are one channel, how two records fold, copies
     "sources": Module("catalog/sources.py", [
         "x_same_text_sources", "x_same_channel_candidates", "x_adopt_route", "x_merge_same_channels",
         "x__keep_first", "x_merge_sources", "x__fold", "x__union_children", "x_link_copies", "x_find_source_id",
-        "x_resolve_or_create"], ["tests/test_sources.py", BLIND]),
+        "x_resolve_or_create"], ["tests/test_sources.py", BLIND, BLIND_MERGE]),
     # filters, phrases, aliases (the Filters SQL both engines share)
     "search": Module("catalog/search.py", ["xǁFiltersǁsql", "x_search", "x__fts_ids", "x__substring_ids",
                                            "x__window_floor", "x_parse_date"],
