@@ -57,8 +57,9 @@ def register(app: typer.Typer) -> None:
         `digest related 2004.13342 --papers --json`.
         """
         from catalog.errors import UsageError
-        from catalog.related import KINDS, resolve_item
-        from catalog.related import related as find_related
+        from catalog.related import KINDS
+        from catalog.related_lookup import related as find_related
+        from catalog.related_lookup import resolve_item
 
         if papers_only and posts_only:
             raise UsageError("--papers and --posts exclude each other (give neither for both)")
