@@ -158,7 +158,7 @@ def test_a_deleted_site_folder_is_rebuilt_whole(small_site, tmp_path):
 
 def test_docs_writer_writes_only_what_changed_or_is_missing(tmp_path):
     from catalog.errors import DigestError
-    from catalog.sitegen.generate import MARKER, DocsWriter, load_digests, save_digests
+    from catalog.sitegen.writer import MARKER, DocsWriter, load_digests, save_digests
 
     site = tmp_path / "site"
     first = DocsWriter(site, {})
@@ -199,7 +199,7 @@ def test_docs_writer_writes_only_what_changed_or_is_missing(tmp_path):
 def test_docs_writer_copies_a_file_again_only_when_it_changed(tmp_path):
     import os
 
-    from catalog.sitegen.generate import DocsWriter
+    from catalog.sitegen.writer import DocsWriter
 
     source = tmp_path / "plot.png"
     source.write_bytes(b"png-1")

@@ -180,7 +180,7 @@ def hostile_engine(papers_engine):
 
 def load_feeds(engine, limit=50):
     from catalog.feeds import catalog_feeds
-    from catalog.sitegen.generate import Catalog
+    from catalog.sitegen.catalogview import Catalog
 
     return catalog_feeds(Catalog(engine, {}), limit=limit)
 

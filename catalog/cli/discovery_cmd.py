@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         from catalog.errors import UsageError
         from catalog.feeds import atom_xml, catalog_feeds, find_feed, rss_xml
         from catalog.papers import parse_paper_id
-        from catalog.sitegen.generate import Catalog
+        from catalog.sitegen.catalogview import Catalog
 
         if sum(bool(x) for x in (source, tag, paper)) > 1:
             raise UsageError("give at most one of --source, --tag, --paper")
