@@ -25,7 +25,9 @@ from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
-from catalog.sources import adopt_route, link_copies, merge_same_channels, resolve_or_create, text_fingerprint
+from catalog.source_copies import link_copies
+from catalog.source_identity import resolve_or_create, text_fingerprint
+from catalog.source_merge import adopt_route, merge_same_channels
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
 from scrapers import formats
@@ -48,7 +50,7 @@ class IngestStats:
     posts_unchanged: int = 0
     tags: int = 0
     arxiv_ids: int = 0
-    sources_merged: int = 0  # automatic merges of routes of one channel (catalog.sources)
+    sources_merged: int = 0  # automatic merges of routes of one channel (catalog.source_merge)
     copies: int = 0  # posts tied to an original in another source
     merges: list = field(default_factory=list)
     _source_keys: set = field(default_factory=set, repr=False)  # ids of the sources written to

@@ -23,7 +23,7 @@ def newest_external_id(engine: Engine, handle: str, kind: str = "telegram") -> i
     from sqlalchemy import select
 
     from catalog.models import Post
-    from catalog.sources import find_source_id
+    from catalog.source_identity import find_source_id
 
     with engine.connect() as conn:
         sid = find_source_id(conn, kind, handle)

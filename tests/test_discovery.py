@@ -449,7 +449,7 @@ def _edit_a_post(engine, _folder) -> None:
 
 
 def _delete_a_post(engine, _folder) -> None:
-    from catalog.sources import _delete_posts
+    from catalog.source_merge import _delete_posts
 
     with engine.begin() as conn:
         _delete_posts(conn, [post_id_by_title(engine, "Self-attention в 15 строк")])
