@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.ingest import IngestStats, ingest_records
+from catalog.ingest import ingest_records
+from catalog.ingest_stats import IngestStats
 from scrapers.errors import ParseError
 from scrapers.fetch import Fetcher, channel_url, fetch_channel
 
