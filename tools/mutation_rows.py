@@ -12,11 +12,11 @@ from pathlib import Path
 R = Path(__file__).resolve().parents[1]
 # (name, file, the right line, the broken line, test file, pytest -k)
 M = [
- ("merge share", "catalog/sources.py", "if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE:", "if n >= SAME_TEXT_MIN:", "tests/test_blind_spots_catalog.py", "share"),
+ ("merge share", "catalog/source_merge.py", "if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE:", "if n >= SAME_TEXT_MIN:", "tests/test_blind_spots_catalog.py", "share"),
  ("feed links", "catalog/feeds.py", 'return "../" * feed_path.count("/") + target', 'return "../" * (feed_path.count("/") - 1) + target', "tests/test_blind_spots_site.py", "feed"),
  ("repro swap", "catalog/search.py", '("" if self.has_reproduction else "NOT ")', '("NOT " if self.has_reproduction else "")', "tests/test_blind_spots_catalog.py", "reproduction"),
  ("related incr", "catalog/related.py", "return sorted(kept + fresh, key=lambda entry: -entry[1])[:k]", "return sorted(kept, key=lambda entry: -entry[1])[:k]", "tests/test_blind_spots_catalog.py", "near_copy"),
- ("missing on disk", "catalog/sitegen/generate.py", "if self.previous.get(rel) == digest and target.exists():", "if self.previous.get(rel) == digest:", "tests/test_blind_spots_site.py", "deleted"),
+ ("missing on disk", "catalog/sitegen/writer.py", "if self.previous.get(rel) == digest and target.exists():", "if self.previous.get(rel) == digest:", "tests/test_blind_spots_site.py", "deleted"),
  ("pg phrase", "catalog/search_pg.py", '"plainto_tsquery" if any(_CJK_RUN.search(t) for t in tokens) else "phraseto_tsquery"', '"plainto_tsquery"', "tests/test_blind_spots_catalog.py", "hyphenated and postgresql"),
  ("sync stop", "catalog/ingest_url.py", "stop = None if full else newest_external_id(engine, channel)", "stop = None", "tests/test_blind_spots_catalog.py", "sync"),
  ("discussed swap", "catalog/sitegen/discovery.py", "all_time=rows(), recent=rows(since) if since else []", "all_time=rows(since) if since else [], recent=rows()", "tests/test_blind_spots_site.py", "discussed"),
