@@ -61,7 +61,8 @@ def ours(papers: list[dict], folder: Path) -> dict[str, list[str]]:
 
     from catalog.db import open_db
     from catalog.models import Paper
-    from catalog.related import rebuild_related, related
+    from catalog.related import rebuild_related
+    from catalog.related_lookup import related
 
     engine = open_db(folder / "labelled.db")
     with Session(engine) as s, s.begin():
@@ -74,7 +75,7 @@ def ours(papers: list[dict], folder: Path) -> dict[str, list[str]]:
 
 
 def title_only(papers: list[dict]) -> dict[str, list[str]]:
-    from catalog.related import top_k, vectorize
+    from catalog.similarity import top_k, vectorize
     from catalog.searchtext import document_text
 
     matrix = vectorize([document_text(p["title"]) for p in papers])

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from bench.site import synthetic_records  # noqa: E402
 from catalog.db import open_db  # noqa: E402
 from catalog.ingest import ingest_records  # noqa: E402
-from catalog.related import rebuild_related, related_map, update_related  # noqa: E402
+from catalog.related import rebuild_related, update_related  # noqa: E402
+from catalog.related_lookup import related_map  # noqa: E402
 
 SHOWN = 5
 

@@ -88,8 +88,8 @@ def _index_inserts_explicitly(conn: Connection) -> None:
 
 
 def _one_source_per_channel(conn: Connection) -> None:
-    # Source aliases, follows, channel ids, text fingerprints and copy links (catalog.sources).
-    from catalog.sources import add_source_identity_schema
+    # Source aliases, follows, channel ids, text fingerprints and copy links (catalog.source_schema).
+    from catalog.source_schema import add_source_identity_schema
 
     add_source_identity_schema(conn)
 

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from catalog.arxiv import SyncReport
 from catalog.arxiv import sync as sync_arxiv
 from catalog.db import session
-from catalog.ingest import IngestStats, ingest_paths
+from catalog.ingest import ingest_paths
+from catalog.ingest_stats import IngestStats
 from catalog.runs import import_runs, sync_reproductions
 from catalog.paper_snapshot import load_snapshot as load_paper_snapshot
 from catalog.search import Hit, search

@@ -66,7 +66,7 @@ def unfollow(engine: Engine, targets: Iterable[str]) -> list[str]:
 
 def following(engine: Engine) -> list[dict[str, Any]]:
     """The follow list with each channel's stored post count and last sync."""
-    from catalog.sources import find_source_id
+    from catalog.source_identity import find_source_id
 
     out = []
     with engine.connect() as conn:

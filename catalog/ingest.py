@@ -3,87 +3,33 @@
 One transaction per input: a file either lands whole or not at all, so a parse error
 halfway, or a killed process, leaves the catalog as it was. Re-ingesting the same
 input changes nothing (same rows, same ids); an edited post (same id, new content)
-is updated in place with ``edited_at`` set. The hot path uses plain ``executemany``
-on the connection: the ORM's per-object bookkeeping would cost more than the parse.
+is updated in place with ``edited_at`` set. The batches are written by
+`catalog.ingest_upsert`; a large file is parsed in a forked child (`catalog.ingest_parser`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from catalog.db import dialect_insert
 from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
-from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
-from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
-from catalog.sources import adopt_route, link_copies, merge_same_channels, resolve_or_create, text_fingerprint
-from catalog.sqlutil import select_in
-from catalog.tagging import retag_posts
+from catalog.ingest_parser import records_from_child, use_child_parser
+from catalog.ingest_stats import IngestStats
+from catalog.ingest_upsert import CHUNK, Upserter
 from scrapers import formats
 from scrapers.errors import ParseError
-from scrapers.records import PostRecord, SourceRecord
+from scrapers.records import PostRecord
 
-CHUNK = 2000
-ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
 RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 RETRIES = 8
 RETRY_LOCK = 0x6469_6765_7374  # the advisory lock retried writers take turns on ("digest")
-
-
-@dataclass
-class IngestStats:
-    files: int = 0
-    sources: int = 0
-    posts_new: int = 0
-    posts_updated: int = 0
-    posts_unchanged: int = 0
-    tags: int = 0
-    arxiv_ids: int = 0
-    sources_merged: int = 0  # automatic merges of routes of one channel (catalog.sources)
-    copies: int = 0  # posts tied to an original in another source
-    merges: list = field(default_factory=list)
-    _source_keys: set = field(default_factory=set, repr=False)  # ids of the sources written to
-    _tag_names: set = field(default_factory=set, repr=False)
-    _arxiv: set = field(default_factory=set, repr=False)
-
-    @property
-    def posts(self) -> int:
-        return self.posts_new + self.posts_updated + self.posts_unchanged
-
-    def merge(self, other: IngestStats) -> None:
-        self.files += other.files
-        self.posts_new += other.posts_new
-        self.posts_updated += other.posts_updated
-        self.posts_unchanged += other.posts_unchanged
-        self.sources_merged += other.sources_merged
-        self.copies += other.copies
-        self.merges += other.merges
-        self._source_keys |= other._source_keys
-        self._follow_merges()
-        self._tag_names |= other._tag_names
-        self._arxiv |= other._arxiv
-        self._finish()
-
-    def _follow_merges(self) -> None:
-        """A source merged away counts as the one it was merged into."""
-        for m in self.merges:
-            if m["other"]["id"] in self._source_keys:
-                self._source_keys = (self._source_keys - {m["other"]["id"]}) | {m["keep"]["id"]}
-
-    def _finish(self) -> None:
-        self.sources, self.tags, self.arxiv_ids = len(self._source_keys), len(self._tag_names), len(self._arxiv)
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")} | {"posts": self.posts}
 
 
 def _strings(rec: PostRecord) -> tuple[str, ...]:
@@ -123,247 +69,6 @@ def _chunks(records: Iterable[PostRecord], size: int) -> Iterator[list[PostRecor
         yield batch
 
 
-class _Upserter:
-    """Writes batches of records on one connection, caching ids it has looked up."""
-
-    def __init__(self, conn: Connection, stats: IngestStats):
-        self.conn = conn
-        self.stats = stats
-        self.source_ids: dict[tuple[str, str], int] = {}
-        self.tag_ids: dict[str, int] = {}
-        self.paper_ids: dict[str, int] = {}
-        self.now = utcnow()
-        self.has_paper_tags = conn.exec_driver_sql("SELECT 1 FROM paper_tag LIMIT 1").first() is not None
-        self._unanalyzed = 0
-        self.unchecked: set[int] = set()  # sources this input created, not yet compared with known ones
-        self.touched: dict[int, list[str]] = {}  # source id -> external ids this input wrote or read
-        # posts inserted or updated: (id, source id, fingerprint, forwarded post ref)
-        self.written: list[tuple[int, int, str | None, str | None]] = []
-
-    def finish(self) -> None:
-        """After the last batch: merge sources now known to be one channel, tie copies to originals."""
-        merges = merge_same_channels(self.conn, self.touched)
-        self.stats.sources_merged += len(merges)
-        self.stats.merges += [m.as_dict() for m in merges]
-        self.stats._follow_merges()
-        if self.written:
-            self.stats.copies += link_copies(self.conn, self.written)
-
-    def _many(self, sql: str, rows: list[tuple]) -> None:
-        if rows:  # an empty list would run the statement once with no parameters
-            self.conn.exec_driver_sql(sql, rows)
-
-    def source_id(self, src: SourceRecord) -> int:
-        key = (src.kind, src.handle)
-        if key not in self.source_ids:
-            if self.conn.dialect.name == "postgresql":
-                # Writers of the same source take turns (until commit), so none inserts a post that
-                # another is inserting; writers of different sources run side by side.
-                self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{src.kind}\x1f{src.handle}",))
-            # any route of a channel (export, page, alias) resolves to its one source
-            self.source_ids[key], created = resolve_or_create(self.conn, src)
-            if created:
-                self.unchecked.add(self.source_ids[key])
-        self.stats._source_keys.add(self.source_ids[key])
-        return self.source_ids[key]
-
-    def _adopt_new_routes(self, batch: list[PostRecord]) -> None:
-        """A source this input created, whose first records match a known channel, joins it now."""
-        texts: dict[int, dict[str, str]] = {}
-        for rec in batch:
-            sid = self.source_id(rec.source)
-            fp = text_fingerprint(rec.text) if sid in self.unchecked else None
-            if fp:
-                texts.setdefault(sid, {})[rec.external_id] = fp
-        for sid in list(self.unchecked):
-            self.unchecked.discard(sid)
-            report = adopt_route(self.conn, sid, texts.get(sid, {})) if sid in texts else None
-            if report is None:
-                continue
-            keep, gone = report.keep["id"], report.other["id"]
-            self.source_ids = {k: (keep if v == gone else v) for k, v in self.source_ids.items()}
-            self.stats.sources_merged += 1
-            self.stats.merges.append(report.as_dict())
-            self.stats._follow_merges()
-
-    def _insert_new(self, table: Table, rows: list[dict]) -> None:
-        """INSERT … ON CONFLICT DO NOTHING in the dialect's own syntax: rows already there (ours or a
-        concurrent writer's) are kept as they are."""
-        if rows:
-            self.conn.execute(dialect_insert(self.conn, table).on_conflict_do_nothing(), rows)
-
-    def _ensure_ids(self, cache: dict[str, int], keys: set[str], table: Table, key: str, defaults: dict,
-                    select_prefix: str) -> dict[str, int]:
-        """Ids of `keys` (rows created when missing), cached across batches."""
-        # Sorted: concurrent writers then take row locks in the same order and cannot deadlock.
-        missing = sorted(k for k in keys if k not in cache)
-        if missing:
-            self._insert_new(table, [{key: k, **defaults} for k in missing])
-            cache.update(select_in(self.conn, select_prefix, missing))
-        return cache
-
-    def tag_id_map(self, names: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.tag_ids, names, Tag.__table__, "name", {}, "SELECT name, id FROM tag WHERE name IN")
-
-    def paper_id_map(self, ids: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.paper_ids, ids, Paper.__table__, "arxiv_id",
-                                {"authors": [], "categories": [], "status": PaperStatus.PENDING.value},
-                                "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
-
-    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None, str | None]]:
-        """(source id, external id) -> (post id, content hash, views, fingerprint) for the keys already stored."""
-        by_source: dict[int, list[str]] = {}
-        for sid, ext in keys:
-            by_source.setdefault(sid, []).append(ext)
-        found: dict[tuple[int, str], tuple[int, str, int | None, str | None]] = {}
-        for sid, exts in by_source.items():
-            for ext, pid, chash, views, fp in select_in(
-                    self.conn,
-                    f"SELECT external_id, id, content_hash, views, fingerprint FROM post"
-                    f" WHERE source_id={int(sid)} AND external_id IN",
-                    exts):
-                found[(sid, ext)] = (pid, chash, views, fp)
-        return found
-
-    def write(self, batch: list[PostRecord]) -> None:
-        # The last occurrence of an id in one input wins (an export may repeat a message).
-        self._adopt_new_routes(batch)
-        latest: dict[tuple[int, str], PostRecord] = {}
-        for rec in batch:
-            latest[(self.source_id(rec.source), rec.external_id)] = rec
-        existing = self._stored(latest)
-
-        new_rows, changed, view_updates, other_route = [], [], [], []
-        for (sid, ext), rec in latest.items():
-            chash = rec.content_hash()
-            self.stats._tag_names.update(rec.hashtags)
-            self.stats._arxiv.update(rec.arxiv_ids)
-            self.touched.setdefault(sid, []).append(ext)
-            if (sid, ext) not in existing:
-                new_rows.append((sid, rec, chash))
-                continue
-            pid, old_hash, old_views, old_fp = existing[(sid, ext)]
-            if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
-                if rec.views is None and old_views is not None:
-                    rec = replace(rec, views=old_views)  # an export has no view counts: keep the page's
-                changed.append((pid, rec, chash))
-            else:
-                # The same text: unchanged, or the same post read by another route (an export
-                # after the page). Nothing is overwritten; what the record adds is kept.
-                self.stats.posts_unchanged += 1
-                if rec.views is not None and rec.views != old_views and (old_hash == chash or (old_views or 0) < rec.views):
-                    view_updates.append((rec.views, pid))
-                if old_hash != chash:
-                    other_route.append((pid, rec))
-
-        if view_updates:
-            self._many("UPDATE post SET views=? WHERE id=?", view_updates)
-        if changed:
-            self._update(changed)
-        if new_rows:
-            self._insert(new_rows)
-        if other_route:
-            self._add_missing_children(other_route)
-
-    def _add_missing_children(self, posts: list[tuple[int, PostRecord]]) -> None:
-        """Links, tags and papers a record has that its stored post lacks (the richest record wins)."""
-        have: dict[int, set[str]] = {}
-        for pid, url in select_in(self.conn, "SELECT post_id, url FROM link WHERE post_id IN", [p for p, _ in posts]):
-            have.setdefault(pid, set()).add(url)
-        links = []
-        for pid, rec in posts:
-            known = have.get(pid, set())
-            links += [(pid, len(known) + i, link.url, link.kind)
-                      for i, link in enumerate(lk for lk in rec.links if lk.url not in known)]
-        self._many("INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)", links)
-        tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
-        paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
-        self._many("INSERT OR IGNORE INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag')",
-                   [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
-        self._many("INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
-                   [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
-
-    def _post_values(self, rec: PostRecord, chash: str) -> tuple:
-        return (rec.url, rec.title, to_naive_utc(rec.published_at), rec.date_precision, rec.text, rec.raw,
-                rec.language, rec.views, rec.forwarded_from, json.dumps(dict(rec.extra), ensure_ascii=False),
-                chash, to_naive_utc(rec.edited_at))
-
-    def _insert(self, rows: list[tuple[int, PostRecord, str]]) -> None:
-        # The fingerprint goes in with the row: a second UPDATE pass would write every new row
-        # twice (on PostgreSQL a new row version, and a new entry in each of its indexes).
-        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
-        self.conn.exec_driver_sql(
-            "INSERT INTO post(source_id, external_id, url, title, published_at, date_precision, text, raw, language,"
-            " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at, fingerprint)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now, fp)
-             for (sid, rec, chash), fp in zip(rows, fps)])
-        self._keep_planner_informed(len(rows))
-        stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
-        posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
-        self._write_children(posts, fps)
-        self.stats.posts_new += len(rows)
-        self._write_search(posts, insert=True)
-
-    def _keep_planner_informed(self, added: int) -> None:
-        """PostgreSQL plans the key lookups from table statistics, which autovacuum cannot gather on rows
-        this transaction is still writing: past a few thousand new posts it would look each batch up by
-        scanning the whole source (quadratic). ANALYZE inside the transaction counts them."""
-        if self.conn.dialect.name != "postgresql":
-            return
-        self._unanalyzed += added
-        if self._unanalyzed >= ANALYZE_EVERY:
-            self.conn.exec_driver_sql("ANALYZE post")
-            self._unanalyzed = 0
-
-    def _update(self, rows: list[tuple[int, PostRecord, str]]) -> None:
-        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
-        self._many(
-            "UPDATE post SET url=?, title=?, published_at=?, date_precision=?, text=?, raw=?, language=?, views=?,"
-            " forwarded_from=?, extra=?, content_hash=?, edited_at=?, updated_at=?, fingerprint=? WHERE id=?",
-            [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, fp, pid)
-             for (pid, rec, chash), fp in zip(rows, fps)])
-        pids = [(pid,) for pid, _, _ in rows]
-        self._many("DELETE FROM post_tag WHERE post_id=? AND origin IN ('hashtag', 'arxiv-category')", pids)
-        self._many("DELETE FROM link WHERE post_id=?", pids)
-        self._many("DELETE FROM post_paper WHERE post_id=?", pids)
-        posts = [(pid, rec) for pid, rec, _ in rows]
-        self._write_children(posts, fps)
-        self.stats.posts_updated += len(rows)
-        self._write_search(posts, insert=False)
-
-    def _write_children(self, posts: list[tuple[int, PostRecord]], fps: list[str | None]) -> None:
-        """Tags, papers, links of `posts` (their rows written, with fingerprints `fps`)."""
-        self.written += [(pid, self.source_id(rec.source), fp, dict(rec.extra).get("forwarded_post"))
-                         for (pid, rec), fp in zip(posts, fps)]
-        tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
-        paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
-        # Plain SQL (ON CONFLICT DO NOTHING reads the same on both engines): these are the most
-        # numerous rows, and Core's per-row parameter processing cost more than the insert.
-        self._many("INSERT INTO post_tag(post_id, tag_id, origin) VALUES (?, ?, 'hashtag') ON CONFLICT DO NOTHING",
-                   [(pid, tag_ids[t]) for pid, rec in posts for t in rec.hashtags])
-        self._many("INSERT INTO post_paper(post_id, paper_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                   [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
-        self._many(
-            "INSERT INTO link(post_id, position, url, kind) VALUES (?, ?, ?, ?)",
-            [(pid, i, link.url, link.kind) for pid, rec in posts for i, link in enumerate(rec.links)])
-        if self.has_paper_tags:  # papers already synced: their categories tag these posts too
-            retag_posts(self.conn, [pid for pid, rec in posts if rec.arxiv_ids])
-
-    def _write_search(self, posts: list[tuple[int, PostRecord]], *, insert: bool) -> None:
-        linked = [pid for pid, rec in posts if rec.arxiv_ids]
-        extra = linked_paper_texts(self.conn, linked) if linked else {}
-        rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
-        if insert:
-            self._many(f"INSERT INTO post_search({SEARCH_COLUMNS}, post_id) VALUES (?, ?, ?, ?, ?)", rows)
-            if self.conn.dialect.name == "sqlite":
-                # No insert trigger (see catalog.db): the index gets the same rows in one statement.
-                # PostgreSQL indexes a generated column of post_search itself (catalog.search_pg).
-                self._many(f"INSERT INTO post_fts({SEARCH_COLUMNS}, rowid) VALUES (?, ?, ?, ?, ?)", rows)
-        else:
-            self._many("UPDATE post_search SET title=?, body=?, title_stem=?, body_stem=? WHERE post_id=?", rows)
-
-
 def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
                    on_progress: Callable[[int], None] | None = None, one_at_a_time: bool = False) -> IngestStats:
     """Upsert `records` in ONE transaction; any exception rolls all of them back.
@@ -374,7 +79,7 @@ def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
     with engine.begin() as conn:
         if one_at_a_time and conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (RETRY_LOCK,))
-        upserter = _Upserter(conn, stats)
+        upserter = Upserter(conn, stats)
         for batch in _chunks(map(_storable, records), CHUNK):
             upserter.write(batch)
             if on_progress:
@@ -396,72 +101,6 @@ def input_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise DigestError(f"{p}: no such file or folder")
     return out
-
-
-# Parsing is pure Python and the database write is mostly SQLite: on a large file a
-# forked parser process keeps one core parsing while this one writes.
-PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-
-
-def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> None:
-    import queue as queue_mod
-
-    def put(item) -> None:
-        while True:
-            try:
-                queue.put(item, timeout=1.0)
-                return
-            except queue_mod.Full:  # the parent is slow, or gone (killed)
-                if os.getppid() != parent_pid:
-                    os._exit(1)
-
-    try:
-        batch: list[PostRecord] = []
-        for record in formats.read(path, format):
-            batch.append(record)
-            if len(batch) >= CHUNK:
-                put(("batch", batch))
-                batch = []
-        if batch:
-            put(("batch", batch))
-        put(("done", None))
-    except ParseError as exc:
-        put(("error", exc))
-    except Exception as exc:  # anything else still reaches the parent as one line
-        put(("error", DigestError(f"{path}: {exc.__class__.__name__}: {exc}")))
-
-
-def _records_from_child(path: Path, format: str | None) -> Iterator[PostRecord]:
-    """Records parsed by a forked child process, in order; its errors are re-raised here."""
-    import multiprocessing
-    import queue as queue_mod
-
-    ctx = multiprocessing.get_context("fork")
-    q = ctx.Queue(maxsize=4)
-    proc = ctx.Process(target=_parse_in_child, args=(str(path), format, q, os.getpid()), daemon=True)
-    proc.start()
-    try:
-        while True:
-            try:
-                kind, payload = q.get(timeout=1.0)
-            except queue_mod.Empty:
-                if not proc.is_alive():
-                    raise DigestError(f"{path}: the parser process died (exit code {proc.exitcode})") from None
-                continue
-            if kind == "done":
-                return
-            if kind == "error":
-                raise payload
-            yield from payload
-    finally:
-        if proc.is_alive():
-            proc.terminate()
-        proc.join()
-
-
-def _use_child_parser(path: Path) -> bool:
-    return (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES and \
-        os.environ.get("DIGEST_PARALLEL_PARSE", "1") != "0" and hasattr(os, "fork")
 
 
 def ingest_file(engine: Engine, path: str | Path, *, format: str | None = None,
@@ -497,7 +136,7 @@ def _ingest_file_once(engine: Engine, path: Path, format: str | None,
             formats.by_name(format)  # an unknown name fails here, before any work
         else:
             format = formats.detect(path).NAME
-        records = _records_from_child(path, format) if _use_child_parser(path) else formats.read(path, format)
+        records = records_from_child(path, format) if use_child_parser(path) else formats.read(path, format)
         try:
             return ingest_records(engine, records, on_progress=on_progress, one_at_a_time=one_at_a_time)
         finally:

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
-from catalog.ingest import IngestStats, ingest_records
+from catalog.ingest import ingest_records
+from catalog.ingest_stats import IngestStats
 from scrapers.errors import ParseError
 from scrapers.fetch import Fetcher, channel_url, fetch_channel
 
@@ -23,7 +24,7 @@ def newest_external_id(engine: Engine, handle: str, kind: str = "telegram") -> i
     from sqlalchemy import select
 
     from catalog.models import Post
-    from catalog.sources import find_source_id
+    from catalog.source_identity import find_source_id
 
     with engine.connect() as conn:
         sid = find_source_id(conn, kind, handle)

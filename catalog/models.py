@@ -110,7 +110,7 @@ class Post(Base):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime)
     ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    # Hash of the text's letters and digits (catalog.sources.text_fingerprint); NULL for short texts.
+    # Hash of the text's letters and digits (catalog.source_identity.text_fingerprint); NULL for short texts.
     fingerprint: Mapped[str | None] = mapped_column(String(40), index=True)
     # The original when this post is a forward or repost of one in another source (no FK:
     # added by a migration, and cleared by hand when the original goes).

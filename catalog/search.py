@@ -56,7 +56,7 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     has_reproduction: bool | None = None
-    include_copies: bool = False  # forwards/reposts of a post in another source (catalog.sources)
+    include_copies: bool = False  # forwards/reposts of a post in another source (catalog.source_copies)
 
     def sql(self, *, copies: bool = True) -> tuple[str, list[Any]]:
         """WHERE fragments over alias ``p`` (post) and their ``?`` parameters, for both engines."""

@@ -73,7 +73,7 @@ def test_reproduction_filters_split_posts_by_their_papers(engine):
 
 def test_search_by_a_merged_sources_old_name(engine):
     """After `sources merge`, the name the merged-away source had still selects its posts (now the kept one's)."""
-    from catalog.sources import merge_sources
+    from catalog.source_merge import merge_sources
 
     ingest_records(engine, [
         _record("papers_lab", "1", "Mixture of experts routing, explained slowly", day=1, title="kept"),

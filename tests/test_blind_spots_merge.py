@@ -77,7 +77,7 @@ def test_a_merge_folds_each_field_into_the_richest_record(engine):
     """KEEP and OTHER share message ids 1 and 2; 3 is KEEP's only, 4 OTHER's only. For id 1 OTHER has
     more views, the later edit, another tag, paper, link and extra field; for id 2 KEEP is richer."""
     from catalog.models import Link as LinkRow, Paper, PostPaper, PostTag, Tag
-    from catalog.sources import merge_sources
+    from catalog.source_merge import merge_sources
 
     ingest_records(engine, [
         _fold_record("keep_ch", "1", "Original notes on sparse attention, first draft", views=100,
@@ -132,7 +132,7 @@ def test_a_merge_folds_each_field_into_the_richest_record(engine):
 
 def test_a_merge_moves_the_aliases_of_the_merged_source_and_no_others(engine):
     from catalog.errors import DigestError
-    from catalog.sources import merge_sources
+    from catalog.source_merge import merge_sources
 
     ingest_records(engine, [_record(h, str(i), f"Notes from {h} on retrieval augmented generation", day=i)
                             for i, h in enumerate(("aa_ch", "bb_ch", "cc_ch", "dd_ch", "ee_ch"), 1)])
@@ -162,7 +162,7 @@ def test_two_known_sources_merge_once_their_texts_agree(engine, tmp_path):
 def test_each_kind_of_gain_counts_a_fold_as_enriched(engine):
     """OTHER brings, per shared message id, exactly one thing KEEP lacks (ids 1-4: text and URL, links, a tag, a paper) or nothing (5, 6)."""
     from catalog.models import Link as LinkRow
-    from catalog.sources import merge_sources
+    from catalog.source_merge import merge_sources
     from scrapers.records import Link
 
     def rec(handle, ext, text, **kw):

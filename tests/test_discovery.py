@@ -180,7 +180,7 @@ def hostile_engine(papers_engine):
 
 def load_feeds(engine, limit=50):
     from catalog.feeds import catalog_feeds
-    from catalog.sitegen.generate import Catalog
+    from catalog.sitegen.catalogview import Catalog
 
     return catalog_feeds(Catalog(engine, {}), limit=limit)
 
@@ -250,7 +250,8 @@ def post_id_by_title(engine, needle: str) -> int:
 
 
 def test_related_finds_the_same_paper_discussed_in_other_languages(sample_engine):
-    from catalog.related import rebuild_related, related
+    from catalog.related import rebuild_related
+    from catalog.related_lookup import related
 
     stats = rebuild_related(sample_engine)
     assert stats["items"] == stats["posts"] + stats["papers"] and stats["pairs"] > 0
@@ -279,8 +280,9 @@ def test_tfidf_halves_are_scikit_learns_bit_for_bit(sample_engine):
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from catalog.related import (CHAR_NGRAMS, MAX_DF, WORD_TOKEN, _count_matrix, _ids, _tfidf_half, char_terms,
-                                 load_corpus, word_terms)
+    from catalog.related import load_corpus
+    from catalog.similarity import (CHAR_NGRAMS, MAX_DF, WORD_TOKEN, _count_matrix, _ids, _tfidf_half, char_terms,
+                                    word_terms)
 
     texts = load_corpus(sample_engine).texts + ODD_TEXTS
     ids = _ids()
@@ -300,7 +302,7 @@ def test_tfidf_halves_are_scikit_learns_bit_for_bit(sample_engine):
 
 def test_character_ngrams_let_inflected_russian_words_meet():
     """Pairs sharing no word form, only stems: each text's nearest is its pair (the character half)."""
-    from catalog.related import top_k, vectorize
+    from catalog.similarity import top_k, vectorize
     from catalog.searchtext import document_text
 
     pairs = [("Головы внимания трансформера", "голова внимание трансформеры"),
@@ -447,7 +449,7 @@ def _edit_a_post(engine, _folder) -> None:
 
 
 def _delete_a_post(engine, _folder) -> None:
-    from catalog.sources import _delete_posts
+    from catalog.source_merge import _delete_posts
 
     with engine.begin() as conn:
         _delete_posts(conn, [post_id_by_title(engine, "Self-attention в 15 строк")])
@@ -630,7 +632,7 @@ def test_large_catalogs_use_an_lsa_projection_that_keeps_clear_neighbours():
     """Above EXACT_MAX the cosines come from a dense projection: near-duplicates stay nearest."""
     import numpy as np
 
-    from catalog.related import project, top_k, vectorize
+    from catalog.similarity import project, top_k, vectorize
 
     topics = ["attention heads dropout transformer regularization", "quantum qubits circuit error correction",
               "robot grasping manipulation sim-to-real", "image segmentation convolution detection"]

@@ -9,7 +9,8 @@ import pytest
 
 from catalog.demo import sample_corpus
 from catalog.errors import DigestError
-from catalog.ingest import _parse_in_child, ingest_file
+from catalog.ingest import ingest_file
+from catalog.ingest_parser import _parse_in_child
 from scrapers import formats, telegram_json
 
 

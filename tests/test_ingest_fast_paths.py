@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import inspect
 
 from bench.synthetic import export, write_export
-from catalog import ingest as ingest_mod, searchtext
+from catalog import ingest_parser, searchtext
 from catalog.db import open_db
 from catalog.ingest import ingest_paths
 from scrapers import normalize
@@ -73,8 +73,8 @@ def test_fast_paths_build_the_same_catalog_as_the_plain_ones(fresh_target, corpu
         plain = _ingest(fresh_target(), corpus)
     # fast: rjieba, byte counts, every file (even the small samples) parsed by the forked child
     monkeypatch.setattr(searchtext, "_loaded", searchtext._load("rjieba"))
-    monkeypatch.setattr(ingest_mod, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(ingest_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ingest_parser, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest_parser.os, "cpu_count", lambda: 2)
     fast = _ingest(fresh_target(), corpus)
     assert plain["post"] and plain["post_search"] and plain["link"]
     assert any("模型" in dict(row)["body"] for row in plain["post_search"])  # Chinese went through the segmenter

@@ -205,11 +205,12 @@ def test_writers_that_deadlock_are_retried_and_both_land(pg_url, tmp_path, monke
 
     from catalog import ingest
     from catalog.db import open_db
+    from catalog.ingest_upsert import Upserter
     from helpers import table_counts
 
     monkeypatch.setattr(ingest, "CHUNK", 1)
     barrier, local, waits = threading.Barrier(2, timeout=60), threading.local(), []
-    write = ingest._Upserter.write
+    write = Upserter.write
 
     def write_then_meet(self, batch):
         write(self, batch)
@@ -217,7 +218,7 @@ def test_writers_that_deadlock_are_retried_and_both_land(pg_url, tmp_path, monke
             local.met = True
             barrier.wait()
 
-    monkeypatch.setattr(ingest._Upserter, "write", write_then_meet)
+    monkeypatch.setattr(Upserter, "write", write_then_meet)
     monkeypatch.setattr(ingest.time, "sleep", waits.append)
     papers = {"a": ["2001.00001", "2001.00002"], "b": ["2001.00002", "2001.00001"]}
     files = {w: write_json(tmp_path / f"{w}.json", telegram_export(
@@ -301,9 +302,10 @@ def test_db_copy_refuses_a_non_empty_destination_and_changes_nothing(tmp_path, p
 def test_statistics_refresh_inside_the_ingest_transaction(pg_url, sample_files, monkeypatch):
     """ANALYZE runs inside the one ingest transaction (allowed there, unlike VACUUM) and changes no row."""
     import catalog.ingest as ingest
+    from catalog import ingest_upsert
     from catalog.db import open_db
 
-    monkeypatch.setattr(ingest, "ANALYZE_EVERY", 1)
+    monkeypatch.setattr(ingest_upsert, "ANALYZE_EVERY", 1)
     engine = open_db(pg_url)
     stats = ingest.ingest_paths(engine, sample_files)
     with engine.connect() as c:

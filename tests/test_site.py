@@ -532,7 +532,7 @@ def test_links_inside_raw_html_pages_resolve(built):
 
 
 def test_a_link_to_a_page_never_written_fails_the_build(tmp_path):
-    from catalog.sitegen.generate import PageLinks
+    from catalog.sitegen.links import PageLinks
     from catalog.sitegen.writer import DocsWriter
 
     links = PageLinks()
@@ -606,7 +606,7 @@ def test_memoised_theme_blocks_match_a_build_without_the_memo(built, tmp_path):
 def test_undated_posts_come_last_and_papers_by_arxiv_id_on_every_engine(engine):
     """SQLite sorts NULL first and PostgreSQL last: every list of posts says where undated ones go."""
     from catalog.discussed import top_papers
-    from catalog.sitegen.generate import Catalog
+    from catalog.sitegen.catalogview import Catalog
 
     def post(n: int, published: datetime | None, ids: tuple[str, ...]) -> PostRecord:
         return PostRecord(source=SourceRecord(kind="telegram", handle=f"order_{n}", title=f"Order {n}"),

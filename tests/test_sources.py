@@ -12,7 +12,7 @@ from channel_routes import (MESSAGES, USERNAME, Msg, expected_links, write_html_
 from catalog.ingest import ingest_paths
 from catalog.models import Post, Source
 from catalog.search import Filters, search
-from catalog.sources import text_fingerprint
+from catalog.source_identity import text_fingerprint
 from scrapers import formats
 
 ROUTES = {"json": write_json_export, "html": write_html_export, "tme": write_tme_page}
@@ -88,7 +88,7 @@ def test_same_channel_id_merges(engine, tmp_path):
     ingest_paths(engine, [write_json_export(tmp_path / "b", MESSAGES[1:])])
     assert counts(engine) == (2, len(MESSAGES))  # nothing certain yet: no shared ids
     with engine.begin() as c:
-        from catalog.sources import merge_sources
+        from catalog.source_merge import merge_sources
         merge_sources(c, 2, 1)
     ingest_paths(engine, [write_json_export(tmp_path / "a", MESSAGES[:1], chat_id=None)])
     assert counts(engine) == (1, len(MESSAGES))
@@ -240,7 +240,7 @@ def test_migration_upgrades_an_older_catalog(engine, db_target, tmp_path):
 
 def test_same_channel_id_is_one_source_whatever_the_handle(engine):
     """Rule 1: a route naming a channel id already known lands in that channel's source."""
-    from catalog.sources import resolve_source
+    from catalog.source_identity import resolve_source
     from scrapers.records import SourceRecord
 
     with engine.begin() as c:

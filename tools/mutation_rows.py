@@ -12,7 +12,7 @@ from pathlib import Path
 R = Path(__file__).resolve().parents[1]
 # (name, file, the right line, the broken line, test file, pytest -k)
 M = [
- ("merge share", "catalog/sources.py", "if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE:", "if n >= SAME_TEXT_MIN:", "tests/test_blind_spots_merge.py", "share"),
+ ("merge share", "catalog/source_merge.py", "if n >= SAME_TEXT_MIN and share >= SAME_TEXT_SHARE:", "if n >= SAME_TEXT_MIN:", "tests/test_blind_spots_merge.py", "share"),
  ("feed links", "catalog/feeds.py", 'return "../" * feed_path.count("/") + target', 'return "../" * (feed_path.count("/") - 1) + target', "tests/test_blind_spots_site.py", "feed"),
  ("repro swap", "catalog/search.py", '("" if self.has_reproduction else "NOT ")', '("NOT " if self.has_reproduction else "")', "tests/test_blind_spots_catalog.py", "reproduction"),
  ("related incr", "catalog/related.py", "return sorted(kept + fresh, key=lambda entry: -entry[1])[:k]", "return sorted(kept, key=lambda entry: -entry[1])[:k]", "tests/test_blind_spots_catalog.py", "near_copy"),

@@ -57,8 +57,9 @@ def register(app: typer.Typer) -> None:
         `digest related 2004.13342 --papers --json`.
         """
         from catalog.errors import UsageError
-        from catalog.related import KINDS, resolve_item
-        from catalog.related import related as find_related
+        from catalog.related import KINDS
+        from catalog.related_lookup import related as find_related
+        from catalog.related_lookup import resolve_item
 
         if papers_only and posts_only:
             raise UsageError("--papers and --posts exclude each other (give neither for both)")
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
         from catalog.errors import UsageError
         from catalog.feeds import atom_xml, catalog_feeds, find_feed, rss_xml
         from catalog.papers import parse_paper_id
-        from catalog.sitegen.generate import Catalog
+        from catalog.sitegen.catalogview import Catalog
 
         if sum(bool(x) for x in (source, tag, paper)) > 1:
             raise UsageError("give at most one of --source, --tag, --paper")

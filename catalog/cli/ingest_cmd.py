@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from catalog.cli.common import print_json, state, stderr, stdout
 
 if TYPE_CHECKING:
-    from catalog.ingest import IngestStats
+    from catalog.ingest_stats import IngestStats
 
 
 def _summary(stats: IngestStats) -> str:
@@ -40,7 +40,7 @@ def _ingest_urls(ctx: typer.Context, urls: list[str], max_pages: int, since: str
     from catalog.search import parse_date
 
     engine = state(ctx).engine()
-    from catalog.ingest import IngestStats
+    from catalog.ingest_stats import IngestStats
 
     total = IngestStats()
     for url in urls:
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         files = [p for p in paths if not is_url(p)]
         if urls and fmt and fmt != "tme-preview":
             raise UsageError(f"--format {fmt} does not apply to URLs (they are read as tme-preview pages)")
-        from catalog.ingest import IngestStats
+        from catalog.ingest_stats import IngestStats
 
         stats = run_ingest(ctx, files, fmt, quiet=as_json) if files else IngestStats()
         if urls:

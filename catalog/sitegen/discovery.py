@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from catalog.bibtex import catalog_keys, entry
 from catalog.discussed import recent_window, top_papers
 from catalog.feeds import Feed, atom_xml, catalog_feeds, rss_xml
-from catalog.related import ensure_related, related_map
+from catalog.related import ensure_related
+from catalog.related_lookup import related_map
 
 RELATED_ON_PAGE = 5
 DISCUSSED_ON_PAGE = 25
