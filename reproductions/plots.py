@@ -60,6 +60,16 @@ def _shared_axis(lines: dict[str, list[tuple[float, float]]]) -> dict[str, list[
     return {label: [(x - (points[0][0] - first), y) for x, y in points] for label, points in lines.items()}
 
 
+def _save(fig, png_path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
+
+
 def plot_metrics(metrics_path: Path, png_path: Path, title: str = "") -> Path | None:
     """Draw the curves; None when there is nothing numeric to draw."""
     data = series(read_metrics(metrics_path))
@@ -90,11 +100,7 @@ def plot_metrics(metrics_path: Path, png_path: Path, title: str = "") -> Path | 
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return _save(fig, png_path)
 
 
 def forest_plot(rows: list[dict[str, Any]], png_path: Path, title: str = "") -> Path | None:
@@ -131,8 +137,4 @@ def forest_plot(rows: list[dict[str, Any]], png_path: Path, title: str = "") -> 
         ax.legend(fontsize=7, loc="best")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return _save(fig, png_path)

@@ -104,3 +104,32 @@ def run_one_and_two_processes(name: str, overrides: dict[str, Any], out: Path,
         assert res.status == "completed", res.error
         records[nproc] = json.loads((res.run_dir / "run.json").read_text(encoding="utf-8"))
     return records
+
+
+# ---------------------------------------------------------------- a local web server
+
+def serve_pages(respond) -> tuple[Any, str]:
+    """A threaded HTTP server on 127.0.0.1 (a random port) whose GET answers come from
+    `respond(path) -> (status, headers, body)`; ``(server, "127.0.0.1:PORT")``. Stop it with
+    ``server.shutdown()``. Tests of channel fetching serve their fake t.me pages through it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, headers, body = respond(self.path)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}

@@ -7,9 +7,7 @@ from the function under test, and each was seen to fail with the guarded line br
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +17,7 @@ from catalog.ingest import ingest_paths, ingest_records
 from catalog.models import Post, Source
 from catalog.search import Filters, search
 from channel_routes import Msg, tme_page
-from helpers import message, write_json
+from helpers import HTML, message, serve_pages, write_json
 from scrapers.records import PostRecord, SourceRecord
 
 T0 = datetime(2023, 7, 1, 9, 0, tzinfo=timezone.utc)
@@ -153,24 +151,15 @@ class PagedChannel:
 def paged_server():
     channel = PagedChannel("paged_ch", 25)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            from urllib.parse import parse_qs, urlsplit
+    def respond(path: str):
+        from urllib.parse import parse_qs, urlsplit
 
-            channel.requests.append(self.path)
-            before = parse_qs(urlsplit(self.path).query).get("before")
-            body = channel.page(int(before[0]) if before else None).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body)
+        channel.requests.append(path)
+        before = parse_qs(urlsplit(path).query).get("before")
+        return 200, HTML, channel.page(int(before[0]) if before else None).encode()
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    channel.url = f"http://127.0.0.1:{srv.server_address[1]}/s/{channel.name}"
+    srv, host = serve_pages(respond)
+    channel.url = f"http://{host}/s/{channel.name}"
     yield channel
     srv.shutdown()
 

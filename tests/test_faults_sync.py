@@ -18,14 +18,13 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from bench.synthetic import write_export
 from channel_routes import Msg, tme_page
-from helpers import REPO, missing
+from helpers import HTML, REPO, missing, serve_pages
 from pgserver import pg_binaries
 from test_faults import DIGEST, digest, one_line_error
 
@@ -51,24 +50,14 @@ class Channels:
 def channels():
     site = Channels()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            name = self.path.split("?")[0].rstrip("/").split("/")[-1]
-            site.asked[name].set()
-            if name in site.slow:
-                time.sleep(site.delay)
-            body = tme_page(site.posts[name], username=name, title=name.title()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str):
+        name = path.split("?")[0].rstrip("/").split("/")[-1]
+        site.asked[name].set()
+        if name in site.slow:
+            time.sleep(site.delay)
+        return 200, HTML, tme_page(site.posts[name], username=name, title=name.title()).encode()
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    site.host = f"127.0.0.1:{srv.server_address[1]}"
+    srv, site.host = serve_pages(respond)
     yield site
     srv.shutdown()
 

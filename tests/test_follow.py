@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from channel_routes import Msg, tme_page
+from helpers import HTML, serve_pages
 
 T0 = datetime(2023, 7, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -34,31 +33,17 @@ class Site:
 def server():
     site = Site()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            site.requests.append(self.path)
-            name = self.path.split("?")[0].rstrip("/").split("/")[-1]
-            if name in site.redirects:
-                self.send_response(302)
-                self.send_header("Location", site.redirects[name])
-                self.end_headers()
-                return
-            if name in site.broken or name not in site.channels:
-                self.send_response(404)
-                self.end_headers()
-                return
-            body = tme_page(site.channels[name], username=name, title=name.title()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str):
+        site.requests.append(path)
+        name = path.split("?")[0].rstrip("/").split("/")[-1]
+        if name in site.redirects:
+            return 302, {"Location": site.redirects[name]}, b""
+        if name in site.broken or name not in site.channels:
+            return 404, {}, b""
+        return 200, HTML, tme_page(site.channels[name], username=name, title=name.title()).encode()
 
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    site.host = f"127.0.0.1:{srv.server_address[1]}"  # allowed explicitly: `digest follow --mirror HOST`
+    srv, host = serve_pages(respond)
+    site.host = host  # allowed explicitly: `digest follow --mirror HOST`
     site.base = f"http://{site.host}"
     yield site
     srv.shutdown()
@@ -206,19 +191,12 @@ def test_same_handle_on_two_hosts_is_two_channels(cli, server):
 def test_redirect_off_the_allowed_hosts_is_not_followed(cli, server):
     hits = []
 
-    class Elsewhere(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(tme_page(channel_posts("x", range(1, 3)), username="delta_ch").encode())
+    def elsewhere(path: str):
+        hits.append(path)
+        return 200, HTML, tme_page(channel_posts("x", range(1, 3)), username="delta_ch").encode()
 
-        def log_message(self, *args):
-            pass
-
-    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
-    server.redirects = {"delta_ch": f"http://127.0.0.1:{other.server_address[1]}/s/delta_ch"}
+    other, other_host = serve_pages(elsewhere)
+    server.redirects = {"delta_ch": f"http://{other_host}/s/delta_ch"}
     try:
         assert cli("follow", "--mirror", server.host, f"{server.base}/s/delta_ch").exit_code == 0
         result = cli("sync", "--interval", "0.1", "--no-arxiv")
