@@ -17,7 +17,11 @@ M = [
  ("repro swap", "catalog/search.py", '("" if self.has_reproduction else "NOT ")', '("NOT " if self.has_reproduction else "")', "tests/test_blind_spots_catalog.py", "reproduction"),
  ("related incr", "catalog/related.py", "return sorted(kept + fresh, key=lambda entry: -entry[1])[:k]", "return sorted(kept, key=lambda entry: -entry[1])[:k]", "tests/test_blind_spots_catalog.py", "near_copy"),
  ("missing on disk", "catalog/sitegen/writer.py", "if self.previous.get(rel) == digest and target.exists():", "if self.previous.get(rel) == digest:", "tests/test_blind_spots_site.py", "deleted"),
- ("pg phrase", "catalog/search_pg.py", '"plainto_tsquery" if any(_CJK_RUN.search(t) for t in tokens) else "phraseto_tsquery"', '"plainto_tsquery"', "tests/test_blind_spots_catalog.py", "hyphenated and postgresql"),
+ # two guards keep a phrase's words adjacent on PostgreSQL (<-> in the tsquery, the indexed stem pairs): break both
+ ("pg phrase", "catalog/search_pg.py", ('"(" + " <-> ".join(f"{w}:{weight}" for w in words) + ")"',
+                                        'pairs += [f"\'{a}_{b}\'" for a, b in zip(words, words[1:])]'),
+  ('"(" + " & ".join(f"{w}:{weight}" for w in words) + ")"', 'pairs += []'),
+  "tests/test_blind_spots_catalog.py", "hyphenated and postgresql"),
  ("sync stop", "catalog/ingest_url.py", "stop = None if full else newest_external_id(engine, channel)", "stop = None", "tests/test_blind_spots_catalog.py", "sync"),
  ("discussed swap", "catalog/sitegen/discovery.py", "all_time=rows(), recent=rows(since) if since else []", "all_time=rows(since) if since else [], recent=rows()", "tests/test_blind_spots_site.py", "discussed"),
  ("alias", "catalog/search.py", '" UNION SELECT source_id FROM source_alias WHERE lower(handle) = lower(?))"', '" UNION SELECT source_id FROM source_alias WHERE 1 = 0 AND lower(handle) = lower(?))"', "tests/test_blind_spots_catalog.py", "old_name"),
@@ -28,9 +32,11 @@ for name, path, old, new, test, k in M:
     if only and name not in only:
         continue
     f = R / path
-    src = f.read_text()
-    assert src.count(old) == 1, (name, src.count(old))
-    f.write_text(src.replace(old, new))
+    src = broken = f.read_text()
+    for right, wrong in zip(*((old, new) if isinstance(old, tuple) else ((old,), (new,)))):
+        assert src.count(right) == 1, (name, src.count(right))
+        broken = broken.replace(right, wrong)
+    f.write_text(broken)
     try:
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test, "-k", k],
                            cwd=R, capture_output=True, text=True)
