@@ -144,7 +144,7 @@ def _save(out: Path, state: dict[str, Any]) -> None:
 
 def _request_for(name: str, preset: str, out: Path, previous: dict[str, Any] | None, options: dict[str, Any]) -> Any:
     """A fresh run, or the runner's resume when this reproduction was interrupted in an earlier invocation."""
-    from reproductions.runner import RunRequest
+    from reproductions.run_request import RunRequest
 
     request = RunRequest(name=name, preset=preset, out=out, **options)
     if previous and previous.get("status") in ("running", "interrupted"):

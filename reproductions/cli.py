@@ -107,9 +107,9 @@ def campaign_main(args: argparse.Namespace) -> int:
 
 def analyse_lines(run_dir: Path, rec: dict[str, Any]) -> list[str]:
     from reproductions.report import claim_label, claim_sentence
-    from reproductions.runner import _labels
+    from reproductions.terminal import card_labels
 
-    labels = _labels(rec.get("name"))
+    labels = card_labels(rec.get("name"))
     per_claim = (rec.get("analysis") or {}).get("per_claim") or {}
     lines = [f"{run_dir}: {len(rec.get('claims') or [])} claim(s)"
              + (f"; exploratory: {rec['exploratory']}" if rec.get("exploratory") else "")]
@@ -154,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "analyse":
             return analyse_main(args)
         if args.command == "_worker":
-            from reproductions.runner import worker_main
+            from reproductions.torchrun import worker_main
 
             return worker_main(args.run_dir, args.device, args.resume, not args.no_progress, args.finish)
-        from reproductions.runner import error_line, prepare_launch, run, summary_lines
+        from reproductions.runner import run
+        from reproductions.terminal import error_line, summary_lines
+        from reproductions.torchrun import prepare_launch
 
         request = request_from_options(args.name, vars(args))
         if args.print_launch:

@@ -120,7 +120,7 @@ def request_from_options(name: str, values: Mapping[str, Any]) -> Any:
     Missing keys take the table's defaults; choices are checked here too, because not every
     CLI library enforces them.
     """
-    from reproductions.runner import RunRequest, parse_sets
+    from reproductions.run_request import RunRequest, parse_sets
 
     v = _values(values, RUN_OPTIONS)
     return RunRequest(name=name, preset=v["preset"], device=v["device"], seed=v["seed"], seeds=v["seeds"],

@@ -290,7 +290,7 @@ def test_ranks_see_disjoint_rows_whose_union_is_the_training_slice(tmp_path):
 def test_config_is_typed_and_old_names_are_refused():
     from reproductions.api import ConfigError
     from reproductions.errors import RunnerUsageError
-    from reproductions.runner import resolve_config
+    from reproductions.run_request import resolve_config
 
     cfg = experiment.load_config(CARD.presets["cpu"])
     assert isinstance(cfg, experiment.DropHeadConfig) and cfg.n_head == CARD.presets["cpu"]["n_head"]

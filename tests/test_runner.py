@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from reproductions import cli, devices, registry, runner  # noqa: E402
+from reproductions import cli, devices, registry, run_request, runner, terminal  # noqa: E402
 from reproductions.errors import RunnerUsageError, UnknownReproduction  # noqa: E402
 from reproductions.runner import RunRequest  # noqa: E402
 
@@ -165,27 +165,27 @@ def test_list_json_shows_presets_and_measures(toy, capsys):
 # ---------------------------------------------------------------- --set
 
 def test_set_values_parse_as_json_else_string():
-    assert runner.parse_sets(["a=true", "b=3", "c=1e-3", "d=[1, 2]", "e=hello", "f=null", "g=a=b"]) == {
+    assert run_request.parse_sets(["a=true", "b=3", "c=1e-3", "d=[1, 2]", "e=hello", "f=null", "g=a=b"]) == {
         "a": True, "b": 3, "c": 0.001, "d": [1, 2], "e": "hello", "f": None, "g": "a=b"}
     with pytest.raises(RunnerUsageError, match="key=value"):
-        runner.parse_sets(["novalue"])
+        run_request.parse_sets(["novalue"])
 
 
 def test_set_keys_and_types_are_checked(toy):
     card = registry.get(toy).card
-    config, opts = runner.resolve_config(card, "smoke", {"lr": 1, "steps": 5, "compile": True})
+    config, opts = run_request.resolve_config(card, "smoke", {"lr": 1, "steps": 5, "compile": True})
     assert config["lr"] == 1 and config["steps"] == 5 and "compile" not in config
     assert opts["compile"] is True
     with pytest.raises(RunnerUsageError, match="unknown --set key.*lrate.*config keys: steps, lr"):
-        runner.resolve_config(card, "smoke", {"lrate": 0.1})
+        run_request.resolve_config(card, "smoke", {"lrate": 0.1})
     with pytest.raises(RunnerUsageError, match="expected a value like 12"):
-        runner.resolve_config(card, "smoke", {"steps": "many"})
+        run_request.resolve_config(card, "smoke", {"steps": "many"})
     with pytest.raises(RunnerUsageError, match="expected a value like 12"):
-        runner.resolve_config(card, "smoke", {"steps": 2.5})
+        run_request.resolve_config(card, "smoke", {"steps": 2.5})
     with pytest.raises(RunnerUsageError, match="compile= expects true or false"):
-        runner.resolve_config(card, "smoke", {"compile": "yes"})
+        run_request.resolve_config(card, "smoke", {"compile": "yes"})
     with pytest.raises(RunnerUsageError, match="no preset 'huge'"):
-        runner.resolve_config(card, "huge", {})
+        run_request.resolve_config(card, "huge", {})
 
 
 def test_cli_rejects_unknown_set_key_with_exit_2(toy, tmp_path, capsys):
@@ -290,7 +290,7 @@ def test_experiment_that_loops_seeds_itself_is_called_once_with_the_list(toy, tm
     assert result.status == "completed"
     assert result.record["config"]["seeds"] == [4, 5, 6] == result.metrics["seeds_seen"]
     assert result.record["metrics_by_seed"] == {} and set(result.metrics["draw"]["per_seed"]) == {"4", "5", "6"}
-    lines = runner.summary_lines(result)
+    lines = terminal.summary_lines(result)
     assert lines[1] == "  exploratory: not the preset's pre-registered run (--seeds 3, --seed 4); its claims feed no verdict"
     assert lines[2].startswith("  draw = ")  # the {"mean": ...} dict is a headline
     preset_count = runner.run(request("toy-seeds", tmp_path, seed=0), echo=quiet)
@@ -299,12 +299,12 @@ def test_experiment_that_loops_seeds_itself_is_called_once_with_the_list(toy, tm
 
 def test_experiment_with_seeds_key_gets_the_list(toy, tmp_path):
     config = {"seeds": 3, "lr": 0.1}
-    assert runner.plan_seeds(config, 10, None) == [10, 11, 12] and config["seeds"] == [10, 11, 12]
+    assert run_request.plan_seeds(config, 10, None) == [10, 11, 12] and config["seeds"] == [10, 11, 12]
     config = {"seeds": 5}
-    assert runner.plan_seeds(config, 0, 2) == [0, 1] and config["seeds"] == [0, 1]
-    assert runner.plan_seeds({"lr": 1}, 4, 2) == [4, 5]
+    assert run_request.plan_seeds(config, 0, 2) == [0, 1] and config["seeds"] == [0, 1]
+    assert run_request.plan_seeds({"lr": 1}, 4, 2) == [4, 5]
     with pytest.raises(RunnerUsageError):
-        runner.plan_seeds({}, 0, 0)
+        run_request.plan_seeds({}, 0, 0)
 
 
 # ---------------------------------------------------------------- failure, interrupt, resume
@@ -412,7 +412,7 @@ def test_two_nodes_on_localhost_train_as_one_run_recorded_by_node_0(toy, tmp_pat
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(lambda r: runner.run(r, echo=quiet), nodes)
     assert first.status == "completed", first.error
-    assert second.status == "completed" and "node 0 wrote" in runner.summary_lines(second)[0]
+    assert second.status == "completed" and "node 0 wrote" in terminal.summary_lines(second)[0]
     rec = json.loads((first.run_dir / "run.json").read_text())
     assert rec["world_size"] == 2 and rec["backend"] == "gloo" and rec["runner"]["nnodes"] == 2
     assert rec["examples_per_rank"] == [16 * 12, 16 * 12]

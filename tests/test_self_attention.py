@@ -339,7 +339,7 @@ def test_ranks_take_disjoint_rows_whose_union_is_the_global_batch(tmp_path):
 
 def test_old_hyperparameter_names_are_refused():
     from reproductions.errors import RunnerUsageError
-    from reproductions.runner import resolve_config
+    from reproductions.run_request import resolve_config
     from reproductions.self_attention import CARD
 
     for old in ("heads", "layers"):

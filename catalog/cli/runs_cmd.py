@@ -153,7 +153,9 @@ def register(app: typer.Typer) -> None:
         if not name:
             raise UsageError("name a reproduction to run, or use --all or --list")
         from reproductions.options import request_from_options
-        from reproductions.runner import error_line, prepare_launch, run as run_reproduction, summary_lines
+        from reproductions.runner import run as run_reproduction
+        from reproductions.terminal import error_line, summary_lines
+        from reproductions.torchrun import prepare_launch
 
         request = _runner_call(request_from_options, name, options)
         if options["print_launch"]:
