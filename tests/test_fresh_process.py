@@ -155,6 +155,22 @@ def _fill(c: Case, db: str, tmp: Path) -> list[str]:
     return [a.replace("{db}", db).replace("{tmp}", str(tmp)) for a in c.args]
 
 
+def first_per_command(cases: list[Case]) -> list[Case]:
+    """The first case of each command (`search`, `sources merge`, …) and every bad input: the
+    options that only change the output's form were run on SQLite, and print the same rows."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for c in cases:
+        command = c.args[:2] if c.args[0] in GROUPS else c.args[:1]
+        if command not in seen or not c.ok:
+            kept.append(c)
+            seen.add(command)
+    return kept
+
+
+GROUPS = {"arxiv", "site", "sources", "db"}
+
+
 def run_matrix(prefix: list[str], cases: list[Case], db: str, tmp: Path, *, parallel: bool) -> list[str]:
     env = _env(db)
     if not (tmp / "analyse-me").exists():  # `analyse` rewrites a run folder in place: give it a copy
@@ -225,9 +241,13 @@ def test_every_command_in_a_fresh_process_sqlite(demo_sqlite):
 def test_every_command_in_a_fresh_process_postgresql(pg_url, tmp_path):
     proc = _run([str(DIGEST), "demo", "--offline", "--no-site"], _env(pg_url), tmp_path)
     assert proc.returncode == 0, proc.stderr
-    problems = run_matrix([str(DIGEST)], READS, pg_url, tmp_path, parallel=True)
-    # The runs and the site are engine-blind past the catalog; `db copy` goes PostgreSQL -> SQLite here.
-    problems += run_matrix([str(DIGEST)], [c for c in WRITES if c.args[0] != "run"], pg_url, tmp_path, parallel=False)
+    problems = run_matrix([str(DIGEST)], first_per_command(READS), pg_url, tmp_path, parallel=True)
+    # `db copy` goes PostgreSQL -> SQLite here. Past the catalog, a training run and a second or
+    # third build of the site do the same on both engines: SQLite's matrix has them.
+    writes = [c for c in WRITES if c.args[0] not in ("run", "demo")]
+    writes = [c for n, c in enumerate(writes) if c.args[:2] != ("site", "build") or
+              c.args[:2] not in {w.args[:2] for w in writes[:n]}]
+    problems += run_matrix([str(DIGEST)], writes, pg_url, tmp_path, parallel=False)
     assert not problems, "\n\n".join(problems)
 
 
