@@ -10,7 +10,7 @@ ranks the typed form higher (`match_expression`).
 
 The segmenter is rjieba (jieba-rs, the same dictionary and algorithm in Rust): on our
 Chinese samples it gives exactly jieba's words at about 15× the speed, which matters
-because every ingested post passes through here (tests/test_searchtext.py keeps the
+because every ingested post passes through here (tests/scrapers/test_searchtext.py keeps the
 two equal). Python jieba stays as the fallback where rjieba has no wheel.
 """
 

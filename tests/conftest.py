@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, in_ci, missing, shared_root
+from support.helpers import REPO, in_ci, missing, shared_root
 
 # Keep torch from fighting over the 2 CPU cores with itself in CI.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(REPO))
+# Tests live by layer (scrapers, catalog, site, browser, reproductions, project); some reuse
+# another module's data or builds (test_formats reads the scrapers' sample documents, the
+# browser tests share test_site's build). Every layer folder is importable, under the same
+# module names pytest gives the files it collects, so such an import gets the collected module.
+for _layer in sorted(p for p in Path(__file__).parent.iterdir() if p.is_dir() and p.name.isidentifier()
+                     and p.name != "support"):
+    sys.path.insert(0, str(_layer))
 
 
 def pytest_configure(config) -> None:
@@ -36,30 +43,32 @@ def db_path(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- both engines
 
 ENGINES = ("sqlite", "postgresql")
-# The catalog's own test modules run every test that opens a catalog on both engines.
-BOTH_ENGINE_MODULES = {"test_ingest", "test_search", "test_cli"}
-BOTH_ENGINE_MODULES |= {"test_arxiv", "test_runs_catalog", "test_site", "test_demo"}  # arxiv, runs, site, demo
-BOTH_ENGINE_MODULES |= {"test_faults", "test_faults_sync", "test_discovery", "test_follow", "test_sources", "test_ingest_errors", "test_ingest_fast_paths", "test_search_tail", "test_formats"}  # noqa: E501
-BOTH_ENGINE_MODULES |= {"test_stemming"}
-BOTH_ENGINE_MODULES |= {"test_publish"}  # site URL, sitemap, link cards (issue 31)
-BOTH_ENGINE_MODULES |= {"test_blind_spots_catalog", "test_blind_spots_merge", "test_blind_spots_site"}  # issue 35
 
 
 def pytest_generate_tests(metafunc) -> None:
-    if "db_kind" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_ENGINE_MODULES:
-        metafunc.parametrize("db_kind", ENGINES, indirect=True)
+    """Every test that opens a catalog (through `db_kind`: `engine`, `db_target`, `cli`, …) runs on
+    both engines, unless it is marked ``@pytest.mark.sqlite_only(reason=...)``: a new catalog test
+    cannot run on SQLite alone by accident."""
+    if "db_kind" not in metafunc.fixturenames:
+        return
+    opted_out = metafunc.definition.get_closest_marker("sqlite_only")
+    if opted_out is not None:
+        if not opted_out.kwargs.get("reason"):
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
+        return
+    metafunc.parametrize("db_kind", ENGINES, indirect=True)
 
 
 @pytest.fixture
 def db_kind(request) -> str:
-    """"sqlite" unless the module runs on both engines (see BOTH_ENGINE_MODULES)."""
+    """The engine of this test's catalog: "sqlite" or "postgresql" (see pytest_generate_tests)."""
     return getattr(request, "param", "sqlite")
 
 
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server: $DIGEST_TEST_PG_URL (CI starts one), else a throwaway cluster of our own."""
-    from pgserver import PgServer
+    from support.pgserver import PgServer
 
     server = PgServer.from_env() or PgServer.start()
     if server is None:

@@ -48,36 +48,36 @@ class Module:
     postgres: bool = False
 
 
-BLIND = "tests/test_blind_spots_catalog.py"
-BLIND_SITE = "tests/test_blind_spots_site.py"
-BLIND_MERGE = "tests/test_blind_spots_merge.py"
+BLIND = "tests/catalog/test_blind_spots_catalog.py"
+BLIND_SITE = "tests/site/test_blind_spots_site.py"
+BLIND_MERGE = "tests/catalog/test_blind_spots_merge.py"
 MODULES: dict[str, Module] = {
     # merge rules: which sources are one channel, how two records fold; the routes of a source; copies
     "sources": Module("catalog/source_merge.py", [
         "x_same_text_sources", "x_same_channel_candidates", "x_adopt_route", "x_merge_same_channels",
-        "x__keep_first", "x_merge_sources", "x__fold", "x__union_children"], ["tests/test_sources.py", BLIND, BLIND_MERGE]),
+        "x__keep_first", "x_merge_sources", "x__fold", "x__union_children"], ["tests/catalog/test_sources.py", BLIND, BLIND_MERGE]),
     "source_identity": Module("catalog/source_identity.py", ["x_find_source_id", "x_resolve_or_create"],
-                              ["tests/test_sources.py", BLIND]),
-    "source_copies": Module("catalog/source_copies.py", ["x_link_copies"], ["tests/test_sources.py", BLIND]),
+                              ["tests/catalog/test_sources.py", BLIND]),
+    "source_copies": Module("catalog/source_copies.py", ["x_link_copies"], ["tests/catalog/test_sources.py", BLIND]),
     # filters, phrases, aliases (the Filters SQL both engines share)
     "search": Module("catalog/search.py", ["xǁFiltersǁsql", "x_search", "x__fts_ids", "x__substring_ids",
                                            "x__window_floor", "x_parse_date"],
-                     ["tests/test_search.py", "tests/test_search_tail.py", BLIND]),
+                     ["tests/catalog/test_search.py", "tests/catalog/test_search_tail.py", BLIND]),
     "search_pg": Module("catalog/search_pg.py", ["x__filters", "x__tsquery", "x__fts_ids", "x__window_floor",
                                                  "x__substring_ids", "x_ranked_ids"],
-                        ["tests/test_search.py", "tests/test_search_tail.py", BLIND], "postgresql", True),
-    "feeds": Module("catalog/feeds.py", ["*"], ["tests/test_discovery.py", BLIND_SITE], SQLITE_ONLY + " and (feed or site)"),
+                        ["tests/catalog/test_search.py", "tests/catalog/test_search_tail.py", BLIND], "postgresql", True),
+    "feeds": Module("catalog/feeds.py", ["*"], ["tests/catalog/test_discovery.py", BLIND_SITE], SQLITE_ONLY + " and (feed or site)"),
     "related": Module("catalog/related.py", ["x_fresh_rows", "x_merge_neighbours", "x_incremental_update",
                                              "x_update_related", "x_stored_lists", "x__delete_lists"],
-                      ["tests/test_discovery.py", BLIND], SQLITE_ONLY + " and related"),
+                      ["tests/catalog/test_discovery.py", BLIND], SQLITE_ONLY + " and related"),
     # the site writer: incremental writes, stale files, the post order the search shards follow
     "generate": Module("catalog/sitegen/writer.py", ["xǁDocsWriterǁ*", "x_load_digests", "x_save_digests"],
-                       ["tests/test_site.py", BLIND_SITE], SQLITE_ONLY + " and not browser"),
-    "follow": Module("catalog/follow.py", ["*"], ["tests/test_follow.py", BLIND]),
-    "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/test_follow.py", "tests/test_fetch.py", BLIND]),
+                       ["tests/site/test_site.py", BLIND_SITE], SQLITE_ONLY + " and not browser"),
+    "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", BLIND]),
+    "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/catalog/test_follow.py", "tests/scrapers/test_fetch.py", BLIND]),
     # idempotent re-runs and edits
-    "ingest": Module("catalog/ingest_upsert.py", ["*"], ["tests/test_ingest.py", "tests/test_ingest_errors.py",
-                                                 "tests/test_ingest_fast_paths.py"]),
+    "ingest": Module("catalog/ingest_upsert.py", ["*"], ["tests/catalog/test_ingest.py", "tests/catalog/test_ingest_errors.py",
+                                                 "tests/catalog/test_ingest_fast_paths.py"]),
 }
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
