@@ -4,7 +4,7 @@ Not part of CI. Install mutmut first (`.venv/bin/pip install -e '.[mutation]'`),
 
     nice -n 15 .venv/bin/python tools/mutation.py                      # every core module
     nice -n 15 .venv/bin/python tools/mutation.py sources search      # some of them
-    nice -n 15 .venv/bin/python tools/mutation.py sources --before 'tests/test_blind_spots_*'
+    nice -n 15 .venv/bin/python tools/mutation.py sources --before 'tests/*/test_blind_spots_*'
 
 Each module runs in its own scratch copy of the working tree (`--work`, default
 /tmp/digest-mutation), with `[tool.mutmut]` of pyproject.toml narrowed to that module,
