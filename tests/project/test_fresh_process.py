@@ -77,32 +77,34 @@ READS = [
     case("ingest", "--formats"), case("ingest", "/nonexistent/export.json", ok=False),
 ]
 
-# Commands that write: one after another, in this order ({tmp} is a fresh folder).
-WRITES = [
-    case("ingest", str(SAMPLE)), case("ingest", str(SAMPLE), "--json"),
-    case("import-runs", str(COMMITTED_RUN)), case("import-runs", str(COMMITTED_RUN), "--json"),
-    case("follow", "@digest_sample_channel"), case("follow", "@another_sample_channel", "--json"),
-    case("follow", "http://169.254.169.254/latest", ok=False),
-    case("unfollow", "@digest_sample_channel"), case("unfollow", "@another_sample_channel"),
-    case("sync", "--no-arxiv", ok=False),  # nothing followed any more
-    case("sources", "alias", "3", "@digest_sample_zh"), case("sources", "alias", "2", "@digest_sample_en", "--json"),
-    case("sources", "alias", "1", "@digest_sample_zh", ok=False),  # taken by source 3
-    case("related", "1", "--rebuild"),
-    case("arxiv", "add", PAPER, "--api-url", "http://127.0.0.1:9/"),  # already known: no request made
-    case("db", "copy", "{db}", "sqlite:///{tmp}/copy.db"), case("db", "copy", "{db}", "{tmp}/copy.db", ok=False),
-    case("db", "check"), case("db", "check", "--json"), case("db", "check", "--full"),
-    case("db", "backup", "{tmp}/backup.db", ok_on_postgresql=False),  # PostgreSQL: pg_dump or db copy
-    case("db", "backup", "{tmp}/copy.db", ok=False),  # never overwrites a file
-    case("site", "build", "--out", "{tmp}/build"), case("site", "build", "--out", "{tmp}/build", "--json"),
-    case("site", "build", "--out", "{tmp}/build", "--site-url", "https://example.org/digest/"),
-    case("site", "build", "--out", "{tmp}/build", "--site-url", "example.org", ok=False),
-    case("site", "deploy", "--out", "{tmp}/build", "--to", "{tmp}/www"),
-    case("site", "deploy", "--out", "{tmp}/nothing-built", "--to", "{tmp}/www2", ok=False),
-    case("run", "self-attention", "--preset", "smoke", "--set", "steps=20", "--out", "{tmp}/runs", "--no-progress"),
-    case("runs", "analyse", "{tmp}/analyse-me"), case("runs", "analyse", "{tmp}/analyse-me", "--json"),
-    case("runs", "analyse", "{tmp}/no-such-run", ok=False),
-    case("demo", "--offline", "--no-site"),
+# Commands that write, in chains: a chain runs in order ({tmp} is a fresh folder), the chains
+# side by side (on SQLite its writers take turns on the file's lock).
+WRITE_CHAINS = [
+    [case("ingest", str(SAMPLE)), case("ingest", str(SAMPLE), "--json")],
+    [case("import-runs", str(COMMITTED_RUN)), case("import-runs", str(COMMITTED_RUN), "--json")],
+    [case("follow", "@digest_sample_channel"), case("follow", "@another_sample_channel", "--json"),
+     case("follow", "http://169.254.169.254/latest", ok=False),
+     case("unfollow", "@digest_sample_channel"), case("unfollow", "@another_sample_channel"),
+     case("sync", "--no-arxiv", ok=False)],  # nothing followed any more
+    [case("sources", "alias", "3", "@digest_sample_zh"), case("sources", "alias", "2", "@digest_sample_en", "--json"),
+     case("sources", "alias", "1", "@digest_sample_zh", ok=False)],  # taken by source 3
+    [case("related", "1", "--rebuild"),
+     case("arxiv", "add", PAPER, "--api-url", "http://127.0.0.1:9/")],  # already known: no request made
+    [case("db", "copy", "{db}", "sqlite:///{tmp}/copy.db"), case("db", "copy", "{db}", "{tmp}/copy.db", ok=False),
+     case("db", "check"), case("db", "check", "--json"), case("db", "check", "--full"),
+     case("db", "backup", "{tmp}/backup.db", ok_on_postgresql=False),  # PostgreSQL: pg_dump or db copy
+     case("db", "backup", "{tmp}/copy.db", ok=False)],  # never overwrites a file
+    [case("site", "build", "--out", "{tmp}/build"), case("site", "build", "--out", "{tmp}/build", "--json"),
+     case("site", "build", "--out", "{tmp}/build", "--site-url", "https://example.org/digest/"),
+     case("site", "build", "--out", "{tmp}/build", "--site-url", "example.org", ok=False),
+     case("site", "deploy", "--out", "{tmp}/build", "--to", "{tmp}/www"),
+     case("site", "deploy", "--out", "{tmp}/nothing-built", "--to", "{tmp}/www2", ok=False)],
+    [case("run", "self-attention", "--preset", "smoke", "--set", "steps=20", "--out", "{tmp}/runs", "--no-progress"),
+     case("runs", "analyse", "{tmp}/analyse-me"), case("runs", "analyse", "{tmp}/analyse-me", "--json"),
+     case("runs", "analyse", "{tmp}/no-such-run", ok=False)],
+    [case("demo", "--offline", "--no-site")],
 ]
+WRITES = [c for chain in WRITE_CHAINS for c in chain]
 
 # `digest site serve` runs until stopped: it must answer HTTP (tested on its own below).
 LONG_RUNNING = {("site", "serve")}
@@ -174,7 +176,7 @@ GROUPS = {"arxiv", "site", "sources", "db"}
 def run_matrix(prefix: list[str], cases: list[Case], db: str, tmp: Path, *, parallel: bool) -> list[str]:
     env = _env(db)
     if not (tmp / "analyse-me").exists():  # `analyse` rewrites a run folder in place: give it a copy
-        shutil.copytree(COMMITTED_RUN, tmp / "analyse-me")
+        shutil.copytree(COMMITTED_RUN, tmp / "analyse-me", dirs_exist_ok=True)
 
     def one(c: Case) -> Outcome:
         c = c.on(db)
@@ -210,6 +212,13 @@ def help_pages(tmp_path_factory) -> dict[tuple[str, ...], subprocess.CompletedPr
     return walk_help(_env(str(tmp_path_factory.mktemp("fresh-help") / "none.db")))
 
 
+def run_chains(prefix: list[str], chains: list[list[Case]], db: str, tmp: Path) -> list[str]:
+    """Each chain in order, the chains side by side."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        found = pool.map(lambda chain: run_matrix(prefix, chain, db, tmp, parallel=False), chains)
+        return [p for problems in found for p in problems]
+
+
 def leaf_commands(pages: dict[tuple[str, ...], subprocess.CompletedProcess]) -> set[tuple[str, ...]]:
     return {path for path, proc in pages.items() if path and "Commands" not in proc.stdout}
 
@@ -234,7 +243,7 @@ def test_every_command_is_in_the_matrix(help_pages):
 def test_every_command_in_a_fresh_process_sqlite(demo_sqlite):
     db, tmp = demo_sqlite
     problems = run_matrix([str(DIGEST)], READS, db, tmp, parallel=True)
-    problems += run_matrix([str(DIGEST)], WRITES, db, tmp, parallel=False)
+    problems += run_chains([str(DIGEST)], WRITE_CHAINS, db, tmp)
     assert not problems, "\n\n".join(problems)
 
 
@@ -244,10 +253,9 @@ def test_every_command_in_a_fresh_process_postgresql(pg_url, tmp_path):
     problems = run_matrix([str(DIGEST)], first_per_command(READS), pg_url, tmp_path, parallel=True)
     # `db copy` goes PostgreSQL -> SQLite here. Past the catalog, a training run and a second or
     # third build of the site do the same on both engines: SQLite's matrix has them.
-    writes = [c for c in WRITES if c.args[0] not in ("run", "demo")]
-    writes = [c for n, c in enumerate(writes) if c.args[:2] != ("site", "build") or
-              c.args[:2] not in {w.args[:2] for w in writes[:n]}]
-    problems += run_matrix([str(DIGEST)], writes, pg_url, tmp_path, parallel=False)
+    chains = [[c for n, c in enumerate(chain) if c.args[0] not in ("run", "demo")
+               and (c.args[:2] != ("site", "build") or n == 0)] for chain in WRITE_CHAINS]
+    problems += run_chains([str(DIGEST)], [chain for chain in chains if chain], pg_url, tmp_path)
     assert not problems, "\n\n".join(problems)
 
 
