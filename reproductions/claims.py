@@ -18,6 +18,7 @@ from reproductions import record, stats
 from reproductions.api import Claim
 
 EXPLORATORY = "exploratory"
+NOT_MEASURED = "not measured"  # the run left out an arm or metric the claim needs
 NOT_COMPUTED = "claims not computed — run analyse"
 
 
@@ -86,8 +87,10 @@ def analyse_record(rec: dict[str, Any], claims: Sequence[Claim], *, alpha: float
     for claim in claims:
         paths = claim.paths()
         values = [per_seed_values(rec, p) for p in paths]
-        if any(v is None for v in values):
-            continue  # not measured by this run (an arm left out): no row, no verdict
+        if any(v is None for v in values):  # an arm left out (a shorter exploratory run, say)
+            rows.append(_row(claim, estimate=None, ci=None, ci_unadjusted=None, level=level, adjustment="none",
+                             n_seeds=0, verdict=NOT_MEASURED))
+            continue
         if claim.kind == "difference":
             diffs = stats.paired_differences(values[0], values[1], claim.scale)
             tests[claim.key] = stats.test_difference(diffs, level)
@@ -128,7 +131,8 @@ def analyse_record(rec: dict[str, Any], claims: Sequence[Claim], *, alpha: float
     rows.sort(key=lambda r: order[r["id"]])
     if exploratory:
         for row in rows:
-            row["verdict"] = EXPLORATORY
+            if row["verdict"] != NOT_MEASURED:
+                row["verdict"] = EXPLORATORY
     details = {"alpha": alpha, "method": "paired t over seeds; Holm across the card's difference claims; "
                                          "percentile bootstrap over seeds as a check",
                "exploratory": exploratory, "per_claim": details}
@@ -156,7 +160,8 @@ def forest_rows(rec: dict[str, Any], labels: dict[str, str]) -> list[dict[str, A
 
     return [{"label": labels.get(c["id"]) or claim_label(c, labels), "estimate": c["estimate"], "ci": c.get("ci"),
              "paper": (c.get("paper") or {}).get("value"), "unit": (c.get("paper") or {}).get("unit"),
-             "verdict": c.get("verdict")} for c in rec.get("claims") or [] if c.get("kind") == "difference"]
+             "verdict": c.get("verdict")} for c in rec.get("claims") or []
+            if c.get("kind") == "difference" and c.get("estimate") is not None]
 
 
 def draw_figures(run_dir: Path, rec: dict[str, Any], card: Any) -> None:

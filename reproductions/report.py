@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 VERDICT_WORDS = {"reproduced": "reproduced", "contradicted": "contradicted", "inconclusive": "inconclusive",
-                 "exploratory": "exploratory run: no verdict"}
+                 "exploratory": "exploratory run: no verdict", "not measured": "not measured by this run"}
 
 
 def num(x: Any, sig: int = 3, signed: bool = False, trim: bool = False) -> str:
@@ -95,6 +95,8 @@ def paper_text(claim: dict[str, Any]) -> str:
 
 def claim_sentence(claim: dict[str, Any], label: str, p_holm: float | None = None) -> str:
     """``Scheduled DropHead vs dropout: +0.963 points [−0.088, +2.0] adjusted, 5 seeds — inconclusive (paper: +1.0 points)``."""
+    if claim.get("estimate") is None:  # the run left out what the claim needs
+        return f"{label}: {VERDICT_WORDS['not measured']} (paper: {paper_text(claim)})"
     kind, n = claim.get("kind"), claim.get("n_seeds") or 0
     unit = (claim.get("paper") or {}).get("unit") or ""
     signed = kind == "difference"

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from reproductions.report import VERDICT_WORDS, claim_label, claim_sentence, label_of, num
 
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "exploratory")
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "exploratory", "not measured")
 
 
 def reader_name(key: str, labels: dict[str, str]) -> str:
