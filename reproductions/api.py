@@ -292,3 +292,16 @@ class RunContext:
         from reproductions.distributed import all_reduce_mean
 
         return all_reduce_mean(value, self)
+
+    def sum_over_ranks(self, values: Any) -> Any:
+        """Element-wise sums over processes of per-rank partial sums (a list of floats or a
+        tensor); the values themselves with one process."""
+        from reproductions.distributed import all_reduce_sum
+
+        return all_reduce_sum(values, self)
+
+    def barrier(self) -> None:
+        """Wait for every process (e.g. so none leaves before rank 0 has written its files)."""
+        from reproductions.distributed import barrier
+
+        barrier(self)

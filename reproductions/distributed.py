@@ -105,14 +105,32 @@ def shard(n: int, ctx: Any) -> range:
     return range(ctx.rank, n, ctx.world_size)
 
 
-def all_reduce_mean(value: float, ctx: Any) -> float:
-    """The mean of a scalar over all ranks (for metrics computed on each rank's shard)."""
-    if ctx.world_size == 1:
-        return float(value)
+def all_reduce_sum(values: Any, ctx: Any) -> Any:
+    """Element-wise sum over ranks of per-rank partial sums: a tensor (returned on the CPU) or a
+    list of floats (returned as floats). With one process the values come back as they are."""
     import torch
+
+    is_tensor = isinstance(values, torch.Tensor)
+    if ctx.world_size == 1:
+        return values if is_tensor else [float(v) for v in values]
     import torch.distributed as dist
 
-    t = torch.tensor([float(value)], dtype=torch.float64,
-                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    # gloo reduces CPU tensors, NCCL CUDA ones; float64 keeps large counts exact.
+    device = ctx.device if ctx.device.type == "cuda" else "cpu"
+    t = values.to(device).clone() if is_tensor else torch.tensor([float(v) for v in values],
+                                                                  dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return float(t.item()) / ctx.world_size
+    return t.cpu() if is_tensor else [float(v) for v in t.tolist()]
+
+
+def all_reduce_mean(value: float, ctx: Any) -> float:
+    """The mean of a scalar over all ranks (for metrics computed on each rank's shard)."""
+    return all_reduce_sum([value], ctx)[0] / ctx.world_size
+
+
+def barrier(ctx: Any) -> None:
+    """Wait until every rank gets here (nothing to wait for with one process)."""
+    if ctx.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()

@@ -361,7 +361,7 @@ def run(config: dict, ctx: RunContext) -> dict:
         metrics["gain_points_vs_dropout"] = 100 * d["mean"]
     if ctx.is_main:
         plot_arms(metrics, ctx.out_dir / "accuracy_by_arm.png", title="SST-2 dev accuracy")
-    ctx.mean_over_ranks(0.0)  # a barrier: no rank leaves before rank 0 has written its artefacts
+    ctx.barrier()  # no rank leaves before rank 0 has written its artefacts
     return metrics
 
 

@@ -386,17 +386,6 @@ def train_arm(arm: str, cfg: ExperimentConfig, mcfg: NVAEConfig, data: Data, ctx
 
 # ---------------------------------------------------------------------- evaluation
 
-def _sum_over_ranks(t: torch.Tensor, ctx: RunContext) -> torch.Tensor:
-    """Elementwise sum of a tensor over processes (itself with one process)."""
-    if ctx.world_size == 1:
-        return t
-    import torch.distributed as dist
-
-    t = t.to(ctx.device if ctx.device.type == "cuda" else "cpu").clone()
-    dist.all_reduce(t)
-    return t.cpu()
-
-
 def readjust_on_train_images(model: NVAE, data: Data, cfg: ExperimentConfig, ctx: RunContext) -> None:
     """Re-estimate BN statistics from ``bn_readjust_images`` training images (the same on every rank)."""
     if not cfg.bn_readjust_images:
@@ -443,7 +432,7 @@ def evaluate(model: NVAE, data: Data, cfg: ExperimentConfig, ctx: RunContext, k:
     dims = [g.posterior_mean[0].numel() for g in model(data.test[:1].to(dev).contiguous(memory_format=fmt)).groups]
     if mean_sum is None:  # this rank's shard is empty
         mean_sum, mean_sq = torch.zeros(sum(dims), dtype=torch.float64), torch.zeros(sum(dims), dtype=torch.float64)
-    sums, mean_sum, mean_sq = (_sum_over_ranks(t, ctx) for t in (sums, mean_sum, mean_sq))
+    sums, mean_sum, mean_sq = (ctx.sum_over_ranks(t) for t in (sums, mean_sum, mean_sq))
     var = (mean_sq - mean_sum ** 2 / n_eval) / max(1, n_eval - 1)  # Var_x of each posterior mean
     active = [int(v.gt(ACTIVE_UNIT_THRESHOLD).sum()) for v in var.split(dims)]
 
@@ -462,7 +451,7 @@ def evaluate(model: NVAE, data: Data, cfg: ExperimentConfig, ctx: RunContext, k:
 
         ll = importance_weighted_log_likelihood(log_weight, xb, k, cfg.eval_batch_size)
         ll_sum += ll.double().sum().cpu()
-    ll_sum = _sum_over_ranks(ll_sum, ctx)
+    ll_sum = ctx.sum_over_ranks(ll_sum)
     model.train()
     per_group = (sums[3:] / n_eval).tolist()
     return {
@@ -526,7 +515,7 @@ def _examples_per_rank(ctx: RunContext) -> list[int]:
         return [ctx.examples_seen]
     counts = torch.zeros(ctx.world_size, dtype=torch.float64)
     counts[ctx.rank] = ctx.examples_seen
-    return [int(v) for v in _sum_over_ranks(counts, ctx).tolist()]
+    return [int(v) for v in ctx.sum_over_ranks(counts).tolist()]
 
 
 def run(config: dict, ctx: RunContext) -> dict:

@@ -190,11 +190,6 @@ def collate(encoded: list[list[int]], idx: list[int], vocab: Vocab, device) -> d
     return {"enc": enc.to(device), "dec": dec.to(device), "tgt": tgt.to(device)}
 
 
-def sum_over_ranks(values: list[float], ctx: RunContext) -> list[float]:
-    """Element-wise sums over ranks of per-rank partial sums (the values themselves with one rank)."""
-    return [ctx.mean_over_ranks(v) * ctx.world_size for v in values]
-
-
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module inside DDP and/or torch.compile wrappers."""
     model = getattr(model, "module", model)
@@ -267,8 +262,8 @@ def train_arm(arm: str, cfg: ExperimentConfig, ctx: RunContext, vocab: Vocab, tr
             step += 1
             advance(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                ntok, rec = sum_over_ranks([float(b["tgt"].ne(vocab.pad_id).sum()),
-                                            float(out["rec"].detach().float().sum())], ctx)
+                ntok, rec = ctx.sum_over_ranks([float(b["tgt"].ne(vocab.pad_id).sum()),
+                                            float(out["rec"].detach().float().sum())])
                 row: dict[str, Any] = {"arm": arm, "split": "train", "rec_per_token": rec / ntok}
                 if arm != "lm":
                     kl = ctx.mean_over_ranks(float(out["kl"].detach().sum(1).mean()))
@@ -323,10 +318,10 @@ def evaluate(arm: str, model, vocab: Vocab, data: list[list[int]], cfg: Experime
             iw_sum += float(iw_bound(model, b, mu, logvar, iw_samples, vocab, ctx, gen).sum())
     n = len(data)
     if arm == "lm":
-        tokens, nll = sum_over_ranks([tokens, nll], ctx)
+        tokens, nll = ctx.sum_over_ranks([tokens, nll])
         return {"ppl": perplexity(nll, tokens), "nll": nll / n, "tokens": int(tokens), "kl": 0.0, "mi": 0.0,
                 "au": 0}
-    totals = sum_over_ranks([tokens, rec_sum, kl_sum, iw_sum, mi_weighted, *mu_sum.tolist(), *mu_sq.tolist()], ctx)
+    totals = ctx.sum_over_ranks([tokens, rec_sum, kl_sum, iw_sum, mi_weighted, *mu_sum.tolist(), *mu_sq.tolist()])
     tokens, rec_sum, kl_sum, iw_sum, mi_weighted = totals[:5]
     s1, s2 = torch.tensor(totals[5:5 + D]), torch.tensor(totals[5 + D:])
     var = (s2 - s1 ** 2 / n) / max(1, n - 1)  # Cov_x E_q[z|x] per dimension (unbiased)
@@ -377,7 +372,7 @@ def comparisons(metrics: dict[str, Any]) -> dict[str, float]:
 def examples_per_rank(ctx: RunContext) -> list[int]:
     """Training examples each rank processed (a one-hot vector per rank, summed)."""
     mine = [float(ctx.examples_seen) if r == ctx.rank else 0.0 for r in range(ctx.world_size)]
-    return [int(round(v)) for v in sum_over_ranks(mine, ctx)]
+    return [int(round(v)) for v in ctx.sum_over_ranks(mine)]
 
 
 # The targets of the from-scratch bar (card claims): the choice must keep z informative.

@@ -189,10 +189,6 @@ def layer_norms(model: torch.nn.Module) -> list[float]:
     return [float(w.detach().norm()) for w in weight_matrices(model)]
 
 
-def _sum_over_ranks(value: float, ctx: RunContext) -> float:
-    return ctx.mean_over_ranks(value) * ctx.world_size
-
-
 def sharded_accuracy(model: torch.nn.Module, split: Split, ctx: RunContext, attack: str = "none",
                      eps: float = 0.0, *, batch_size: int = 500, pgd_steps: int = 20, seed: int = 0) -> float:
     """Accuracy on `split` (under `attack`): each rank scores its shard, the counts are summed."""
@@ -202,7 +198,7 @@ def sharded_accuracy(model: torch.nn.Module, split: Split, ctx: RunContext, atta
         x, y = split.x[rows.to(split.x.device)], split.y[rows.to(split.y.device)]
         correct = accuracy_under_attack(model, x, y, attack, eps, batch_size=batch_size, pgd_steps=pgd_steps,
                                         seed=seed) * len(rows)
-    return _sum_over_ranks(correct, ctx) / len(split.y)
+    return ctx.sum_over_ranks([correct])[0] / len(split.y)
 
 
 def epoch_batches(n: int, batch_size: int, gen: torch.Generator, ctx: RunContext):
@@ -458,6 +454,6 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         plot_table(metrics, cfg, ctx.out_dir / "table.png")
     metrics["lambdas"] = {"l2": cfg.l2_lambda, "weissi_lambda_e": cfg.weissi_lambda_e,
                           "weissi_lambda_n": cfg.weissi_lambda_n}
-    metrics["examples_per_rank"] = [round(_sum_over_ranks(ctx.examples_seen if r == ctx.rank else 0, ctx))
+    metrics["examples_per_rank"] = [round(ctx.sum_over_ranks([ctx.examples_seen if r == ctx.rank else 0])[0])
                                     for r in range(ctx.world_size)]
     return metrics
