@@ -125,7 +125,18 @@ def aggregate_seeds(per_seed: dict[int, dict[str, Any]]) -> tuple[dict[str, Any]
 # ---------------------------------------------------------------- the paper beside ours
 
 def lookup(metrics: dict[str, Any], key: str) -> float | None:
-    """A metric by dotted path (``"scheduled.accuracy"``); a ``{"mean": ...}`` dict gives its mean."""
+    """A metric by dotted path (``"scheduled.accuracy"``); a ``{"mean": ...}`` dict gives its mean.
+
+    A key not found at the top is looked for under ``arms`` too, so a card may name an arm's
+    metric either way (``"dropout.accuracy"`` or ``"arms.dropout.accuracy"``). The one lookup
+    for the runner, the claims, the terminal and the site."""
+    found = _walk(metrics, key)
+    if found is None and isinstance(metrics.get("arms"), dict):
+        found = _walk(metrics["arms"], key)
+    return found
+
+
+def _walk(metrics: dict[str, Any], key: str) -> float | None:
     value: Any = metrics
     for part in key.split("."):
         if not isinstance(value, dict) or part not in value:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from reproductions.record import lookup
 from reproductions.report import num
 
 MAX_LIST = 8  # a list metric longer than this is shortened in its cell
@@ -133,14 +134,6 @@ def metrics_view(stored: dict[str, Any]) -> MetricsView:
         if len(c.seeds) > 1:
             view.per_seed.append(("", name, [num(s, 4, trim=True) for s in c.seeds]))
     return view
-
-
-def lookup(metrics: dict[str, Any], name: str) -> Any:
-    """A metric by its name or dotted path ("optimus.ppl", or a statistic's mean)."""
-    value = flatten(metrics).get(name)
-    if value is None and isinstance(metrics.get("arms"), dict):
-        value = flatten(metrics["arms"]).get(name)
-    return value["mean"] if is_stat(value) else value
 
 
 def claims_view(card_claims: list[dict[str, Any]], stored: dict[str, Any]) -> list[dict[str, Any]]:

@@ -119,3 +119,19 @@ def test_analyse_refuses_a_folder_without_a_record_in_one_line(tmp_path):
                              capture_output=True, text=True, env=_env(), timeout=120)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_one_metric_lookup_serves_the_runner_and_the_site():
+    """The site's claim rows and the runner's claim table read metrics through one function:
+    a dotted path, a statistic's mean, and an arm's metric named with or without `arms.`."""
+    from catalog.sitegen import runview
+    from reproductions import record
+
+    metrics = {"arms": {"dropout": {"accuracy": {"mean": 0.81, "std": 0.01}}},
+               "optimus": {"ppl": 92.5}, "label": "text"}
+    assert runview.lookup is record.lookup
+    assert record.lookup(metrics, "optimus.ppl") == 92.5
+    assert record.lookup(metrics, "arms.dropout.accuracy") == 0.81
+    assert record.lookup(metrics, "dropout.accuracy") == 0.81
+    assert record.lookup(metrics, "dropout.loss") is None
+    assert record.lookup(metrics, "label") is None  # not a number
