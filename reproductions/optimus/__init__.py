@@ -20,12 +20,13 @@ PRESETS = {
               "n_enc_layer": 1, "d_ff": 64, "d_latent": 8, "batch_size": 32, "eval_batch_size": 64, "steps": 12,
               "ae_pretrain_steps": 2, "warmup_steps": 2, "lr": 3e-3, "log_every": 4, "eval_every": 12,
               "iw_samples": 3, "demo_max_tokens": 8, "threads": 1},
-    # cpu: see CPU_REGIME below; ~12-15 min on 2 idle cores
+    # cpu: pre-train then fine-tune, see CPU_REGIME below; ~20 min on 2 idle cores
     "cpu": {**_COMMON, "max_words": 20, "max_vocab": 2000, "max_len": 24, "max_train_len": 21,
             "max_valid_sentences": 400, "max_test_sentences": 1000, "d_model": 64, "n_layer": 2, "n_enc_layer": 1,
-            "d_ff": 256, "d_latent": 16, "kl_threshold": 0.15, "batch_size": 32, "eval_batch_size": 200, "steps": 2000,
-            "ae_pretrain_steps": 400, "warmup_steps": 100, "lr": 2e-3, "log_every": 50, "eval_every": 500,
-            "iw_samples": 50, "threads": 1},
+            "d_ff": 256, "d_latent": 32, "kl_threshold": 0.5, "batch_size": 32, "pretrain_steps": 1500,
+            "pretrain_lr": 2e-3, "steps": 1000, "ae_pretrain_steps": 0, "warmup_steps": 50, "lr": 1e-3,
+            "length_weighted_loss": True, "lambda_grid": [0.05, 0.15, 0.5], "seeds": 3, "log_every": 50,
+            "eval_every": 500, "iw_samples": 100, "select_iw_samples": 25, "iw_plain_vae": False, "threads": 1},
     # gpu: full PTB (10k vocabulary, all lengths); planned ~3 min on one H100/H200, see GPU_ESTIMATE
     "gpu": {**_COMMON, "max_len": 96, "max_train_len": 90, "d_model": 256, "n_head": 4, "n_layer": 4,
             "n_enc_layer": 2, "d_ff": 1024, "d_latent": 32, "dropout": 0.2, "batch_size": 128,
