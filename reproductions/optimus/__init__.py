@@ -11,6 +11,8 @@ _COMMON = {
     "kl_threshold": 0.5, "kl_threshold_mode": "example", "n_cycles": 1, "ratio_zero": 0.5, "ratio_increase": 0.25,
     "beta_max": 1.0, "weight_decay": 0.01, "grad_clip": 1.0, "arms": ["lm", "vae", "optimus"],
     "demo_sentences": 5, "demo_max_tokens": 30, "lambda_grid": [], "select_steps": 0, "selection_only": False,
+    "pretrain_steps": 0, "pretrain_lr": 0.0, "length_weighted_loss": False, "select_iw_samples": 0,
+    "iw_plain_vae": True,
 }
 
 PRESETS = {
@@ -30,8 +32,10 @@ PRESETS = {
     # gpu: full PTB (10k vocabulary, all lengths); planned ~3 min on one H100/H200, see GPU_ESTIMATE
     "gpu": {**_COMMON, "max_len": 96, "max_train_len": 90, "d_model": 256, "n_head": 4, "n_layer": 4,
             "n_enc_layer": 2, "d_ff": 1024, "d_latent": 32, "dropout": 0.2, "batch_size": 128,
-            "eval_batch_size": 128, "steps": 2000, "ae_pretrain_steps": 400, "warmup_steps": 200, "lr": 1e-3,
-            "log_every": 100, "eval_every": 1000, "iw_samples": 100},
+            "eval_batch_size": 128, "pretrain_steps": 1000, "pretrain_lr": 1e-3, "steps": 500,
+            "ae_pretrain_steps": 0, "warmup_steps": 50, "lr": 5e-4, "length_weighted_loss": True,
+            "lambda_grid": [0.05, 0.15, 0.5], "seeds": 3, "log_every": 100, "eval_every": 500, "iw_samples": 100,
+            "select_iw_samples": 100, "iw_plain_vae": False},
 }
 
 # Why the cpu preset looks like this (issue 15: a regime where the effect can show in ~15 min on 2 cores).
@@ -119,7 +123,7 @@ CARD = Card(
     paper_config={"d_latent": 32, "kl_threshold": 0.5, "iw_samples": 100},
     presets=PRESETS,
     datasets=("ptb",),
-    budget_s={"smoke": 30, "cpu": 900, "gpu": 180},
+    budget_s={"smoke": 30, "cpu": 1200, "gpu": 150},
     notes=(
         "No pre-trained weights are available offline: the encoder (BERT-style, bidirectional) and the "
         "decoder (GPT-style, causal, tied embeddings) are small transformers written here and trained from "

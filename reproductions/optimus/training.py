@@ -56,7 +56,10 @@ def step_noise(seed: int, step: int, batch: int, d_latent: int) -> torch.Tensor:
 
 def warm_start(model: torch.nn.Module, lm_state: dict[str, torch.Tensor]) -> list[str]:
     """Copy the pre-trained LM decoder into `model.decoder`; the keys left at their init (z projections)."""
-    missing, unexpected = model.decoder.load_state_dict(lm_state, strict=False)
+    try:
+        missing, unexpected = model.decoder.load_state_dict(lm_state, strict=False)
+    except RuntimeError as exc:  # shapes differ
+        raise ConfigError(f"optimus: the LM decoder does not fit this arm ({str(exc).splitlines()[0]})") from None
     stray = [k for k in missing if not k.startswith("z_to_")]
     if unexpected or stray:  # a different architecture: the warm start would be partial
         raise ConfigError(f"optimus: the LM decoder does not fit this arm (unexpected {unexpected}, missing {stray})")

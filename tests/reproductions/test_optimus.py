@@ -407,3 +407,47 @@ def test_smoke_preset_on_real_ptb_says_so(tmp_path):
     assert ctx.notes["sentences"]["train_used"] > 300 and ctx.notes["sentences"]["test"] == 64
     assert "<unk>" in Vocab.build([["<unk>"]]).itos and ctx.notes["vocab_size"] > 1000
     assert math.isfinite(metrics["optimus"]["ppl_iw"])
+
+
+# ---------------------------------------------------------------- pre-train then fine-tune (issue 29)
+
+def test_length_weighted_loss_divides_each_sentence_reconstruction_by_its_tokens_only():
+    """The official --length_weighted_loss: loss_rec / sent_length + beta * loss_kl (KL not divided)."""
+    rec = torch.tensor([10.0, 30.0])
+    lengths = torch.tensor([5, 10])
+    kl = torch.tensor([[0.7, 0.1], [0.2, 0.9]])  # per sentence and dimension
+    # by hand: rec per token 2 and 3 -> mean 2.5; KL entries above lambda 0.5: 0.7 and 0.9 -> mean 0.8
+    assert vae_loss(rec, kl, 1.0, 0.5, lengths=lengths).item() == pytest.approx(2.5 + 0.8)
+    assert vae_loss(rec, kl, 0.5, 0.5, lengths=lengths).item() == pytest.approx(2.5 + 0.4)
+    assert vae_loss(rec, kl, 1.0, 0.5).item() == pytest.approx(20.0 + 0.8)  # the summed form, as before
+
+
+def test_warm_start_gives_every_arm_the_pretrained_lm_decoder():
+    """After the warm start, a VAE whose latent projections are zeroed computes exactly the LM's logits."""
+    from reproductions.optimus.training import warm_start
+
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    lm = LanguageModel(cfg)
+    with torch.no_grad():  # move the LM away from the shared init so a copy is detectable
+        for p in lm.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    torch.manual_seed(1)
+    vae = OptimusVAE(cfg)
+    left = warm_start(vae, lm.decoder.state_dict())
+    assert sorted(left) == ["z_to_embedding.weight", "z_to_memory.weight"]
+    lm_weights = lm.decoder.state_dict()
+    for key, value in vae.decoder.state_dict().items():
+        if not key.startswith("z_to_"):
+            torch.testing.assert_close(value, lm_weights[key], rtol=0, atol=0)
+    # with the embedding path only and its projection zeroed, z can change nothing: the LM's logits
+    no_mem = OptimusVAE(tiny_cfg(inject_memory=False))
+    warm_start(no_mem, lm_weights)
+    ids = torch.randint(4, cfg.vocab_size, (3, 7))
+    with torch.no_grad():
+        no_mem.decoder.z_to_embedding.weight.zero_()
+        lm.eval(), no_mem.eval()
+        torch.testing.assert_close(no_mem.decoder(ids, torch.randn(3, cfg.d_latent)), lm.decoder(ids), rtol=0, atol=0)
+    bad = LanguageModel(tiny_cfg(d_model=32))
+    with pytest.raises(ConfigError, match="does not fit"):
+        warm_start(OptimusVAE(cfg), bad.decoder.state_dict())
