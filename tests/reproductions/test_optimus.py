@@ -451,3 +451,27 @@ def test_warm_start_gives_every_arm_the_pretrained_lm_decoder():
     bad = LanguageModel(tiny_cfg(d_model=32))
     with pytest.raises(ConfigError, match="does not fit"):
         warm_start(OptimusVAE(cfg), bad.decoder.state_dict())
+
+
+def test_seeds_share_one_selection_on_valid_and_the_first_seed_reuses_its_models(tmp_path, monkeypatch):
+    """lambda is chosen once (first seed, PTB valid); that seed's final LM and Optimus models are the
+    selection's own, and retraining them from scratch with the chosen lambda gives the same test numbers."""
+    from reproductions.claims import per_seed_values
+
+    monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))
+    base = {"pretrain_steps": 4, "steps": 6, "ae_pretrain_steps": 0, "eval_every": 6, "iw_samples": 2,
+            "demo_sentences": 1, "length_weighted_loss": True}
+    ctx = RunContext(tmp_path / "grid", preset="smoke", seed=0)
+    metrics = run(CARD.config("smoke", {**base, "lambda_grid": [0.05, 0.5], "seeds": [0, 1]}), ctx)
+    (choice,) = ctx.notes["selection"]
+    assert choice["split"].startswith("PTB valid") and "seed 0 only" in choice["rule"]
+    assert ctx.notes["reused_from_selection"] == {"seed": 0, "arms": ["lm", "optimus"]}
+    assert len(metrics["optimus"]["ppl_iw"]["per_seed"]) == 2
+    ratio = metrics["compare"]["optimus_ppl_iw_over_lm_ppl"]["per_seed"]
+    assert ratio == pytest.approx([o / l for o, l in zip(metrics["optimus"]["ppl_iw"]["per_seed"],
+                                                        metrics["lm"]["ppl"]["per_seed"])])
+    assert per_seed_values({"metrics": metrics, "seeds": [0, 1]}, "optimus.au") == metrics["optimus"]["au"]["per_seed"]
+    again = run(CARD.config("smoke", {**base, "kl_threshold": choice["chosen"], "seeds": [0]}),
+                RunContext(tmp_path / "again", preset="smoke", seed=0))
+    for arm, key in (("lm", "ppl"), ("optimus", "ppl_iw"), ("optimus", "kl")):
+        assert again[arm][key]["per_seed"][0] == pytest.approx(metrics[arm][key]["per_seed"][0], rel=1e-6)
