@@ -327,7 +327,12 @@ def test_every_preset_builds_the_typed_config():
         ExperimentConfig.from_dict({**CARD.config("smoke"), "n_dec_layer": 2})
     with pytest.raises(ConfigError):
         ExperimentConfig.from_dict({**CARD.config("smoke"), "arms": ["lm", "gan"]})
-    assert CARD.budget_s["gpu"] <= 240  # its share of the 12-minute campaign
+    assert CARD.budget_s["gpu"] <= 150  # its share (2.5 min) of the 12-minute campaign
+    for preset in ("cpu", "gpu"):  # issue 29's regime: pre-train then fine-tune, as the official PTB script
+        cfg = ExperimentConfig.from_dict(CARD.config(preset))
+        assert cfg.pretrain_steps > 0 and cfg.length_weighted_loss and cfg.seeds == (0, 1, 2)
+        assert cfg.d_latent == 32 and cfg.iw_samples == 100 and cfg.lambda_grid == (0.05, 0.15, 0.5)
+        assert (cfg.n_cycles, cfg.ratio_zero, cfg.ratio_increase, cfg.ae_pretrain_steps) == (1, 0.5, 0.25, 0)
 
 
 # ---------------------------------------------------------------- data parallelism
