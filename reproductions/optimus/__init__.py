@@ -106,10 +106,10 @@ CARD = Card(
                      "pre-trained BERT + GPT-2)",
               statement="Optimus's importance-weighted perplexity stays within 10% of the plain LM's: the "
                         "latent code costs little.",
-              note="the paper's 23.58 is per GPT-2 BPE token with pre-trained models; ours is per word, with a "
-                   "small decoder pre-trained on PTB"),
+              note="the paper's 23.58 is per GPT-2 BPE token with pre-trained models; ours is per word, with small "
+                   "models trained on PTB alone"),
         Claim(id="active_units", label="Optimus active units", kind="bound", arms=("optimus",), metric="au",
-              value=4, unit="active units of 32",
+              value=4, unit="active units",
               source="our bar, not a paper number (§4: the threshold keeps latent units active)",
               statement="With the KL threshold and the cyclical schedule at least 4 latent units stay active."),
         Claim(id="mutual_information", label="Optimus mutual information", kind="bound", arms=("optimus",),
