@@ -67,6 +67,17 @@ def cyclical_beta(step: int, total_steps: int, n_cycles: int = 1, ratio_zero: fl
     return beta_max * min(1.0, (t - ratio_zero) / ratio_increase)
 
 
-def vae_loss(rec: torch.Tensor, kl: torch.Tensor, beta: float, lam: float, mode: str = "example") -> torch.Tensor:
-    """Per-sentence training loss averaged over the batch: mean rec + β · thresholded KL."""
-    return rec.mean() + beta * thresholded_kl(kl, lam, mode)
+def reconstruction_term(rec: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch mean of the summed NLL per sentence (B,), or with ``lengths`` (B,) of each sentence's NLL per token.
+
+    The per-token form is the official code's ``--length_weighted_loss`` (modules/vae.py:
+    ``loss_rec / sent_length + beta * loss_kl``, sent_length = the sentence's non-padding labels):
+    it divides the reconstruction only, so against it each nat of KL weighs |x| times more.
+    """
+    return (rec if lengths is None else rec / lengths.to(rec.dtype)).mean()
+
+
+def vae_loss(rec: torch.Tensor, kl: torch.Tensor, beta: float, lam: float, mode: str = "example",
+             lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Training loss averaged over the batch: reconstruction term + β · thresholded KL."""
+    return reconstruction_term(rec, lengths) + beta * thresholded_kl(kl, lam, mode)

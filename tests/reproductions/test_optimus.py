@@ -327,7 +327,12 @@ def test_every_preset_builds_the_typed_config():
         ExperimentConfig.from_dict({**CARD.config("smoke"), "n_dec_layer": 2})
     with pytest.raises(ConfigError):
         ExperimentConfig.from_dict({**CARD.config("smoke"), "arms": ["lm", "gan"]})
-    assert CARD.budget_s["gpu"] <= 240  # its share of the 12-minute campaign
+    assert CARD.budget_s["gpu"] <= 150  # its share (2.5 min) of the 12-minute campaign
+    for preset in ("cpu", "gpu"):  # issue 29's regime: pre-train then fine-tune, as the official PTB script
+        cfg = ExperimentConfig.from_dict(CARD.config(preset))
+        assert cfg.pretrain_steps > 0 and cfg.length_weighted_loss and cfg.seeds == (0, 1, 2)
+        assert cfg.d_latent == 32 and cfg.iw_samples == 100 and cfg.lambda_grid == (0.05, 0.15, 0.5)
+        assert (cfg.n_cycles, cfg.ratio_zero, cfg.ratio_increase, cfg.ae_pretrain_steps) == (1, 0.5, 0.25, 0)
 
 
 # ---------------------------------------------------------------- data parallelism
@@ -407,3 +412,71 @@ def test_smoke_preset_on_real_ptb_says_so(tmp_path):
     assert ctx.notes["sentences"]["train_used"] > 300 and ctx.notes["sentences"]["test"] == 64
     assert "<unk>" in Vocab.build([["<unk>"]]).itos and ctx.notes["vocab_size"] > 1000
     assert math.isfinite(metrics["optimus"]["ppl_iw"])
+
+
+# ---------------------------------------------------------------- pre-train then fine-tune (issue 29)
+
+def test_length_weighted_loss_divides_each_sentence_reconstruction_by_its_tokens_only():
+    """The official --length_weighted_loss: loss_rec / sent_length + beta * loss_kl (KL not divided)."""
+    rec = torch.tensor([10.0, 30.0])
+    lengths = torch.tensor([5, 10])
+    kl = torch.tensor([[0.7, 0.1], [0.2, 0.9]])  # per sentence and dimension
+    # by hand: rec per token 2 and 3 -> mean 2.5; KL entries above lambda 0.5: 0.7 and 0.9 -> mean 0.8
+    assert vae_loss(rec, kl, 1.0, 0.5, lengths=lengths).item() == pytest.approx(2.5 + 0.8)
+    assert vae_loss(rec, kl, 0.5, 0.5, lengths=lengths).item() == pytest.approx(2.5 + 0.4)
+    assert vae_loss(rec, kl, 1.0, 0.5).item() == pytest.approx(20.0 + 0.8)  # the summed form, as before
+
+
+def test_warm_start_gives_every_arm_the_pretrained_lm_decoder():
+    """After the warm start, a VAE whose latent projections are zeroed computes exactly the LM's logits."""
+    from reproductions.optimus.training import warm_start
+
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    lm = LanguageModel(cfg)
+    with torch.no_grad():  # move the LM away from the shared init so a copy is detectable
+        for p in lm.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    torch.manual_seed(1)
+    vae = OptimusVAE(cfg)
+    left = warm_start(vae, lm.decoder.state_dict())
+    assert sorted(left) == ["z_to_embedding.weight", "z_to_memory.weight"]
+    lm_weights = lm.decoder.state_dict()
+    for key, value in vae.decoder.state_dict().items():
+        if not key.startswith("z_to_"):
+            torch.testing.assert_close(value, lm_weights[key], rtol=0, atol=0)
+    # with the embedding path only and its projection zeroed, z can change nothing: the LM's logits
+    no_mem = OptimusVAE(tiny_cfg(inject_memory=False))
+    warm_start(no_mem, lm_weights)
+    ids = torch.randint(4, cfg.vocab_size, (3, 7))
+    with torch.no_grad():
+        no_mem.decoder.z_to_embedding.weight.zero_()
+        lm.eval(), no_mem.eval()
+        torch.testing.assert_close(no_mem.decoder(ids, torch.randn(3, cfg.d_latent)), lm.decoder(ids), rtol=0, atol=0)
+    bad = LanguageModel(tiny_cfg(d_model=32))
+    with pytest.raises(ConfigError, match="does not fit"):
+        warm_start(OptimusVAE(cfg), bad.decoder.state_dict())
+
+
+def test_seeds_share_one_selection_on_valid_and_the_first_seed_reuses_its_models(tmp_path, monkeypatch):
+    """lambda is chosen once (first seed, PTB valid); that seed's final LM and Optimus models are the
+    selection's own, and retraining them from scratch with the chosen lambda gives the same test numbers."""
+    from reproductions.claims import per_seed_values
+
+    monkeypatch.setenv("DIGEST_DATA", str(tmp_path / "no-data"))
+    base = {"pretrain_steps": 4, "steps": 6, "ae_pretrain_steps": 0, "eval_every": 6, "iw_samples": 2,
+            "demo_sentences": 1, "length_weighted_loss": True}
+    ctx = RunContext(tmp_path / "grid", preset="smoke", seed=0)
+    metrics = run(CARD.config("smoke", {**base, "lambda_grid": [0.05, 0.5], "seeds": [0, 1]}), ctx)
+    (choice,) = ctx.notes["selection"]
+    assert choice["split"].startswith("PTB valid") and "seed 0 only" in choice["rule"]
+    assert ctx.notes["reused_from_selection"] == {"seed": 0, "arms": ["lm", "optimus"]}
+    assert len(metrics["optimus"]["ppl_iw"]["per_seed"]) == 2
+    ratio = metrics["compare"]["optimus_ppl_iw_over_lm_ppl"]["per_seed"]
+    assert ratio == pytest.approx([o / l for o, l in zip(metrics["optimus"]["ppl_iw"]["per_seed"],
+                                                        metrics["lm"]["ppl"]["per_seed"])])
+    assert per_seed_values({"metrics": metrics, "seeds": [0, 1]}, "optimus.au") == metrics["optimus"]["au"]["per_seed"]
+    again = run(CARD.config("smoke", {**base, "kl_threshold": choice["chosen"], "seeds": [0]}),
+                RunContext(tmp_path / "again", preset="smoke", seed=0))
+    for arm, key in (("lm", "ppl"), ("optimus", "ppl_iw"), ("optimus", "kl")):
+        assert again[arm][key]["per_seed"][0] == pytest.approx(metrics[arm][key]["per_seed"][0], rel=1e-6)
