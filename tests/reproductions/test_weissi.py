@@ -251,11 +251,17 @@ def test_card_presets_are_valid_configs():
     assert CARD.name == "weissi"
     for preset in ("smoke", "cpu", "gpu"):
         cfg = ExperimentConfig.from_dict(CARD.config(preset))
-        assert set(cfg.arms) == {"none", "l2", "weissi_e", "weissi"}
+        assert {"none", "l2", "weissi"} <= set(cfg.arms)  # the reference, the baseline and the claim's arm
         assert cfg.lambda_n_grid and min(cfg.lambda_n_grid) > 0  # the normalised-L1 term is exercised
         assert cfg.holdout_images == (5000 if preset != "smoke" else 500)
-    gpu = ExperimentConfig.from_dict(CARD.config("gpu"))
-    assert gpu.arch == "cnn" and gpu.norm == "batch" and CARD.budget_s["gpu"] <= 90
+    for preset in ("cpu", "gpu"):  # issue 29's over-fitting regime, fixed before the run
+        cfg = ExperimentConfig.from_dict(CARD.config(preset))
+        assert (cfg.arch, cfg.n_layer, cfg.norm, cfg.train_images) == ("mlp", 4, "none", 10000)
+        assert len(cfg.seed_list(0)) >= 6 and cfg.tune_seeds >= 1
+        for grid in (cfg.l2_grid, cfg.lambda_e_grid):  # log-spaced, spanning at least three decades
+            ratios = [b / a for a, b in zip(grid, grid[1:])]
+            assert max(grid) / min(grid) >= 1e3 * (1 - 1e-9) and max(ratios) == pytest.approx(min(ratios))
+    assert CARD.budget_s["gpu"] <= 150 and CARD.budget_s["cpu"] <= 1200
     with pytest.raises(ValueError, match="weissi: unknown config keys"):
         ExperimentConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="lambda_n must be > 0"):
@@ -268,11 +274,14 @@ def test_holdout_is_fixed_and_disjoint_from_training_and_test_is_untouched(tmp_p
     assert len(tr) == 55000 and len(ho) == 5000 and not set(tr.tolist()) & set(ho.tolist())
     assert (holdout_split(60000, 5000, 1234)[1] == ho).all()
     ctx = RunContext(tmp_path, data_dir=data_dir)
-    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), ctx)
+    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu", {"train_images": 0})), ctx)
     assert data.source == "mnist"
     ctx.begin_final_evaluation()
     test = data.test.open()
     assert (len(data.train.y), len(data.holdout.y), len(test.y)) == (55000, 5000, 10000)
+    # the cpu preset's 10k training images: the first 10k of the 55k left after the held-out part
+    small = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), RunContext(tmp_path / "small", data_dir=data_dir))
+    assert len(small.train.y) == 10000 and torch.equal(small.train.x, data.train.x[:10000])
     # MNIST's class balance: every digit in every split, none above 12%
     for split in (data.train, data.holdout, test):
         counts = torch.bincount(split.y, minlength=10).float() / len(split.y)
