@@ -322,13 +322,78 @@ def test_smoke_run_on_real_mnist_writes_metrics_and_plots(tmp_path):
         best = max(search[name]["holdout_accuracy"])
         assert search[name]["holdout_accuracy"][search[name]["grid"].index(search[name]["chosen"])] == best
     assert [s["what"] for s in ctx.notes["selection"]] == ["l2_lambda", "weissi_lambda_e", "weissi_lambda_n"]
-    assert (tmp_path / "run" / "weight_norms.png").stat().st_size > 1000
-    assert (tmp_path / "run" / "table.png").stat().st_size > 1000
+    for name in ("weight_norms.png", "table.png", "frontier.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 1000
+    # the frontier: one point per arm and lambda of the search (and the no-penalty reference), on test
+    cfg = CARD.config("smoke")
+    assert [(p["arm"], p["lambda"]) for p in metrics["frontier"]] == [
+        ("none", None), *[("l2", v) for v in cfg["l2_grid"]], *[("weissi_e", v) for v in cfg["lambda_e_grid"]],
+        *[("weissi", v) for v in cfg["lambda_n_grid"]]]
+    chosen_l2 = next(p for p in metrics["frontier"] if p["arm"] == "l2" and p["lambda"] == metrics["lambdas"]["l2"])
+    assert chosen_l2["accuracy"] == metrics["l2"]["accuracy"]["per_seed"][0]  # the same model as seed 0's
+    for arm in arms:
+        gaps = metrics[arm]["generalisation_gap"]["per_seed"]
+        assert gaps == pytest.approx([a - b for a, b in zip(metrics[arm]["train_accuracy"]["per_seed"],
+                                                            metrics[arm]["accuracy"]["per_seed"])])
+    assert ctx.notes["reused_from_selection"] == ["none@seed0", "l2@seed0", "weissi_e@seed0", "weissi@seed0"]
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert arms <= {r["arm"] for r in rows} and any(r["arm"].startswith("tune_") for r in rows)
     inv = ctx.notes["invariance_check"]
     assert inv["max_output_change"] < 1e-4 and inv["weissi_after"] == pytest.approx(inv["weissi_before"], rel=1e-5)
     assert inv["l2_after"] > 2 * inv["l2_before"]
+
+
+def _small_mnist(tmp_path, **overrides):
+    data_dir = shared_path("data", "mnist").parent
+    ctx = RunContext(tmp_path, data_dir=data_dir)
+    cfg = ExperimentConfig.from_dict(CARD.config("smoke", overrides))
+    return cfg, load_data(cfg, ctx), ctx
+
+
+def test_selection_reads_only_the_holdout_and_keeps_its_best_lambda(tmp_path):
+    """choose_lambdas runs with the test split sealed (opening it would raise), scores each grid value by
+    held-out accuracy recomputed here from the model's own logits, and a weight decay of 3 per step (which
+    shrinks every weight to ~0: a constant classifier) loses to 1e-4."""
+    from reproductions.weissi.selection import ModelBank, choose_lambdas
+
+    cfg, data, ctx = _small_mnist(tmp_path, arms=["none", "l2"], l2_grid=[1e-4, 3.0])
+    chosen, report, grid = choose_lambdas(cfg, data, [0], ctx, ModelBank())
+    assert [(p.arm, p.value) for p in grid] == [("none", None), ("l2", 1e-4), ("l2", 3.0)]
+    for p in grid:
+        with torch.no_grad():
+            oracle = (p.models[0].model(data.holdout.x).argmax(1) == data.holdout.y).float().mean().item()
+        assert p.holdout_accuracy == pytest.approx(oracle, abs=1e-6)
+    assert grid[2].holdout_accuracy < 0.3 < 0.6 < grid[1].holdout_accuracy
+    assert chosen.l2_lambda == 1e-4 and report["l2_lambda"]["chosen"] == 1e-4
+    gap = report["regime_check"]
+    assert gap["gap_points"] == pytest.approx(100 * (gap["train_accuracy"] - gap["holdout_accuracy"]), abs=0.01)
+
+
+def test_final_arm_at_a_tuning_seed_is_the_tuning_model_and_retraining_gives_the_same_weights(tmp_path):
+    from reproductions.splits import TestSplitSealed
+    from reproductions.weissi.selection import ModelBank, choose_lambdas
+    from reproductions.weissi.training import test_scores, train_model
+
+    cfg, data, ctx = _small_mnist(tmp_path, arms=["l2"], l2_grid=[1e-4, 1e-3])
+    bank = ModelBank()
+    chosen, _, grid = choose_lambdas(cfg, data, [0], ctx, bank)
+    n_trained = len(bank.models)
+    final = bank.get(chosen, chosen.regularizer("l2"), 0, data, ctx, "l2")
+    assert len(bank.models) == n_trained  # reused, not trained again
+    assert final is next(p.models[0] for p in grid if p.value == chosen.l2_lambda)
+    # reuse is only honest if training is deterministic: a fresh run gives bit-identical weights
+    fresh = train_model(chosen, chosen.regularizer("l2"), 0, data, ctx, 0, tag="again")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), final.model.parameters()))
+    with pytest.raises(TestSplitSealed):
+        test_scores(chosen, final, data, ctx)
+    ctx.begin_final_evaluation()
+    scores = test_scores(chosen, final, data, ctx)
+    test = data.test.open()
+    with torch.no_grad():
+        acc = (final.model(test.x).argmax(1) == test.y).float().mean().item()
+        train_acc = (final.model(data.train.x).argmax(1) == data.train.y).float().mean().item()
+    assert scores["accuracy"] == pytest.approx(acc, abs=1e-6)
+    assert scores["generalisation_gap"] == pytest.approx(train_acc - acc, abs=1e-6)
 
 
 def test_smoke_falls_back_to_synthetic_only_when_allowed_and_says_so(tmp_path, monkeypatch):
