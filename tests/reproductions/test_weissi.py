@@ -251,11 +251,17 @@ def test_card_presets_are_valid_configs():
     assert CARD.name == "weissi"
     for preset in ("smoke", "cpu", "gpu"):
         cfg = ExperimentConfig.from_dict(CARD.config(preset))
-        assert set(cfg.arms) == {"none", "l2", "weissi_e", "weissi"}
+        assert {"none", "l2", "weissi"} <= set(cfg.arms)  # the reference, the baseline and the claim's arm
         assert cfg.lambda_n_grid and min(cfg.lambda_n_grid) > 0  # the normalised-L1 term is exercised
         assert cfg.holdout_images == (5000 if preset != "smoke" else 500)
-    gpu = ExperimentConfig.from_dict(CARD.config("gpu"))
-    assert gpu.arch == "cnn" and gpu.norm == "batch" and CARD.budget_s["gpu"] <= 90
+    for preset in ("cpu", "gpu"):  # issue 29's over-fitting regime, fixed before the run
+        cfg = ExperimentConfig.from_dict(CARD.config(preset))
+        assert (cfg.arch, cfg.n_layer, cfg.norm, cfg.train_images) == ("mlp", 4, "none", 10000)
+        assert len(cfg.seed_list(0)) >= 6 and cfg.tune_seeds >= 1
+        for grid in (cfg.l2_grid, cfg.lambda_e_grid):  # log-spaced, spanning at least three decades
+            ratios = [b / a for a, b in zip(grid, grid[1:])]
+            assert max(grid) / min(grid) >= 1e3 * (1 - 1e-9) and max(ratios) == pytest.approx(min(ratios))
+    assert CARD.budget_s["gpu"] <= 150 and CARD.budget_s["cpu"] <= 1200
     with pytest.raises(ValueError, match="weissi: unknown config keys"):
         ExperimentConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="lambda_n must be > 0"):
@@ -268,11 +274,14 @@ def test_holdout_is_fixed_and_disjoint_from_training_and_test_is_untouched(tmp_p
     assert len(tr) == 55000 and len(ho) == 5000 and not set(tr.tolist()) & set(ho.tolist())
     assert (holdout_split(60000, 5000, 1234)[1] == ho).all()
     ctx = RunContext(tmp_path, data_dir=data_dir)
-    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), ctx)
+    data = load_data(ExperimentConfig.from_dict(CARD.config("cpu", {"train_images": 0})), ctx)
     assert data.source == "mnist"
     ctx.begin_final_evaluation()
     test = data.test.open()
     assert (len(data.train.y), len(data.holdout.y), len(test.y)) == (55000, 5000, 10000)
+    # the cpu preset's 10k training images: the first 10k of the 55k left after the held-out part
+    small = load_data(ExperimentConfig.from_dict(CARD.config("cpu")), RunContext(tmp_path / "small", data_dir=data_dir))
+    assert len(small.train.y) == 10000 and torch.equal(small.train.x, data.train.x[:10000])
     # MNIST's class balance: every digit in every split, none above 12%
     for split in (data.train, data.holdout, test):
         counts = torch.bincount(split.y, minlength=10).float() / len(split.y)
@@ -313,13 +322,78 @@ def test_smoke_run_on_real_mnist_writes_metrics_and_plots(tmp_path):
         best = max(search[name]["holdout_accuracy"])
         assert search[name]["holdout_accuracy"][search[name]["grid"].index(search[name]["chosen"])] == best
     assert [s["what"] for s in ctx.notes["selection"]] == ["l2_lambda", "weissi_lambda_e", "weissi_lambda_n"]
-    assert (tmp_path / "run" / "weight_norms.png").stat().st_size > 1000
-    assert (tmp_path / "run" / "table.png").stat().st_size > 1000
+    for name in ("weight_norms.png", "table.png", "frontier.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 1000
+    # the frontier: one point per arm and lambda of the search (and the no-penalty reference), on test
+    cfg = CARD.config("smoke")
+    assert [(p["arm"], p["lambda"]) for p in metrics["frontier"]] == [
+        ("none", None), *[("l2", v) for v in cfg["l2_grid"]], *[("weissi_e", v) for v in cfg["lambda_e_grid"]],
+        *[("weissi", v) for v in cfg["lambda_n_grid"]]]
+    chosen_l2 = next(p for p in metrics["frontier"] if p["arm"] == "l2" and p["lambda"] == metrics["lambdas"]["l2"])
+    assert chosen_l2["accuracy"] == metrics["l2"]["accuracy"]["per_seed"][0]  # the same model as seed 0's
+    for arm in arms:
+        gaps = metrics[arm]["generalisation_gap"]["per_seed"]
+        assert gaps == pytest.approx([a - b for a, b in zip(metrics[arm]["train_accuracy"]["per_seed"],
+                                                            metrics[arm]["accuracy"]["per_seed"])])
+    assert ctx.notes["reused_from_selection"] == ["none@seed0", "l2@seed0", "weissi_e@seed0", "weissi@seed0"]
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert arms <= {r["arm"] for r in rows} and any(r["arm"].startswith("tune_") for r in rows)
     inv = ctx.notes["invariance_check"]
     assert inv["max_output_change"] < 1e-4 and inv["weissi_after"] == pytest.approx(inv["weissi_before"], rel=1e-5)
     assert inv["l2_after"] > 2 * inv["l2_before"]
+
+
+def _small_mnist(tmp_path, **overrides):
+    data_dir = shared_path("data", "mnist").parent
+    ctx = RunContext(tmp_path, data_dir=data_dir)
+    cfg = ExperimentConfig.from_dict(CARD.config("smoke", overrides))
+    return cfg, load_data(cfg, ctx), ctx
+
+
+def test_selection_reads_only_the_holdout_and_keeps_its_best_lambda(tmp_path):
+    """choose_lambdas runs with the test split sealed (opening it would raise), scores each grid value by
+    held-out accuracy recomputed here from the model's own logits, and a weight decay of 3 per step (which
+    shrinks every weight to ~0: a constant classifier) loses to 1e-4."""
+    from reproductions.weissi.selection import ModelBank, choose_lambdas
+
+    cfg, data, ctx = _small_mnist(tmp_path, arms=["none", "l2"], l2_grid=[1e-4, 3.0])
+    chosen, report, grid = choose_lambdas(cfg, data, [0], ctx, ModelBank())
+    assert [(p.arm, p.value) for p in grid] == [("none", None), ("l2", 1e-4), ("l2", 3.0)]
+    for p in grid:
+        with torch.no_grad():
+            oracle = (p.models[0].model(data.holdout.x).argmax(1) == data.holdout.y).float().mean().item()
+        assert p.holdout_accuracy == pytest.approx(oracle, abs=1e-6)
+    assert grid[2].holdout_accuracy < 0.3 < 0.6 < grid[1].holdout_accuracy
+    assert chosen.l2_lambda == 1e-4 and report["l2_lambda"]["chosen"] == 1e-4
+    gap = report["regime_check"]
+    assert gap["gap_points"] == pytest.approx(100 * (gap["train_accuracy"] - gap["holdout_accuracy"]), abs=0.01)
+
+
+def test_final_arm_at_a_tuning_seed_is_the_tuning_model_and_retraining_gives_the_same_weights(tmp_path):
+    from reproductions.splits import TestSplitSealed
+    from reproductions.weissi.selection import ModelBank, choose_lambdas
+    from reproductions.weissi.training import test_scores, train_model
+
+    cfg, data, ctx = _small_mnist(tmp_path, arms=["l2"], l2_grid=[1e-4, 1e-3])
+    bank = ModelBank()
+    chosen, _, grid = choose_lambdas(cfg, data, [0], ctx, bank)
+    n_trained = len(bank.models)
+    final = bank.get(chosen, chosen.regularizer("l2"), 0, data, ctx, "l2")
+    assert len(bank.models) == n_trained  # reused, not trained again
+    assert final is next(p.models[0] for p in grid if p.value == chosen.l2_lambda)
+    # reuse is only honest if training is deterministic: a fresh run gives bit-identical weights
+    fresh = train_model(chosen, chosen.regularizer("l2"), 0, data, ctx, 0, tag="again")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), final.model.parameters()))
+    with pytest.raises(TestSplitSealed):
+        test_scores(chosen, final, data, ctx)
+    ctx.begin_final_evaluation()
+    scores = test_scores(chosen, final, data, ctx)
+    test = data.test.open()
+    with torch.no_grad():
+        acc = (final.model(test.x).argmax(1) == test.y).float().mean().item()
+        train_acc = (final.model(data.train.x).argmax(1) == data.train.y).float().mean().item()
+    assert scores["accuracy"] == pytest.approx(acc, abs=1e-6)
+    assert scores["generalisation_gap"] == pytest.approx(train_acc - acc, abs=1e-6)
 
 
 def test_smoke_falls_back_to_synthetic_only_when_allowed_and_says_so(tmp_path, monkeypatch):
