@@ -359,6 +359,30 @@ def test_every_ablation_shares_the_control_arms_budget_seeds_and_iw_bound():
         ExperimentConfig.from_dict({"seeds": "three"})
 
 
+def test_arms_of_one_seed_start_from_the_same_weights_and_batches(tmp_path):
+    """Pairing by seed: on one seed the control and an ablation of the same architecture start from the
+    same weights and draw the same first batch; another seed starts elsewhere."""
+    from reproductions.nvae.batches import BatchStream
+    from reproductions.nvae.training import arm_seed, train_arm
+
+    cfg = ExperimentConfig.from_dict(CARD.config("smoke", {"steps": 0, "ablation_steps": 0, "seeds": [0, 1]}))
+    ctx = RunContext(tmp_path, preset="smoke", data_dir=tmp_path / "none")
+    data = _fake_data(n=40)
+    mcfg = NVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()})
+
+    def weights(arm, seed):
+        model, _ = train_arm(arm, seed, cfg, mcfg, data, ctx, None, {})  # 0 steps: the initial weights
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights("nvae_control", 0), weights("no_spectral_reg", 0))
+    assert not torch.equal(weights("nvae_control", 0), weights("nvae_control", 1))
+
+    def first_batch(arm, seed):
+        return BatchStream(data, 8, torch.Generator().manual_seed(arm_seed(seed, arm)), ctx).next()[1]
+
+    assert torch.equal(first_batch("nvae_control", 1), first_batch("plain_vae", 1))
+
+
 def test_adamax_follows_the_official_eps_and_weight_decay():
     """NVlabs/NVAE train.py: Adamax(..., weight_decay=3e-4, eps=1e-3). One step on a parameter whose loss
     gradient is zero: torch's Adamax with L2 decay moves it by lr * wd*p / (|wd*p| + eps) (by hand below)."""
