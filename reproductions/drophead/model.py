@@ -138,6 +138,14 @@ class DropHeadSchedule:
         up = (step - turn) / (self.total_steps - turn)  # 0 at the turn, 1 at the end
         return p_end * up if self.kind == "v" else self.p_start * (1.0 - up)
 
+    def mean_rate(self) -> float:
+        """The rate averaged over the training steps 0 … total_steps - 1, as the loop applies it
+        (the rate-matched constant arm drops at this rate throughout)."""
+        return sum(self.rate(s) for s in range(self.total_steps)) / self.total_steps
+
+    def peak_rate(self) -> float:
+        return max(self.rate(s) for s in range(self.total_steps + 1))
+
 
 class DropHeadEncoderLayer(nn.Module):
     """`torch.nn.TransformerEncoderLayer` (batch_first, ReLU) with DropHead on the attention heads.
