@@ -29,7 +29,7 @@ class DropHeadConfig:
     drophead_start: float = 0.2  # V schedule: rate at step 0 ...
     drophead_end: float = 0.2  # ... and at the last step
     schedule: str = "v"  # "v" (the paper's) or "inverse_v" (ablation)
-    turn: float | None = None  # turning point as a fraction of training; None: end of the lr warm-up (paper)
+    turn: float | None = None  # turning point as a fraction of training; None: end of the lr warm-up (our reading of §3.2)
     drophead_with_dropout: bool = True
     # optimisation
     batch_size: int = 32  # global: split over the processes

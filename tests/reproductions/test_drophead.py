@@ -135,9 +135,9 @@ def test_inverse_v_schedule_values():
     assert s.rate(8) == pytest.approx(0.16)
 
 
-def test_default_v_turns_at_the_end_of_the_lr_warmup_as_in_the_paper():
-    """The paper's V: p_start falls to 0 by the end of the learning-rate warm-up, then rises to
-    p_end at the last step — not at mid-training."""
+def test_default_v_turns_at_the_end_of_the_lr_warmup():
+    """The experiment's V (our reading of §3.2, unchecked against the text): p_start falls to 0 by
+    the end of the learning-rate warm-up, then rises to p_end at the last step — not at mid-training."""
     cfg = experiment.load_config(dict(CARD.presets["cpu"], seeds=1))
     assert cfg.turn is None
     _, sched = experiment.arm_settings("scheduled_drophead", cfg)
@@ -469,7 +469,7 @@ def test_validation_is_carved_out_of_train_fixed_disjoint_and_the_test_stays_sea
     with pytest.raises(ValueError):
         carve_validation(tagged[:10], 10)
     # through the loader: the sizes are recorded, and dev (the test set) cannot be read yet
-    cfg = experiment.load_config(CARD.config("smoke", {"val_size": 2000, "train_subset": None}))
+    cfg = experiment.load_config(CARD.config("smoke", {"val_size": 2000, "train_subset": None, "dev_subset": None}))
     ctx = RunContext(tmp_path / "run", data_dir=shared_path("data"), preset="smoke")
     splits = experiment.load_data(cfg, ctx)
     assert "65349 train / 2000 validation / 872 test" in ctx.notes["data"], ctx.notes["data"]
