@@ -33,11 +33,12 @@ Why this and not dropout's ``1 / (1 - p)``:
 
 In eval mode, and at rate 0, DropHead is the identity.
 
-**Scheduled drop rate.** The paper (§3.2, "V-shaped" scheduler) changes the rate during
+**Scheduled drop rate.** The paper (§3.2, a "V-shaped" scheduler) changes the rate during
 training: high at the start, in the early stage where a few heads would otherwise take
-over; falling linearly to 0 by the end of that stage, which the paper ties to the
-learning-rate warm-up; then rising linearly to ``p_end`` by the end of training, as a
-regulariser against over-fitting. `DropHeadSchedule` with ``kind="v"`` is that shape,
+over; falling linearly to 0 by the end of that stage; then rising linearly to ``p_end`` by
+the end of training, as a regulariser against over-fitting. Where the turn falls could not
+be checked against the paper's text (see the card's notes); the experiment places it at the
+end of the learning-rate warm-up. `DropHeadSchedule` with ``kind="v"`` is that shape,
 with the turning point given in steps (``turn_step``; the experiment passes its
 learning-rate warm-up length). ``kind="inverse_v"`` is the mirror image (0 → ``p_start``
 at the turn → 0), kept for ablations; ``kind="constant"`` is plain DropHead.
@@ -106,7 +107,7 @@ class DropHeadSchedule:
 
     kind "constant": ``p_start`` throughout.
     kind "v": ``p_start`` → 0 linearly over steps 0 … ``turn_step``, then 0 → ``p_end``
-    linearly until ``total_steps`` (the paper puts the turn at the end of the lr warm-up).
+    linearly until ``total_steps`` (the experiment turns at the end of the lr warm-up).
     kind "inverse_v": 0 → ``p_start`` until the turn, then back down to 0 (``p_end`` unused).
     Steps past ``total_steps`` hold the last value.
     """
@@ -137,6 +138,14 @@ class DropHeadSchedule:
             return self.p_start * down if self.kind == "v" else self.p_start * (1.0 - down)
         up = (step - turn) / (self.total_steps - turn)  # 0 at the turn, 1 at the end
         return p_end * up if self.kind == "v" else self.p_start * (1.0 - up)
+
+    def mean_rate(self) -> float:
+        """The rate averaged over the training steps 0 … total_steps - 1, as the loop applies it
+        (the rate-matched constant arm drops at this rate throughout)."""
+        return sum(self.rate(s) for s in range(self.total_steps)) / self.total_steps
+
+    def peak_rate(self) -> float:
+        return max(self.rate(s) for s in range(self.total_steps + 1))
 
 
 class DropHeadEncoderLayer(nn.Module):

@@ -69,8 +69,8 @@ def test_drophead_headline_is_inconclusive_after_adjustment():
 def test_a_run_that_added_seeds_to_some_arms_is_exploratory_and_feeds_no_verdict():
     rec = _rec("drophead", "20261202T181418Z")
     assert "--set seeds=10" in rec["exploratory"]
-    # it ran none and dropout only: each of the card's three claims is listed, not measured, never judged
-    assert [(c["verdict"], c["estimate"], c["n_seeds"]) for c in rec["claims"]] == [("not measured", None, 0)] * 3
+    # it ran none and dropout only: each of the card's four claims is listed, not measured, never judged
+    assert [(c["verdict"], c["estimate"], c["n_seeds"]) for c in rec["claims"]] == [("not measured", None, 0)] * 4
     short = _rec("nvae", "20261202T174100Z")
     assert short["exploratory"] and {c["verdict"] for c in short["claims"]} == {"exploratory"}
 

@@ -135,9 +135,9 @@ def test_inverse_v_schedule_values():
     assert s.rate(8) == pytest.approx(0.16)
 
 
-def test_default_v_turns_at_the_end_of_the_lr_warmup_as_in_the_paper():
-    """The paper's V: p_start falls to 0 by the end of the learning-rate warm-up, then rises to
-    p_end at the last step — not at mid-training."""
+def test_default_v_turns_at_the_end_of_the_lr_warmup():
+    """The experiment's V (our reading of §3.2, unchecked against the text): p_start falls to 0 by
+    the end of the learning-rate warm-up, then rises to p_end at the last step — not at mid-training."""
     cfg = experiment.load_config(dict(CARD.presets["cpu"], seeds=1))
     assert cfg.turn is None
     _, sched = experiment.arm_settings("scheduled_drophead", cfg)
@@ -250,9 +250,10 @@ def _first_batches(arm: str, seed: int, cfg, train, test, vocab, ctx, steps: int
 def test_arms_share_data_order_and_init_and_differ_only_in_regulariser(tmp_path):
     cfg = experiment.load_config(dict(CARD.presets["smoke"], steps=2, dev_subset=50))
     ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "none", preset="smoke")
-    train, sealed, vocab = experiment.load_data(cfg, ctx)
+    splits = experiment.load_data(cfg, ctx)
+    train, vocab = splits.train, splits.vocab_size
     ctx.begin_final_evaluation()
-    test = sealed.open()
+    test = splits.test.open()
     batches_a, init_a = _first_batches("none", 3, cfg, train, test, vocab, ctx)
     batches_b, init_b = _first_batches("scheduled_drophead", 3, cfg, train, test, vocab, ctx)
     batches_c, init_c = _first_batches("none", 4, cfg, train, test, vocab, ctx)
@@ -294,7 +295,7 @@ def test_config_is_typed_and_old_names_are_refused():
 
     cfg = experiment.load_config(CARD.presets["cpu"])
     assert isinstance(cfg, experiment.DropHeadConfig) and cfg.n_head == CARD.presets["cpu"]["n_head"]
-    assert cfg.arms == experiment.ARMS  # a JSON list becomes the tuple
+    assert isinstance(cfg.arms, tuple) and cfg.arms == tuple(CARD.presets["cpu"]["arms"])  # a JSON list becomes a tuple
     with pytest.raises(ConfigError, match="unknown config keys"):
         experiment.load_config({**CARD.presets["cpu"], "heads": 4})
     with pytest.raises(ConfigError, match="unknown arms"):
@@ -314,8 +315,8 @@ def test_cpu_preset_without_sst2_is_a_clear_error(tmp_path):
 
 def test_smoke_without_sst2_falls_back_to_synthetic_and_says_so(tmp_path):
     ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "empty", preset="smoke")
-    (train, _), sealed, vocab = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx)
-    assert ctx.notes["data"].startswith("synthetic") and len(train) == 2000 and vocab > 10
+    splits = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx)
+    assert ctx.notes["data"].startswith("synthetic") and len(splits.train[0]) == 2000 and splits.vocab_size > 10
 
 
 def test_smoke_experiment_on_real_sst2_reports_every_arm_and_writes_the_plot(tmp_path):
@@ -326,7 +327,7 @@ def test_smoke_experiment_on_real_sst2_reports_every_arm_and_writes_the_plot(tmp
     cfg = CARD.config("smoke", {"steps": 15, "seeds": 2, "dev_subset": 200})
     m = experiment.run(cfg, ctx)
     assert ctx.notes["data"].startswith("GLUE SST-2: train.tsv"), ctx.notes["data"]
-    assert "2000 train / 200 test" in ctx.notes["data"] and "synthetic" not in ctx.notes["data"]
+    assert "2000 train / 0 validation / 200 test" in ctx.notes["data"] and "synthetic" not in ctx.notes["data"]
     assert m["seeds"] == [3, 4]
     assert set(m["arms"]) == set(experiment.ARMS)
     for arm in experiment.ARMS:
@@ -347,9 +348,10 @@ def test_same_seed_same_result_and_none_arm_is_deterministic(tmp_path):
     data_dir = tmp_path / "none"  # synthetic: fast and always there
     cfg = experiment.load_config(CARD.config("smoke", {"steps": 10}))
     ctx = RunContext(tmp_path / "run", data_dir=data_dir, preset="smoke")
-    train, sealed, vocab = experiment.load_data(cfg, ctx)
+    splits = experiment.load_data(cfg, ctx)
+    train, vocab = splits.train, splits.vocab_size
     ctx.begin_final_evaluation()
-    test = sealed.open()
+    test = splits.test.open()
     r1 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
     r2 = experiment.train_one("scheduled_drophead", 5, cfg, train, test, vocab, ctx)
     assert r1["accuracy"] == r2["accuracy"] and r1["train_accuracy"] == r2["train_accuracy"]
@@ -388,3 +390,113 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     assert b["final_loss_mean"] == pytest.approx(a["final_loss_mean"], rel=1e-4)
     assert b["accuracy"]["mean"] == pytest.approx(a["accuracy"]["mean"], abs=1 / 200 + 1e-9)
     assert b["train_accuracy_mean"] == pytest.approx(a["train_accuracy_mean"], abs=1 / 640 + 1e-9)
+
+
+# ---------------------------------------------------------------- the rate-matched arm and the validation split
+
+@pytest.mark.parametrize("p_start,p_end,total,turn", [(0.2, 0.2, 3000, 300), (0.3, 0.1, 100, 10), (0.1, 0.4, 57, 20)])
+def test_v_schedule_mean_rate_matches_the_closed_form(p_start, p_end, total, turn):
+    """Mean over steps 0..T-1 of the V: the descent sums to p_start (turn + 1) / 2, the ascent
+    (steps turn+1..T-1) to p_end (T - 1 - turn) / 2 — arithmetic series summed by hand."""
+    s = DropHeadSchedule("v", total_steps=total, p_start=p_start, p_end=p_end, turn_step=turn)
+    oracle = (p_start * (turn + 1) / 2 + p_end * (total - 1 - turn) / 2) / total
+    assert s.mean_rate() == pytest.approx(oracle, rel=1e-12)
+    assert s.peak_rate() == pytest.approx(max(p_start, p_end))
+    if p_start == p_end:
+        assert s.mean_rate() == pytest.approx(p_start / 2)  # whatever the turn: two triangles of height p
+
+
+def test_rate_matched_arm_drops_at_the_schedules_mean_and_the_fixed_arm_at_its_peak(tmp_path):
+    """Read the rate every DropHead module really had at each training step (through on_batch):
+    the scheduled arm's average equals the drophead_mean arm's constant rate, and the drophead
+    arm's constant equals the schedule's largest rate, as the cpu preset sets them."""
+    cfg = experiment.load_config(CARD.config("smoke", {"steps": 40, "train_subset": 320, "dev_subset": 50,
+                                                       "drophead_start": 0.3, "drophead_end": 0.3, "drophead": 0.3}))
+    ctx = RunContext(tmp_path / "run", data_dir=tmp_path / "none", preset="smoke")
+    splits = experiment.load_data(cfg, ctx)
+    ctx.begin_final_evaluation()
+    test = splits.test.open()
+
+    def rates_of(arm):
+        seen = []
+
+        def on_batch(step, idx, model):
+            ps = {m.p for m in model.modules() if isinstance(m, DropHead)}
+            assert len(ps) == 1  # every layer at the same rate
+            seen.append(ps.pop())
+
+        r = experiment.train_one(arm, 1, cfg, splits.train, test, splits.vocab_size, ctx, on_batch=on_batch)
+        assert r["mean_drophead_rate"] == pytest.approx(sum(seen) / len(seen))
+        return seen
+
+    sched, matched, fixed = rates_of("scheduled_drophead"), rates_of("drophead_mean"), rates_of("drophead")
+    assert len(set(matched)) == 1 and len(set(fixed)) == 1 and len(set(sched)) > 10
+    assert matched[0] == pytest.approx(sum(sched) / len(sched), rel=1e-12)
+    assert matched[0] == pytest.approx(0.15)  # p/2 when start == end (closed form above)
+    assert fixed[0] == pytest.approx(max(sched)) == 0.3
+    assert experiment.arm_settings("drophead_mean", cfg)[0] == cfg.dropout  # on top of the same dropout
+
+
+def test_cpu_preset_arms_are_the_issue_s_rate_matched_design():
+    p = CARD.presets["cpu"]
+    cfg = experiment.load_config(p)
+    assert {"dropout", "drophead", "drophead_mean", "scheduled_drophead"} <= set(cfg.arms)
+    assert cfg.drophead == max(cfg.drophead_start, cfg.drophead_end)  # the fixed arm sits at the V's peak
+    assert cfg.n_head == 8 and 2 <= cfg.n_layer <= 4 and cfg.val_size > 0 and cfg.train_subset is None
+    assert isinstance(cfg.seeds, int) and cfg.seeds >= 8 and CARD.presets["gpu"]["seeds"] >= 16
+    keys = {c.key for c in CARD.claims}
+    assert "scheduled_vs_rate_matched" in keys
+    matched = next(c for c in CARD.claims if c.key == "scheduled_vs_rate_matched")
+    assert matched.arms == ("arms.scheduled_drophead", "arms.drophead_mean")
+
+
+def test_validation_is_carved_out_of_train_fixed_disjoint_and_the_test_stays_sealed(tmp_path):
+    from reproductions.data import load_sst2
+    from reproductions.drophead.data import carve_validation
+    from reproductions.splits import TestSplitSealed
+
+    rows = load_sst2(shared_path("data"))["train"]
+    tagged = [(f"{i}\t{s}", y) for i, (s, y) in enumerate(rows)]  # the index makes repeated sentences distinct
+    train, val = carve_validation(tagged, 2000)
+    train2, val2 = carve_validation(tagged, 2000)
+    assert val == val2 and train == train2  # fixed: the same carve-out every time
+    ids_train = [int(s.split("\t")[0]) for s, _ in train]
+    ids_val = {int(s.split("\t")[0]) for s, _ in val}
+    assert len(ids_val) == 2000 and not ids_val & set(ids_train)
+    assert sorted(ids_val | set(ids_train)) == list(range(67349))  # GLUE SST-2 train size (data README)
+    assert ids_train == sorted(ids_train)  # the rest keeps its order
+    assert carve_validation(tagged, 2000, seed=1)[1] != val  # the seed is what fixes it
+    with pytest.raises(ValueError):
+        carve_validation(tagged[:10], 10)
+    # through the loader: the sizes are recorded, and dev (the test set) cannot be read yet
+    cfg = experiment.load_config(CARD.config("smoke", {"val_size": 2000, "train_subset": None, "dev_subset": None}))
+    ctx = RunContext(tmp_path / "run", data_dir=shared_path("data"), preset="smoke")
+    splits = experiment.load_data(cfg, ctx)
+    assert "65349 train / 2000 validation / 872 test" in ctx.notes["data"], ctx.notes["data"]
+    assert len(splits.val[1]) == 2000 and len(splits.train[1]) == 65349
+    with pytest.raises(TestSplitSealed):
+        splits.test.open()
+
+
+def test_length_buckets_keep_each_epoch_a_permutation_and_cut_the_padding():
+    """Bucketed batches: one epoch still uses every sentence once (but the dropped tail), the same
+    seed gives the same batches, and the padded tokens of the batches (oracle: summed by hand
+    from the lengths) fall well below those of random batches of the same seed."""
+    gen = torch.Generator().manual_seed(11)
+    lengths = torch.randint(1, 50, (3200,), generator=gen)
+    n, bs = len(lengths), 32
+
+    def epoch(**kw):
+        it = experiment.global_batches(n, bs, seed=9, **kw)
+        return [next(it) for _ in range(n // bs)]
+
+    plain, bucketed = epoch(), epoch(lengths=lengths, pool_batches=20)
+    assert sorted(torch.cat(bucketed).tolist()) == list(range(n))  # 3200 = 100 full batches: nothing dropped
+    assert all(torch.equal(a, b) for a, b in zip(bucketed, epoch(lengths=lengths, pool_batches=20)))
+    padded = lambda batches: sum(len(b) * int(lengths[b].max()) for b in batches)  # noqa: E731
+    assert padded(bucketed) < 0.7 * padded(plain)
+    # the batches are not in length order: the epoch's batches are shuffled after bucketing
+    longest = [int(lengths[b].max()) for b in bucketed]
+    assert longest != sorted(longest)
+    # and the cpu preset uses it
+    assert CARD.presets["cpu"]["length_buckets"] > 0

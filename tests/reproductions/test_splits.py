@@ -41,7 +41,7 @@ def test_drophead_loader_seals_the_sst2_test_set(tmp_path):
     from reproductions.drophead import CARD, experiment
 
     ctx = RunContext(tmp_path, data_dir=tmp_path / "none", preset="smoke")
-    _, sealed, _ = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx)
+    sealed = experiment.load_data(experiment.load_config(CARD.config("smoke")), ctx).test
     with pytest.raises(TestSplitSealed):
         sealed.open()
     ctx.begin_final_evaluation()
