@@ -213,7 +213,7 @@ def _spans(conn: Connection, match: str, params: dict[str, Any], rank_window: in
     while True:
         margin = 1.5 * (rank_window - found()) / max(density, 1e-9)
         if expected < 2 * rank_window or lower - margin <= 0:
-            yield upper, None
+            yield lower, None  # everything below the spans fetched so far
             return
         upper, lower = lower, int(lower - margin)
         yield upper, lower
