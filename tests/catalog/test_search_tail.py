@@ -140,9 +140,9 @@ def test_postgresql_ranks_the_same_window(synthetic_engine, small_window, pg_url
     assert lite_ids == set(newest[:WINDOW])
 
 
-def _oracle_window(pg, query: str, window: int, limit: int) -> list[int]:
+def _oracle_window(pg, query: str, window: int, limit: int, include_copies: bool = False) -> list[int]:
     """What catalog.search_pg must return without filters, by the plainest SQL: every match with
-    its rank, the `window` newest that are not copies, best rank first, then id."""
+    its rank, the `window` newest (that are not copies), best rank first, then id."""
     from sqlalchemy import text
 
     from catalog.search_pg import _tsqueries, EXACT_SHARE, RANK_NORMALIZATION, RANK_WEIGHTS
@@ -156,7 +156,8 @@ def _oracle_window(pg, query: str, window: int, limit: int) -> list[int]:
     with pg.connect() as c:
         rows = c.execute(text(f"SELECT s.post_id, {rank} FROM post_search s JOIN post p ON p.id = s.post_id,"
                               f" (SELECT {stems}, {exact}, {typed}, {pairs}) AS q(qs, qe, qt, qp)"
-                              f" WHERE {match} AND p.copy_of_id IS NULL"), params).all()
+                              f" WHERE {match}{'' if include_copies else ' AND p.copy_of_id IS NULL'}"),
+                         params).all()
     newest = sorted(rows, key=lambda r: -r[0])[:window]
     return [pid for pid, _ in sorted(newest, key=lambda r: (-r[1], r[0]))][:limit]
 
@@ -178,6 +179,8 @@ def test_postgresql_window_is_fetched_in_spans_with_the_same_posts_and_order(pg_
         ingest_file(pg, write_json(tmp_path / "later.json", telegram_export(later)))
         with pg.begin() as c:
             c.exec_driver_sql("ANALYZE post_search")  # as autovacuum would: the estimate sizes the first span
+            # Copies among the newest matches (as catalog.source_copies links a forward): left out of the window.
+            c.exec_driver_sql("UPDATE post SET copy_of_id = 1 WHERE id IN (57, 60, 80, 119, 120)")
 
         @event.listens_for(pg, "before_cursor_execute")
         def count(conn, cursor, statement, params, context, executemany):
@@ -188,10 +191,10 @@ def test_postgresql_window_is_fetched_in_spans_with_the_same_posts_and_order(pg_
             monkeypatch.setattr(search_module, "RANK_WINDOW", window)
             for query in ("model", "dropout", "attention", "model dropout", "layer head", "batch-norm",
                           "rarity", '"loss" token', "nosuchword", "skewed", "post skewed"):
-                for limit in (1, 4, 20):
+                for limit, copies in ((1, False), (4, True), (20, False), (20, True)):
                     spans_per_call.append(0)
-                    got = [h.id for h in search(pg, query, limit=limit)]
-                    assert got == _oracle_window(pg, query, window, limit), (query, window, limit)
+                    got = [h.id for h in search(pg, query, limit=limit, filters=Filters(include_copies=copies))]
+                    assert got == _oracle_window(pg, query, window, limit, copies), (query, window, limit, copies)
     finally:
         pg.dispose()
     # The cases above really take the spans: one, several, and the unbounded fetch alone.
