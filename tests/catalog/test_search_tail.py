@@ -138,3 +138,64 @@ def test_postgresql_ranks_the_same_window(synthetic_engine, small_window, pg_url
     assert pg_ids == lite_ids
     newest = [pid for pid, _ in scored_matches(synthetic_engine, query) if filters is None or pid % 2 == 0]
     assert lite_ids == set(newest[:WINDOW])
+
+
+def _oracle_window(pg, query: str, window: int, limit: int, include_copies: bool = False) -> list[int]:
+    """What catalog.search_pg must return without filters, by the plainest SQL: every match with
+    its rank, the `window` newest (that are not copies), best rank first, then id."""
+    from sqlalchemy import text
+
+    from catalog.search_pg import _tsqueries, EXACT_SHARE, RANK_NORMALIZATION, RANK_WEIGHTS
+
+    params: dict = {}
+    stems, exact, typed, pairs = _tsqueries(parse_query(query), params)
+    match = " AND ".join(c for c, q in (("s.stem_pairs @@ q.qp", pairs), ("s.stem_doc @@ q.qs", stems),
+                                        ("s.doc @@ q.qe", exact)) if not q.startswith("NULL"))
+    rank = (f"COALESCE(ts_rank('{RANK_WEIGHTS}', s.stem_doc, q.qs, {RANK_NORMALIZATION}), 0)"
+            f" + {EXACT_SHARE} * ts_rank('{RANK_WEIGHTS}', s.doc, q.qt, {RANK_NORMALIZATION})")
+    with pg.connect() as c:
+        rows = c.execute(text(f"SELECT s.post_id, {rank} FROM post_search s JOIN post p ON p.id = s.post_id,"
+                              f" (SELECT {stems}, {exact}, {typed}, {pairs}) AS q(qs, qe, qt, qp)"
+                              f" WHERE {match}{'' if include_copies else ' AND p.copy_of_id IS NULL'}"),
+                         params).all()
+    newest = sorted(rows, key=lambda r: -r[0])[:window]
+    return [pid for pid, _ in sorted(newest, key=lambda r: (-r[1], r[0]))][:limit]
+
+
+def test_postgresql_window_is_fetched_in_spans_with_the_same_posts_and_order(pg_url, tmp_path, monkeypatch):
+    """The unfiltered path fetches the newest matches in spans of ids sized by estimates
+    (catalog.search_pg._spans); whatever the spans, the ids and their order are those of
+    ranking the `window` newest matches outright."""
+    from sqlalchemy import event
+
+    pg = open_db(pg_url)
+    spans_per_call = []
+    try:
+        build_synthetic(pg, tmp_path)
+        # 60 newer posts where "skewed" is dense in the older part and sparse in the newest, so the
+        # first span (sized by the overall density) falls short and a second one is needed.
+        later = [message(POSTS + i, f"post {i}" + (" skewed" if i <= 20 or i == 60 else ""),
+                         date="2020-05-01T10:00:00") for i in range(1, 61)]
+        ingest_file(pg, write_json(tmp_path / "later.json", telegram_export(later)))
+        with pg.begin() as c:
+            c.exec_driver_sql("ANALYZE post_search")  # as autovacuum would: the estimate sizes the first span
+            # Copies among the newest matches (as catalog.source_copies links a forward): left out of the window.
+            c.exec_driver_sql("UPDATE post SET copy_of_id = 1 WHERE id IN (57, 60, 80, 119, 120)")
+
+        @event.listens_for(pg, "before_cursor_execute")
+        def count(conn, cursor, statement, params, context, executemany):
+            if "s.post_id <= " in statement:
+                spans_per_call[-1] += 1
+
+        for window in (2, 3, 5, 8, 13, 1000):
+            monkeypatch.setattr(search_module, "RANK_WINDOW", window)
+            for query in ("model", "dropout", "attention", "model dropout", "layer head", "batch-norm",
+                          "rarity", '"loss" token', "nosuchword", "skewed", "post skewed"):
+                for limit, copies in ((1, False), (4, True), (20, False), (20, True)):
+                    spans_per_call.append(0)
+                    got = [h.id for h in search(pg, query, limit=limit, filters=Filters(include_copies=copies))]
+                    assert got == _oracle_window(pg, query, window, limit, copies), (query, window, limit, copies)
+    finally:
+        pg.dispose()
+    # The cases above really take the spans: one, several, and the unbounded fetch alone.
+    assert max(spans_per_call) >= 2 and 1 in spans_per_call
