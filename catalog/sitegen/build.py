@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from catalog.errors import DigestError
 from catalog.sitegen.generate import GenerateStats, generate_docs
 from catalog.sitegen.meta import normalise_site_url
+from catalog.sitegen.pageinputs import Inputs, build_digest
 from catalog.sitegen.paths import CONFIG_FILE, HOOKS, SITE_SRC
 from catalog.sitegen.search import BUNDLE, MANIFEST, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.sitemap import write_sitemap
@@ -70,7 +71,7 @@ class BuildResult:
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
                 "written": self.generated.written, "removed": self.generated.removed,
-                "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
+                "counts": self.generated.counts, "rendered": self.generated.rendered, "generate_s": round(self.generate_s, 3),
                 "mkdocs_s": round(self.mkdocs_s, 3), "stamp_s": round(self.stamp_s, 3),
                 "search_s": round(self.search_s, 3), "site_written": self.site_written,
                 "site_removed": self.site_removed, "warnings": self.warnings, "site_url": self.site_url,
@@ -196,16 +197,23 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
         publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())
+        inputs = {}
         if stats.plan is not None:
-            stats.plan.stamp(built_dir, site, search_hashes)
+            stats.rendered = stats.plan.stamp(built_dir, site, search_hashes, previous=generations.inputs,
+                                              inputs=Inputs(build_digest(site_url=site_url)))
+            inputs = stats.plan.inputs
         sitemap_urls = write_sitemap(site.text, site_url, list(site.digests)) if site_url else 0
         removed = site.remove_stale(keep=(BUNDLE,))
         t3 = time.perf_counter()
         search_s = index_site(new, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
                               page_hashes=search_hashes)
-        generations.commit(new, json.dumps(site.digests, sort_keys=True, separators=(",", ":")))
+        generations.commit(new, _compact(site.digests), _compact(inputs))
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
                        warnings, site_url, sitemap_urls)
+
+
+def _compact(value: dict) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",

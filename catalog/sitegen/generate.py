@@ -51,6 +51,7 @@ class GenerateStats:
     counts: dict[str, int] = field(default_factory=dict)
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
     plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
+    rendered: int = 0  # stamped pages rendered (the others' inputs had not changed)
 
 
 # ---------------------------------------------------------------- writing

@@ -68,6 +68,16 @@ class DocsWriter:
         _replace_bytes(target, data)
         self.written += 1
 
+    def keep(self, rel: str) -> bool:
+        """Keep file `rel` as the previous build wrote it, if it did (True) and it is still there."""
+        digest = self.previous.get(rel) if self.previous is not None else None
+        target = self.path(rel)
+        if digest is None or not target.exists():
+            return False
+        self.seen.add(target)
+        self.digests[rel] = digest
+        return True
+
     def copy(self, rel: str, source: Path) -> None:
         target = self.path(rel)
         self.seen.add(target)
