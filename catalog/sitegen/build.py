@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
+from catalog.sitegen.discovery import write_feeds
 from catalog.sitegen.generate import GenerateStats, generate_docs
 from catalog.sitegen.meta import normalise_site_url
 from catalog.sitegen.pageinputs import Inputs, build_digest
@@ -197,11 +198,13 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
         publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())
+        keys = Inputs(build_digest(site_url=site_url))
         inputs = {}
         if stats.plan is not None:
             stats.rendered = stats.plan.stamp(built_dir, site, search_hashes, previous=generations.inputs,
-                                              inputs=Inputs(build_digest(site_url=site_url)))
+                                              inputs=keys)
             inputs = stats.plan.inputs
+        write_feeds(site, stats.feeds, site_url, _feed_check(keys, site, site_url, generations.inputs, inputs))
         sitemap_urls = write_sitemap(site.text, site_url, list(site.digests)) if site_url else 0
         removed = site.remove_stale(keep=(BUNDLE,))
         t3 = time.perf_counter()
@@ -210,6 +213,19 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         generations.commit(new, _compact(site.digests), _compact(inputs))
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
                        warnings, site_url, sitemap_urls)
+
+
+def _feed_check(keys: Inputs, site: DocsWriter, site_url: str, previous: dict, inputs: dict):
+    """`unchanged(feed)` for write_feeds: records the feed's inputs digest in `inputs`; True (and
+    the files kept) when the generation being updated wrote it from the same inputs."""
+    def unchanged(feed) -> bool:
+        key = keys.feed_key(feed, site_url)
+        paths = [feed.path] + ([feed.rss_path] if feed.key == "all" else [])
+        for path in paths:
+            inputs[path] = [key, None]
+        old = previous.get(feed.path)
+        return isinstance(old, list) and old[:1] == [key] and all([site.keep(path) for path in paths])
+    return unchanged
 
 
 def _compact(value: dict) -> str:
@@ -229,7 +245,7 @@ def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, 
     from catalog.db import is_url
 
     docs_dir, _ = out_dirs(out)
-    generate_docs(engine, docs_dir)
+    generate_docs(engine, docs_dir, feeds_in_docs=True)
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     # A server catalog (a URL) is passed as it is; a file is made absolute and watched for changes.
     server_db = is_url(db_path)

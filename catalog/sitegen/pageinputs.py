@@ -53,7 +53,7 @@ def build_digest(site_src: Path = SITE_SRC, site_url: str = "") -> str:
 
 # The fields of each item a page can show (every field the Catalog loads but the cross-links).
 _POST = ("id", "title", "text", "url", "published", "precision", "edited", "language", "views",
-         "forwarded_from", "month", "tags", "links", "key", "search_terms", "slug")
+         "forwarded_from", "month", "tags", "links", "key", "slug")
 _PAPER = ("id", "arxiv_id", "version", "title", "authors", "abstract", "primary_category", "categories",
           "published", "updated", "pdf_url", "doi", "journal_ref", "comment", "status", "tags", "abs_url",
           "slug", "bibtex", "citation", "feed")
@@ -96,6 +96,11 @@ class Inputs:
 
     def related(self, items: Iterable[tuple[str, dict[str, Any], float]]) -> str:
         return _hash([(kind, self.item(kind, obj)) for kind, obj, _score in items])
+
+    def feed_key(self, feed: Any, base_url: str) -> str:
+        """The digest of what a feed shows: its own names and its posts (with their papers' ids)."""
+        posts = [(self.item("post", p), [paper["arxiv_id"] for paper in p["papers"]]) for p in feed.posts]
+        return _hash(self.build, feed.path, feed.title, feed.page, feed.key, base_url, posts)
 
     def page_key(self, rel: str, template: str, ctx: dict[str, Any], shell: str) -> str | None:
         """The digest of everything page `rel` shows, or None (render it every time)."""

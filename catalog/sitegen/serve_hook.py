@@ -25,7 +25,7 @@ def on_pre_build(config, **kwargs) -> None:
         return
     engine = open_db(db, create=False)  # a file path or a database URL
     try:
-        stats = generate_docs(engine, Path(docs))
+        stats = generate_docs(engine, Path(docs), feeds_in_docs=True)
     finally:
         engine.dispose()
     _last["stats"] = stats
