@@ -209,7 +209,8 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         removed = site.remove_stale(keep=(BUNDLE,))
         t3 = time.perf_counter()
         search_s = index_site(new, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
-                              page_hashes=search_hashes)
+                              page_hashes=search_hashes, post_keys=stats.post_keys, papers=stats.paper_pages,
+                              pages=list(site.digests))
         generations.commit(new, _compact(site.digests), _compact(inputs))
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
                        warnings, site_url, sitemap_urls)

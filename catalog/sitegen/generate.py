@@ -27,6 +27,7 @@ from catalog.sitegen.discovery import attach_discovery, write_discussed, write_f
 from catalog.sitegen.links import url_up
 from catalog.sitegen.meta import head_tags
 from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
+from catalog.sitegen.shards import paper_key, post_key
 from catalog.sitegen.slugs import make_slug
 from catalog.sitegen.stamp import StampPlan, output_path, shell_markdown, shell_source
 from catalog.sitegen.templating import template_env
@@ -50,6 +51,8 @@ class GenerateStats:
     removed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
+    post_keys: list[str] = field(default_factory=list)  # their sort keys (shards.py)
+    paper_pages: list[tuple[str, str]] = field(default_factory=list)  # (sort key, HTML) of each paper
     plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
     feeds: list = field(default_factory=list)  # the feeds the builder writes into the site (feeds_in_docs=False)
     rendered: int = 0  # stamped pages rendered (the others' inputs had not changed)
@@ -216,4 +219,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md") + len(writer.planned)
                          - len(plan.folders), written=writer.written, removed=removed, counts=counts,
                          post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts],
+                         post_keys=[post_key(post["published"], post["id"]) for post in cat.posts],
+                         paper_pages=[(paper_key(p["arxiv_id"]), f"papers/{p['slug']}/index.html")
+                                      for p in cat.papers.values()],
                          plan=plan if plan.pages else None, feeds=[] if feeds_in_docs else feeds)
