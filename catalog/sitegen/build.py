@@ -41,7 +41,7 @@ from catalog.errors import DigestError
 from catalog.sitegen.discovery import write_feeds
 from catalog.sitegen.generate import GenerateStats, generate_docs
 from catalog.sitegen.meta import normalise_site_url
-from catalog.sitegen.pageinputs import Inputs, build_digest
+from catalog.sitegen.pageinputs import Inputs, build_digest, page_digest
 from catalog.sitegen.paths import CONFIG_FILE, HOOKS, SITE_SRC
 from catalog.sitegen.search import BUNDLE, MANIFEST, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.sitemap import write_sitemap
@@ -49,6 +49,7 @@ from catalog.sitegen.writer import DocsWriter
 from catalog.sitegen.stamp import SHELL_NAME
 from catalog.sitegen.swap import Generations
 
+MKDOCS_INPUTS = "mkdocs-inputs.json"  # beside the mkdocs folder: what it was last built from, and its warnings
 DIGESTS = "site-digests.json"  # where builds before swap.py kept the site's file digests (moved on first use)
 MKDOCS_SITEMAPS = ("sitemap.xml", "sitemap.xml.gz")  # mkdocs' own lists only the pages it built
 DEFAULT_OUT = Path("build")
@@ -139,6 +140,25 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, site_url
     return collect.messages
 
 
+def _mkdocs_if_needed(docs_dir: Path, built_dir: Path, stats: GenerateStats, key: str, *, strict: bool,
+                      site_url: str) -> list[str]:
+    """Run mkdocs unless its last complete run was over the same docs (the generator wrote and
+    removed nothing since) with the same templates, theme, configuration and options (`key`):
+    a rebuild after no change, or after a change only stamped pages show, skips it."""
+    record = docs_dir.parent / MKDOCS_INPUTS
+    try:
+        last = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = None
+    if (isinstance(last, dict) and last.get("key") == key and stats.written == 0 and stats.removed == 0
+            and built_dir.is_dir() and isinstance(last.get("warnings"), list)):
+        return last["warnings"]
+    record.unlink(missing_ok=True)  # a run killed half-way leaves no record: the next build runs mkdocs again
+    warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
+    record.write_text(json.dumps({"key": key, "warnings": warnings}), encoding="utf-8")
+    return warnings
+
+
 def file_digests(root: Path) -> dict[str, str]:
     """The SHA-256 of every file under `root` (the digests a DocsWriter keeps), read from the files."""
     out = {}
@@ -189,7 +209,9 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         t0 = time.perf_counter()
         stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp, site_url=site_url)
         t1 = time.perf_counter()
-        warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
+        build_key = build_digest(site_url=site_url)
+        warnings = _mkdocs_if_needed(docs_dir, built_dir, stats, page_digest((build_key, strict)),
+                                     strict=strict, site_url=site_url)
         t2 = time.perf_counter()
         new, previous = generations.begin(fresh=full, legacy_digests=docs_dir.parent / DIGESTS)
         if previous is None:  # a killed build had started on it: what it holds is known only by reading it
@@ -198,7 +220,7 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
         publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())
-        keys = Inputs(build_digest(site_url=site_url))
+        keys = Inputs(build_key)
         inputs = {}
         if stats.plan is not None:
             stats.rendered = stats.plan.stamp(built_dir, site, search_hashes, previous=generations.inputs,

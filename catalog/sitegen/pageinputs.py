@@ -24,6 +24,8 @@ from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
 
 VERSION = "1"  # bump when what a digest covers changes shape
 _CODE = Path(__file__).resolve().parent
+# the generator's modules that never shape a page's bytes (how and where a build writes, not what)
+_NOT_IN_PAGES = {"build.py", "deploy.py", "shards.py", "sitemap.py", "swap.py", "serve_hook.py", "writer.py"}
 
 
 def _hash(*parts: Any) -> str:
@@ -47,7 +49,8 @@ def build_digest(site_src: Path = SITE_SRC, site_url: str = "") -> str:
     generator's code (escaping, filters, this module) and the site URL. A change re-renders all."""
     sources = [p for p in (site_src / "templates").rglob("*") if p.is_file()]
     sources += [p for p in (site_src / "overrides").rglob("*") if p.is_file()]
-    sources += [p for p in _CODE.glob("*.py")] + ([CONFIG_FILE] if CONFIG_FILE.exists() else [])
+    sources += [p for p in _CODE.glob("*.py") if p.name not in _NOT_IN_PAGES]
+    sources += [_CODE.parent / name for name in ("feeds.py", "bibtex.py")] + ([CONFIG_FILE] if CONFIG_FILE.exists() else [])
     return _hash(VERSION, _files_digest(sources), site_url)
 
 
