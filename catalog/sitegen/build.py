@@ -8,9 +8,10 @@ search index). mkdocs runs in-process through its API with the top-level ``mkdoc
 (its copy in the package when installed, see paths.py); docs_dir, site_dir, strict and the
 hooks are overridden.
 
-Every build is incremental: a file of the site is written only when its bytes changed,
-files no longer produced are removed, and only search shards with changed pages are
-indexed again. ``full=True`` starts from an empty site.
+Every build is incremental: a stamped page or feed is rendered only when its inputs changed
+(pageinputs.py), mkdocs runs only when what it builds changed, a file of the site is written
+only when its bytes changed, files no longer produced are removed, and only search shards with
+changed pages are indexed again (shards.py). ``full=True`` starts from an empty site.
 
 Every build is atomic too: ``out/site`` is a symlink to a complete generation of the site;
 a build brings the standby generation beside it up to date (the site before the last flip:
@@ -216,6 +217,7 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         new, previous = generations.begin(fresh=full, legacy_digests=docs_dir.parent / DIGESTS)
         if previous is None:  # a killed build had started on it: what it holds is known only by reading it
             previous = file_digests(new)
+            generations.exact = True
             (new / BUNDLE / MANIFEST).unlink(missing_ok=True)  # and its search bundles are indexed afresh
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
@@ -228,7 +230,8 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
             inputs = stats.plan.inputs
         write_feeds(site, stats.feeds, site_url, _feed_check(keys, site, site_url, generations.inputs, inputs))
         sitemap_urls = write_sitemap(site.text, site_url, list(site.digests)) if site_url else 0
-        removed = site.remove_stale(keep=(BUNDLE,))
+        # the standby's files are its digests' (a served generation, hard-linked, may hold more)
+        removed = site.remove_stale(keep=(BUNDLE,), known=previous if generations.exact else None)
         t3 = time.perf_counter()
         search_s = index_site(new, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
                               page_hashes=search_hashes, post_keys=stats.post_keys, papers=stats.paper_pages,

@@ -85,6 +85,7 @@ class Generations:
         self.root = generations_dir(self.served)
         self.lock_path = self.served.parent / f".{self.served.name}.lock"
         self.inputs: dict = {}  # what the pages of the generation `begin` started from were rendered from
+        self.exact = False  # whether the digests `begin` returned name every file of the generation
 
     @contextmanager
     def locked(self) -> Iterator["Generations"]:
@@ -181,9 +182,10 @@ class Generations:
         live = self.prepare(legacy_digests)
         standby = self._standby(live)
         new = self.root / self._next_name()
-        self.inputs = {}
+        self.inputs, self.exact = {}, False
         if standby is not None and not fresh:
             digests = _read_json(self.digests_file(standby))
+            self.exact = digests is not None  # nobody writes into a generation that is not served
             if digests is not None:  # inputs count only beside the digests of a complete generation
                 self.inputs = _read_json(self.inputs_file(standby)) or {}
             self.digests_file(standby).unlink(missing_ok=True)
@@ -200,6 +202,7 @@ class Generations:
             self.inputs = (_read_json(self.inputs_file(live)) or {}) if digests is not None else {}
             return new, digests
         new.mkdir()
+        self.exact = True
         return new, {}
 
     def commit(self, new: Path, digests_json: str = "{}", inputs_json: str | None = None) -> None:
