@@ -1,6 +1,7 @@
-"""Benchmark: `digest site build` vs a bare `mkdocs build` of as many trivial pages.
+"""Benchmark: `digest site build`, first and incremental (the hourly loop), vs a bare `mkdocs build`.
 
-    python bench/site.py [--posts 10000] [--papers 2000] [--tags 500] [--keep DIR] [--no-bare]
+    python bench/site.py [--posts 10000] [--papers 2000 | --own-papers] [--tags 500] [--add 10]
+                         [--keep DIR] [--no-bare] [--no-incremental] [--profile FILE]
 
 Builds a synthetic catalog (posts in Russian, English and Chinese with hashtags and
 arXiv ids), then times, each in its own process so peak memory is per build:
@@ -9,13 +10,18 @@ arXiv ids), then times, each in its own process so peak memory is per build:
          Pagefind search index)
   bare:  python -m mkdocs build of the same number of one-paragraph pages, same theme
          and mkdocs' own search plugin, no generator, no tags
+Then the rebuilds a scheduled `digest sync --site` makes, each its own process: two with
+nothing changed (the first copies the served generation as hard links, the second brings the
+standby generation up to date, as every later build does), and one after `--add` new posts
+(default 10). `--own-papers`: every post cites a paper of its own (a paper-review channel; as
+many papers as posts). The last line is ratio=<+N posts rebuild / first build>; the bare mkdocs
+build of as many trivial pages (same theme, mkdocs' own search) is a row of its own.
 The related lists (catalog/related.py: TF-IDF and an SVD over every post and paper) are
 catalog state like the arXiv metadata: `digest sync` and `digest related` compute them
 when the catalog changed, and a site build does only when nobody did. They are computed
 after each ingest here, timed on their own row, so the build times are the site's.
-Prints a table; the last line is ratio=<ours/bare>. `--keep DIR` keeps the catalog and
-our built site there (bench/site_search.py can reuse it); `--no-bare` skips the bare
-build (for 100k posts, where only our time and memory are the target).
+`--keep DIR` keeps the catalog and our built site there (bench/site_search.py can reuse it);
+`--no-bare` skips the bare build; `--profile FILE` runs the first build under cProfile.
 """
 
 from __future__ import annotations
@@ -45,7 +51,13 @@ from scrapers.records import Link, PostRecord, SourceRecord  # noqa: E402
 ZH = ["模型", "训练", "注意力", "自注意力", "变换器", "正则化", "数据集", "论文", "结果", "层", "梯度", "隐变量", "分词"]
 
 
-def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0, start: int = 0):
+def own_paper_id(i: int) -> str:
+    """The arXiv id of post i's own paper (--own-papers): new-style ids growing with i, 5,000 a month."""
+    month = i // 5_000
+    return f"{20 + month // 12:02d}{month % 12 + 1:02d}.{10_000 + i % 5_000:05d}"
+
+
+def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0, start: int = 0, own_papers: bool = False):
     rng = random.Random(seed)
     sources = [SourceRecord("telegram", f"channel{i}", f"Channel {i}") for i in range(5)]
     tag_names = [f"tag{i}" if i % 3 else f"тег{i}" for i in range(tags)]
@@ -62,7 +74,7 @@ def synthetic_records(posts: int, papers: int, tags: int, seed: int = 0, start: 
             def words(k: int) -> str:
                 return " ".join(rng.choices(vocab, weights, k=k))
         body = "\n\n".join(words(rng.randint(20, 60)) for _ in range(3))
-        ids = tuple(sorted(set(rng.sample(paper_ids, rng.randint(0, 2)))))
+        ids = (own_paper_id(i),) if own_papers else tuple(sorted(set(rng.sample(paper_ids, rng.randint(0, 2)))))
         hashtags = tuple(sorted(set(rng.sample(tag_names, rng.randint(1, 4)))))
         yield PostRecord(
             source=sources[i % len(sources)], external_id=str(i), published_at=t0 + timedelta(hours=7 * i),
@@ -118,14 +130,24 @@ def bare_project(folder: Path, pages: int) -> Path:
     return cfg
 
 
+def build_row(label: str, wall: float, peak: float, summary: dict) -> tuple[str, str]:
+    return (label, f"{wall:.1f} s, peak RSS {peak:.0f} MB (generate {summary['generate_s']:.1f} s, mkdocs "
+                   f"{summary['mkdocs_s']:.1f} s, stamp {summary['stamp_s']:.1f} s, search index "
+                   f"{summary['search_s']:.1f} s; {summary.get('rendered', 0)} pages rendered, "
+                   f"{summary['site_written']} files written)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=10_000)
     ap.add_argument("--papers", type=int, default=2_000)
+    ap.add_argument("--own-papers", action="store_true", help="Every post cites a paper of its own (--papers ignored).")
     ap.add_argument("--tags", type=int, default=500)
+    ap.add_argument("--add", type=int, default=10, help="New posts before the incremental rebuild.")
     ap.add_argument("--keep", type=Path, help="Keep the catalog (DIR/bench.db) and our build (DIR/ours) here.")
-    ap.add_argument("--no-bare", action="store_true", help="Skip the bare mkdocs build (no ratio).")
-    ap.add_argument("--no-incremental", action="store_true", help="Skip the rebuild after 100 new posts.")
+    ap.add_argument("--no-bare", action="store_true", help="Skip the bare mkdocs build.")
+    ap.add_argument("--no-incremental", action="store_true", help="Skip the rebuilds.")
+    ap.add_argument("--profile", type=Path, help="Run the first build under cProfile, its stats into FILE.")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
@@ -136,49 +158,48 @@ def main() -> None:
         db = tmp / "bench.db"
         db.unlink(missing_ok=True)
         t0 = time.perf_counter()
-        ingest_records(open_db(db), synthetic_records(args.posts, args.papers, args.tags))
+        ingest_records(open_db(db), synthetic_records(args.posts, args.papers, args.tags, own_papers=args.own_papers))
         ingest_s = time.perf_counter() - t0
         related_s = timed_related(db)
+        load_start = os.getloadavg()
 
-        ours_wall, ours_peak, out = timed([*RUN, "catalog.cli", "--db", str(db), "site", "build",
-                                           "--out", str(tmp / "ours"), "--full", "--json"], ROOT)
+        build = ["catalog.cli", "--db", str(db), "site", "build", "--out", str(tmp / "ours"), "--json"]
+        first = (["cProfile", "-o", str(args.profile.resolve()), "-m"] if args.profile else []) + build + ["--full"]
+        ours_wall, ours_peak, out = timed([*RUN, *first], ROOT)
         summary = json.loads(out[out.index("{"):])
         pages = summary["pages"]
         bare_wall = bare_peak = float("nan")
         if not args.no_bare:
             cfg = bare_project(tmp / "bare", pages)
-            bare_wall, bare_peak, _ = timed([*RUN, "mkdocs", "build", "-q", "-f", str(cfg)],
-                                            tmp / "bare")
-        inc = None
-        if not args.no_incremental:  # a rebuild after 100 new posts: only changed files are written
-            ingest_records(open_db(db), synthetic_records(100, args.papers, args.tags, seed=1, start=args.posts))
+            bare_wall, bare_peak, _ = timed([*RUN, "mkdocs", "build", "-q", "-f", str(cfg)], tmp / "bare")
+        rebuilds = []
+        if not args.no_incremental:
+            for label in ("no change (1st: hard links of the served site)", "no change (standby generation)"):
+                wall, peak, out = timed([*RUN, *build], ROOT)
+                rebuilds.append((label, wall, peak, json.loads(out[out.index("{"):])))
+            ingest_records(open_db(db), synthetic_records(args.add, args.papers, args.tags, seed=1, start=args.posts,
+                                                          own_papers=args.own_papers))
             inc_related_s = timed_related(db)
-            inc_wall, inc_peak, out = timed([*RUN, "catalog.cli", "--db", str(db), "site", "build",
-                                             "--out", str(tmp / "ours"), "--incremental", "--json"], ROOT)
-            inc = json.loads(out[out.index("{"):])
+            wall, peak, out = timed([*RUN, *build], ROOT)
+            rebuilds.append((f"+{args.add} posts", wall, peak, json.loads(out[out.index("{"):])))
         load = os.getloadavg()
 
+    papers = f"{args.posts} papers, one per post" if args.own_papers else f"{args.papers} papers"
     rows = [
-        ("catalog", f"{args.posts} posts, {args.papers} papers, {args.tags} tags (ingest {ingest_s:.1f} s, "
-                    f"related lists {related_s:.1f} s" + (f"; after +100 posts {inc_related_s:.1f} s)" if inc else ")")),
+        ("catalog", f"{args.posts} posts, {papers}, {args.tags} tags (ingest {ingest_s:.1f} s, related lists "
+                    f"{related_s:.1f} s" + (f"; after +{args.add} posts {inc_related_s:.1f} s)" if rebuilds else ")")),
         ("pages", str(pages)),
-        ("ours: generate", f"{summary['generate_s']:.1f} s"),
-        ("ours: mkdocs build", f"{summary['mkdocs_s']:.1f} s"),
-        ("ours: stamp pages", f"{summary['stamp_s']:.1f} s ({summary['site_written']} files written)"),
-        ("ours: search index", f"{summary.get('search_s', 0):.1f} s (Pagefind)"),
-        ("ours: total (process)", f"{ours_wall:.1f} s, peak RSS {ours_peak:.0f} MB"),
-        ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"),
-        ("cpu cores", f"{os.cpu_count()} (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"),
+        build_row("ours: first build (--full)", ours_wall, ours_peak, summary),
+        *(build_row(f"ours: rebuild, {label}", wall, peak, s) for label, wall, peak, s in rebuilds),
+        ("bare mkdocs build", f"{bare_wall:.1f} s, peak RSS {bare_peak:.0f} MB"
+                              + (f" (ours/bare {ours_wall / bare_wall:.2f})" if bare_wall == bare_wall else "")),
+        ("cpu cores", f"{os.cpu_count()} (load average at the start {load_start[0]:.1f} / {load_start[1]:.1f} / "
+                      f"{load_start[2]:.1f}, at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f})"),
     ]
-    if inc:
-        rows.insert(-2, ("ours: +100 posts, --incremental",
-                         f"{inc_wall:.1f} s, peak RSS {inc_peak:.0f} MB (generate {inc['generate_s']:.1f} s, "
-                         f"mkdocs {inc['mkdocs_s']:.1f} s, stamp {inc['stamp_s']:.1f} s, search index "
-                         f"{inc['search_s']:.1f} s; {inc['site_written']} files rewritten)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    print(f"ratio={ours_wall / bare_wall:.3f}" if bare_wall == bare_wall else "ratio=n/a (--no-bare)")
+    print(f"ratio={rebuilds[-1][1] / ours_wall:.3f}" if rebuilds else "ratio=n/a (--no-incremental)")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ search index). mkdocs runs in-process through its API with the top-level ``mkdoc
 (its copy in the package when installed, see paths.py); docs_dir, site_dir, strict and the
 hooks are overridden.
 
-Every build is incremental: a file of the site is written only when its bytes changed,
-files no longer produced are removed, and only search shards with changed pages are
-indexed again. ``full=True`` starts from an empty site.
+Every build is incremental: a stamped page or feed is rendered only when its inputs changed
+(pageinputs.py), mkdocs runs only when what it builds changed, a file of the site is written
+only when its bytes changed, files no longer produced are removed, and only search shards with
+changed pages are indexed again (shards.py). ``full=True`` starts from an empty site.
 
 Every build is atomic too: ``out/site`` is a symlink to a complete generation of the site;
 a build brings the standby generation beside it up to date (the site before the last flip:
@@ -38,8 +39,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.errors import DigestError
+from catalog.sitegen.discovery import write_feeds
 from catalog.sitegen.generate import GenerateStats, generate_docs
 from catalog.sitegen.meta import normalise_site_url
+from catalog.sitegen.pageinputs import Inputs, build_digest, page_digest
 from catalog.sitegen.paths import CONFIG_FILE, HOOKS, SITE_SRC
 from catalog.sitegen.search import BUNDLE, MANIFEST, SHARD_POSTS, copy_digest, index_site, search_copy
 from catalog.sitegen.sitemap import write_sitemap
@@ -47,6 +50,7 @@ from catalog.sitegen.writer import DocsWriter
 from catalog.sitegen.stamp import SHELL_NAME
 from catalog.sitegen.swap import Generations
 
+MKDOCS_INPUTS = "mkdocs-inputs.json"  # beside the mkdocs folder: what it was last built from, and its warnings
 DIGESTS = "site-digests.json"  # where builds before swap.py kept the site's file digests (moved on first use)
 MKDOCS_SITEMAPS = ("sitemap.xml", "sitemap.xml.gz")  # mkdocs' own lists only the pages it built
 DEFAULT_OUT = Path("build")
@@ -70,7 +74,7 @@ class BuildResult:
     def as_dict(self) -> dict[str, Any]:
         return {"docs_dir": str(self.docs_dir), "site_dir": str(self.site_dir), "pages": self.generated.pages,
                 "written": self.generated.written, "removed": self.generated.removed,
-                "counts": self.generated.counts, "generate_s": round(self.generate_s, 3),
+                "counts": self.generated.counts, "rendered": self.generated.rendered, "generate_s": round(self.generate_s, 3),
                 "mkdocs_s": round(self.mkdocs_s, 3), "stamp_s": round(self.stamp_s, 3),
                 "search_s": round(self.search_s, 3), "site_written": self.site_written,
                 "site_removed": self.site_removed, "warnings": self.warnings, "site_url": self.site_url,
@@ -137,6 +141,25 @@ def run_mkdocs(docs_dir: Path, site_dir: Path, *, strict: bool = False, site_url
     return collect.messages
 
 
+def _mkdocs_if_needed(docs_dir: Path, built_dir: Path, stats: GenerateStats, key: str, *, strict: bool,
+                      site_url: str) -> list[str]:
+    """Run mkdocs unless its last complete run was over the same docs (the generator wrote and
+    removed nothing since) with the same templates, theme, configuration and options (`key`):
+    a rebuild after no change, or after a change only stamped pages show, skips it."""
+    record = docs_dir.parent / MKDOCS_INPUTS
+    try:
+        last = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = None
+    if (isinstance(last, dict) and last.get("key") == key and stats.written == 0 and stats.removed == 0
+            and built_dir.is_dir() and isinstance(last.get("warnings"), list)):
+        return last["warnings"]
+    record.unlink(missing_ok=True)  # a run killed half-way leaves no record: the next build runs mkdocs again
+    warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
+    record.write_text(json.dumps({"key": key, "warnings": warnings}), encoding="utf-8")
+    return warnings
+
+
 def file_digests(root: Path) -> dict[str, str]:
     """The SHA-256 of every file under `root` (the digests a DocsWriter keeps), read from the files."""
     out = {}
@@ -187,25 +210,52 @@ def build_site(engine: Engine, out: Path | None = None, *, strict: bool = False,
         t0 = time.perf_counter()
         stats = generate_docs(engine, docs_dir, run_roots=run_roots, stamp=stamp, site_url=site_url)
         t1 = time.perf_counter()
-        warnings = run_mkdocs(docs_dir, built_dir, strict=strict, site_url=site_url)
+        build_key = build_digest(site_url=site_url)
+        warnings = _mkdocs_if_needed(docs_dir, built_dir, stats, page_digest((build_key, strict)),
+                                     strict=strict, site_url=site_url)
         t2 = time.perf_counter()
         new, previous = generations.begin(fresh=full, legacy_digests=docs_dir.parent / DIGESTS)
         if previous is None:  # a killed build had started on it: what it holds is known only by reading it
             previous = file_digests(new)
+            generations.exact = True
             (new / BUNDLE / MANIFEST).unlink(missing_ok=True)  # and its search bundles are indexed afresh
         site = DocsWriter(new, previous)
         search_hashes: dict[str, bytes | None] = {}
         publish(built_dir, site, search_hashes, skip=MKDOCS_SITEMAPS if site_url else ())
+        keys = Inputs(build_key)
+        inputs = {}
         if stats.plan is not None:
-            stats.plan.stamp(built_dir, site, search_hashes)
+            stats.rendered = stats.plan.stamp(built_dir, site, search_hashes, previous=generations.inputs,
+                                              inputs=keys)
+            inputs = stats.plan.inputs
+        write_feeds(site, stats.feeds, site_url, _feed_check(keys, site, site_url, generations.inputs, inputs))
         sitemap_urls = write_sitemap(site.text, site_url, list(site.digests)) if site_url else 0
-        removed = site.remove_stale(keep=(BUNDLE,))
+        # the standby's files are its digests' (a served generation, hard-linked, may hold more)
+        removed = site.remove_stale(keep=(BUNDLE,), known=previous if generations.exact else None)
         t3 = time.perf_counter()
         search_s = index_site(new, stats.post_pages, shard_posts=shard_posts or SHARD_POSTS,
-                              page_hashes=search_hashes)
-        generations.commit(new, json.dumps(site.digests, sort_keys=True, separators=(",", ":")))
+                              page_hashes=search_hashes, post_keys=stats.post_keys, papers=stats.paper_pages,
+                              pages=list(site.digests))
+        generations.commit(new, _compact(site.digests), _compact(inputs))
     return BuildResult(docs_dir, site_dir, stats, t1 - t0, t2 - t1, search_s, t3 - t2, site.written, removed,
                        warnings, site_url, sitemap_urls)
+
+
+def _feed_check(keys: Inputs, site: DocsWriter, site_url: str, previous: dict, inputs: dict):
+    """`unchanged(feed)` for write_feeds: records the feed's inputs digest in `inputs`; True (and
+    the files kept) when the generation being updated wrote it from the same inputs."""
+    def unchanged(feed) -> bool:
+        key = keys.feed_key(feed, site_url)
+        paths = [feed.path] + ([feed.rss_path] if feed.key == "all" else [])
+        for path in paths:
+            inputs[path] = [key, None]
+        old = previous.get(feed.path)
+        return isinstance(old, list) and old[:1] == [key] and all([site.keep(path) for path in paths])
+    return unchanged
+
+
+def _compact(value: dict) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, host: str = "127.0.0.1",
@@ -221,7 +271,7 @@ def serve_site(engine: Engine, db_path: Path | str, out: Path | None = None, *, 
     from catalog.db import is_url
 
     docs_dir, _ = out_dirs(out)
-    generate_docs(engine, docs_dir)
+    generate_docs(engine, docs_dir, feeds_in_docs=True)
     os.environ["NO_MKDOCS_2_WARNING"] = "1"
     # A server catalog (a URL) is passed as it is; a file is made absolute and watched for changes.
     server_db = is_url(db_path)

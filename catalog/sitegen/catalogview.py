@@ -17,7 +17,6 @@ from catalog.models import Paper, PaperTag, Post, PostPaper, PostTag, Reproducti
 from catalog.sitegen.cards import CardInfo
 from catalog.sitegen.claimview import claim_lines, preset_tables, reader_name, verdict_run
 from catalog.sitegen.runview import claims_view, flatten, metrics_view, shown_run_dir
-from catalog.sitegen.search import cjk_terms
 from catalog.sitegen.slugs import SlugRegistry
 
 RUNS_PER_REPRODUCTION = 12  # the latest run of each preset is shown in full, older ones collapsed
@@ -144,7 +143,6 @@ class Catalog:
                 "source": source, "tags": tags,
                 "papers": [self.papers[i] for i in paper_ids if i in self.papers],
                 "links": [{"url": ln.url, "kind": ln.kind} for ln in p.links], "key": key,
-                "search_terms": cjk_terms(f"{title}\n{p.text or ''}"),
                 "slug": self.post_slugs.get(_first_line(title, 48), key=key, always_hash=True)}
 
     def _tag(self, tags: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:

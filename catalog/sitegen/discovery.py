@@ -71,11 +71,15 @@ def attach_discovery(engine: Engine, cat: Any, *, feed_entries: int) -> list[Fee
     return feeds
 
 
-def write_feeds(writer: Any, feeds: list[Feed], base_url: str = "") -> None:
+def write_feeds(writer: Any, feeds: list[Feed], base_url: str = "",
+                unchanged: Callable[[Feed], bool] | None = None) -> None:
     """Every feed as Atom; the site-wide one also as RSS 2.0. With the site's `base_url` every
-    link in them is absolute (RSS requires it; many readers drop relative links)."""
+    link in them is absolute (RSS requires it; many readers drop relative links). A feed for
+    which `unchanged` says True is left as the last build wrote it (the builder's inputs check)."""
     entries: dict = {}  # each post's <entry>, made once for all the feeds it is in
     for feed in feeds:
+        if unchanged is not None and unchanged(feed):
+            continue
         writer.text(feed.path, atom_xml(feed, base_url=base_url, entries=entries).decode("utf-8"))
         if feed.key == "all":
             writer.text(feed.rss_path, rss_xml(feed, base_url=base_url).decode("utf-8"))

@@ -27,6 +27,7 @@ from catalog.sitegen.discovery import attach_discovery, write_discussed, write_f
 from catalog.sitegen.links import url_up
 from catalog.sitegen.meta import head_tags
 from catalog.sitegen.paths import CONFIG_FILE, SITE_SRC
+from catalog.sitegen.shards import paper_key, post_key
 from catalog.sitegen.slugs import make_slug
 from catalog.sitegen.stamp import StampPlan, output_path, shell_markdown, shell_source
 from catalog.sitegen.templating import template_env
@@ -50,7 +51,11 @@ class GenerateStats:
     removed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
+    post_keys: list[str] = field(default_factory=list)  # their sort keys (shards.py)
+    paper_pages: list[tuple[str, str]] = field(default_factory=list)  # (sort key, HTML) of each paper
     plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
+    feeds: list = field(default_factory=list)  # the feeds the builder writes into the site (feeds_in_docs=False)
+    rendered: int = 0  # stamped pages rendered (the others' inputs had not changed)
 
 
 # ---------------------------------------------------------------- writing
@@ -117,7 +122,8 @@ def _copy_plots(writer: DocsWriter, repro: dict[str, Any], roots: list[Path]) ->
 
 def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | None = None,
                   site_src: Path = SITE_SRC, run_roots: list[Path] | None = None,
-                  feed_entries: int = FEED_ENTRIES, stamp: bool = True, site_url: str = "") -> GenerateStats:
+                  feed_entries: int = FEED_ENTRIES, stamp: bool = True, site_url: str = "",
+                  feeds_in_docs: bool = False) -> GenerateStats:
     """Write the Markdown tree for the catalog into `docs`.
 
     With `stamp` (the default) the raw HTML pages outside the nav are not written: one
@@ -126,7 +132,11 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     for mkdocs, the plain path the stamped one is checked against.
 
     `site_url` (normalised, see meta.py; "" for none) makes the feeds' links absolute and gives
-    every page its canonical address; the pages' own links stay relative either way."""
+    every page its canonical address; the pages' own links stay relative either way.
+
+    The feeds go into `docs` only with `feeds_in_docs` (`digest site serve`); else the returned
+    stats hold them (`feeds`) and the builder writes them into the site itself: through mkdocs
+    each of thousands of feed files would be deleted and copied again on every build."""
     docs = Path(docs)
     prepare_docs_dir(docs)
     cards = discover_cards() if cards is None else cards
@@ -188,7 +198,8 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     for paper in cat.papers.values():
         page(f"papers/{paper['slug']}.md", "paper.html.j2", paper=paper)
     write_discussed(engine, cat, page)
-    write_feeds(writer, feeds, base_url=site_url)
+    if feeds_in_docs:
+        write_feeds(writer, feeds, base_url=site_url)
     page("tags/index.md", "tags_index.html.j2", tags=cat.tags)
     for tag in cat.tags:
         page(f"tags/{tag['slug']}.md", "tag.html.j2", tag=tag)
@@ -208,4 +219,7 @@ def generate_docs(engine: Engine, docs: Path, *, cards: dict[str, CardInfo] | No
     return GenerateStats(pages=sum(1 for p in writer.seen if p.suffix == ".md") + len(writer.planned)
                          - len(plan.folders), written=writer.written, removed=removed, counts=counts,
                          post_pages=[f"posts/{post['slug']}/index.html" for post in cat.posts],
-                         plan=plan if plan.pages else None)
+                         post_keys=[post_key(post["published"], post["id"]) for post in cat.posts],
+                         paper_pages=[(paper_key(p["arxiv_id"]), f"papers/{p['slug']}/index.html")
+                                      for p in cat.papers.values()],
+                         plan=plan if plan.pages else None, feeds=[] if feeds_in_docs else feeds)

@@ -9,17 +9,20 @@ Pagefind's JS API.
 
 Shards: one bundle over 100k posts answers a frequent word slowly (its posting list
 lists every page and position: megabytes, and seconds of work in the browser) and
-loads a filter index of every tag of every page. So the posts are cut by date, oldest
-first, into shards of `shard_posts` (the newest shard holds the rest, and every page
-that is not a post: papers, reproductions). Each shard is its own
-bundle, ``pagefind/shard-NNNN/``; ``pagefind/shards.json`` lists them newest first.
-The Search page asks the newest shard first and shows its results at once, then older
-shards only while fewer than a page of results is shown or when "More results" is
+loads a filter index of every tag of every page. So the posts are cut by date into
+shards of about `shard_posts` (``shard-NNNN``), the papers by arXiv id into shards of as
+many (``papers-NNNN``), and the other searched pages (reproductions, hand-written pages)
+are one shard (``pages``); shards.py says which page goes where. Each shard is its own
+bundle, ``pagefind/NAME/``; ``pagefind/shards.json`` lists them newest first, the kinds
+taking turns. The Search page asks the first shard and shows its results at once, then
+the next ones only while fewer than a page of results is shown or when "More results" is
 asked for. Within a shard results are ranked by relevance; across shards, newest first.
 
-Rebuilding: a shard is indexed again only when its pages changed (its fingerprint is
-a hash of the path and bytes of each of its pages, see `Shard.fingerprint`). Boundaries count from the oldest post, so new
-posts only touch the newest shard; a deleted old post shifts every later boundary.
+Rebuilding: a shard is indexed again only when its pages changed (its fingerprint is a
+hash of the path and search copy of each of its pages, see `Shard.fingerprint`). The
+boundaries are kept in the manifest and never move (shards.py): new posts touch only the
+newest post shard, or start a new one when it is full; a new paper touches only the paper
+shard of its arXiv id; a deleted old post only its own shard.
 
 What is indexed: the article of each page that does not set ``search: exclude``
 (site/overrides/main.html marks it ``data-pagefind-body``); filters come from
@@ -53,9 +56,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.errors import DigestError
+from catalog.sitegen.shards import PAGES, PAPERS, POSTS, cut, interleave
 
 BUNDLE = "pagefind"
 MANIFEST = "shards.json"
+MANIFEST_VERSION = 2  # 2: shards of posts, papers and other pages, with their boundaries (shards.py)
 SHARD_POSTS = 5_000  # posts per shard: a frequent word's posting list stays a few hundred KB, and one
 # Pagefind process needs about 0.7 GB for it
 PAGEFIND_JOBS = 2  # shards indexed at once (Pagefind keeps about one core busy)
@@ -90,6 +95,9 @@ class Shard:
     name: str
     pages: list[str]  # HTML files relative to the site, posts newest first
     posts: int
+    kind: str = POSTS
+    first: str = ""  # the smallest sort key the shard covers (shards.py), "" for the pages shard
+    last: str = ""  # the largest sort key it held when indexed
 
     def fingerprint(self, site_dir: Path, page_hashes: dict[str, bytes | None] | None = None) -> str:
         """A hash of what Pagefind reads of the shard: each page's name and search copy (not
@@ -106,19 +114,22 @@ class Shard:
         return digest.hexdigest()[:20]
 
 
-def plan_shards(posts: Sequence[str], others: Sequence[str], shard_posts: int) -> list[Shard]:
-    """Shards newest first: `posts` (newest first) cut from the oldest into runs of `shard_posts`;
-    the newest shard holds the rest (1 to `shard_posts` posts) and `others`. A small newest
-    shard is cheap: when it finds less than a page of results, the Search page asks the next."""
-    oldest_first = list(reversed(posts))
+def plan_shards(posts: Sequence[str], others: Sequence[str], shard_posts: int, *,
+                post_keys: Sequence[str] | None = None, papers: Sequence[tuple[str, str]] = (),
+                previous: Sequence[dict] = ()) -> list[Shard]:
+    """Shards in the manifest's order (newest first, kinds taking turns, see shards.py):
+    `posts` (newest first, with their sort keys `post_keys`; without them, their order) and
+    `papers` ((sort key, page) pairs) cut into shards of about `shard_posts` along the boundaries
+    of the `previous` manifest's shards, `others` in one shard of their own."""
+    keys = list(post_keys) if post_keys is not None else [f"{len(posts) - i:012d}" for i in range(len(posts))]
     size = max(shard_posts, 1)
-    count = max(1, -(-len(oldest_first) // size))
-    shards = []
-    for k in range(count):
-        run = oldest_first[k * size:(k + 1) * size]
-        pages = list(reversed(run)) + (list(others) if k == count - 1 else [])
-        shards.append(Shard(f"shard-{k:04d}", pages, len(run)))
-    return shards[::-1]
+    def of(kind: str, items: Sequence[tuple[str, str]]) -> list[Shard]:
+        old = [e for e in previous if e.get("kind") == kind]
+        return [Shard(s["name"], s["pages"], len(s["pages"]) if kind == POSTS else 0, kind, s["first"], s["last"])
+                for s in cut(kind, items, old, size)]
+
+    rest = [Shard(PAGES, list(others), 0, PAGES)] if others else []
+    return interleave(of(POSTS, list(zip(keys, posts))), of(PAPERS, papers), rest)
 
 
 def site_pages(site_dir: Path) -> list[str]:
@@ -133,22 +144,30 @@ def site_pages(site_dir: Path) -> list[str]:
 
 
 def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_posts: int = SHARD_POSTS,
-               page_hashes: dict[str, bytes | None] | None = None) -> float:
+               page_hashes: dict[str, bytes | None] | None = None, post_keys: Sequence[str] | None = None,
+               papers: Sequence[tuple[str, str]] = (), pages: Sequence[str] | None = None) -> float:
     """Write `site_dir`/pagefind: one bundle per shard and the manifest; returns the seconds it took.
 
-    `posts`: the post pages (HTML files relative to `site_dir`), newest first; without it
-    the whole site is one shard. Shards whose pages did not change since the last run keep
-    their bundle. `page_hashes` (page -> SHA-256 of its search copy) spares reading pages back.
+    `posts`: the post pages (HTML files relative to `site_dir`), newest first, with their sort
+    keys `post_keys`; `papers`: (sort key, page) of the paper pages (shards.py). Every other page
+    is in the ``pages`` shard. Shards whose pages did not change since the last run keep their
+    bundle. `page_hashes` (page -> SHA-256 of its search copy) spares reading pages back;
+    `pages` (every HTML file of the site) spares walking it.
     """
     t0 = time.perf_counter()
     site_dir = Path(site_dir)
-    pages = site_pages(site_dir)
+    pages = sorted(p for p in pages if p.endswith(".html")) if pages is not None else site_pages(site_dir)
     present = set(pages)
-    post_list = [p for p in (posts or []) if p in present]
-    post_set = set(post_list)
-    shards = plan_shards(post_list, [p for p in pages if p not in post_set], shard_posts)
+    chosen = [(k, p) for k, p in zip(post_keys or [None] * len(posts or []), posts or []) if p in present]
+    post_list = [p for _k, p in chosen]
+    paper_list = [(k, p) for k, p in papers if p in present]
+    taken = set(post_list) | {p for _k, p in paper_list}
     out = site_dir / BUNDLE
     old = read_manifest(site_dir)
+    previous = old.get("shards", []) if old.get("version") == MANIFEST_VERSION else []
+    shards = plan_shards(post_list, [p for p in pages if p not in taken], shard_posts,
+                         post_keys=[k for k, _p in chosen] if post_keys is not None else None,
+                         papers=paper_list, previous=previous)
     old_prints = {s["path"].rstrip("/"): s.get("fingerprint") for s in old.get("shards", [])}
     if not old:  # nothing, or one bundle from an older build: start afresh
         shutil.rmtree(out, ignore_errors=True)
@@ -158,8 +177,8 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     try:
         for shard in shards:
             fingerprint = shard.fingerprint(site_dir, page_hashes)
-            entry = {"path": f"{shard.name}/", "posts": shard.posts, "pages": len(shard.pages),
-                     "fingerprint": fingerprint}
+            entry = {"path": f"{shard.name}/", "kind": shard.kind, "posts": shard.posts, "pages": len(shard.pages),
+                     "fingerprint": fingerprint, "first": shard.first, "last": shard.last}
             if old_prints.get(shard.name) == fingerprint and (out / shard.name / "pagefind-entry.json").exists():
                 entries.append(entry)
                 continue
@@ -178,10 +197,11 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     for entry in entries:
         entry["languages"] = shard_languages(out / entry["path"])
     keep = {entry["path"].rstrip("/") for entry in entries}
-    for stale in out.glob("shard-*"):
+    for stale in [*out.glob("shard-*"), *out.glob("papers-*"), *out.glob(PAGES)]:
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
-    manifest = {"version": 1, "order": "newest shard first; by relevance within a shard", "shards": entries}
+    manifest = {"version": MANIFEST_VERSION, "order": "newest shard first; by relevance within a shard",
+                "shards": entries}
     (out / MANIFEST).unlink(missing_ok=True)  # may be a hard link into the served generation (swap.py)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return time.perf_counter() - t0

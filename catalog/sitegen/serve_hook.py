@@ -25,7 +25,7 @@ def on_pre_build(config, **kwargs) -> None:
         return
     engine = open_db(db, create=False)  # a file path or a database URL
     try:
-        stats = generate_docs(engine, Path(docs))
+        stats = generate_docs(engine, Path(docs), feeds_in_docs=True)
     finally:
         engine.dispose()
     _last["stats"] = stats
@@ -45,7 +45,8 @@ def on_post_build(config, **kwargs) -> None:
         if stats is not None and stats.plan is not None:
             stats.plan.stamp(site_dir, DocsWriter(site_dir))
             stats.plan.remove_shells(site_dir)
-        seconds = index_site(site_dir, stats.post_pages if stats else None)
+        seconds = index_site(site_dir, stats.post_pages if stats else None, post_keys=stats.post_keys if stats else None,
+                             papers=stats.paper_pages if stats else ())
     except DigestError as exc:  # the site still serves; its Search page says the index is missing
         log.warning("digest: %s", exc)
         return

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import DigestError
+from catalog.sitegen.pageinputs import Inputs, page_digest
 from catalog.sitegen.search import SEARCH_END, body_open, copy_digest, page_language, search_document
 from catalog.sitegen.writer import DocsWriter
 
@@ -142,6 +143,7 @@ class StampPlan:
         self.docs = docs  # the DocsWriter of the generation: the link targets are checked against it
         self.pages: list[tuple[str, str, dict[str, Any]]] = []  # (docs path, template, context)
         self.folders: set[str] = set()
+        self.inputs: dict[str, list] = {}  # html path -> [inputs digest, search copy hash] (see `stamp`)
 
     def add(self, rel: str, template: str, ctx: dict[str, Any]) -> None:
         self.pages.append((rel, template, ctx))
@@ -151,11 +153,17 @@ class StampPlan:
         return RawPage.parse(self.env.get_template(template).render(**ctx), rel)
 
     def stamp(self, shell_dir: Path, writer: Any, search_hashes: dict[str, bytes | None] | None = None,
-              *, workers: int | None = None) -> int:
+              *, workers: int | None = None, inputs: Inputs | None = None,
+              previous: dict[str, list] | None = None) -> int:
         """Write every planned page into `writer` (the site), filled into its folder's shell
-        as mkdocs built it under `shell_dir`; returns the number of pages. `search_hashes`
+        as mkdocs built it under `shell_dir`; returns the number of pages rendered. `search_hashes`
         receives the SHA-256 of each page's search copy (None: not searched). Then every link the
-        generated pages hold is checked (generate_docs checks them itself when nothing is planned).
+        rendered pages hold is checked (generate_docs checks them itself when nothing is planned).
+
+        With `inputs` (pageinputs.py) a page whose inputs digest equals the one in `previous`
+        (html path -> [inputs digest, search copy hash], what the generation being updated was
+        rendered from) is kept as it is, not rendered; `self.inputs` then holds this build's.
+        A kept page's links were checked when it was rendered, and its targets are among its inputs.
 
         Rendering is plain Python work, so a large plan is cut among `workers` forked
         processes (default: one per core, at most PARALLEL_MAX); each writes its pages and
@@ -167,12 +175,13 @@ class StampPlan:
                 shells[folder] = Shell(path.read_text(encoding="utf-8"), str(path))
             except OSError as exc:
                 raise DigestError(f"mkdocs did not build the page shell {path}: {exc}") from None
+        todo, keys = self._to_render(shells, writer, search_hashes, inputs, previous or {})
         workers = workers or min(os.cpu_count() or 1, PARALLEL_MAX)
-        if workers < 2 or len(self.pages) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
-            parts = [_stamp_part(self, shells, writer, 0, 1)]
+        if workers < 2 or len(todo) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+            parts = [_stamp_part(self, todo, shells, writer, 0, 1)]
         else:
             global _JOB
-            _JOB = (self, shells, writer, workers)
+            _JOB = (self, todo, shells, writer, workers)
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
                     parts = pool.map(_forked_part, range(workers))
@@ -184,10 +193,35 @@ class StampPlan:
             writer.seen.update(seen)
             writer.digests.update(digests)
             links.targets.update(targets)
+            for html_rel, found in hashes.items():
+                if keys.get(html_rel) is not None:
+                    self.inputs[html_rel] = [keys[html_rel], found.hex() if found else None]
             if search_hashes is not None:
                 search_hashes.update(hashes)
         links.check(self.docs)
-        return len(self.pages)
+        return len(todo)
+
+    def _to_render(self, shells: dict[str, "Shell"], writer: Any, search_hashes: dict | None,
+                   inputs: Inputs | None, previous: dict[str, list]) -> tuple[list, dict[str, str | None]]:
+        """The planned pages whose inputs changed (all of them without `inputs`), and each page's
+        inputs digest; the pages kept go into `writer` and `search_hashes` as they were."""
+        self.inputs.clear()
+        if inputs is None:
+            return self.pages, {}
+        shell_keys = {folder: page_digest(shell.pieces) for folder, shell in shells.items()}
+        todo, keys = [], {}
+        for rel, template, ctx in self.pages:
+            html_rel = output_path(rel)
+            key = keys[html_rel] = inputs.page_key(rel, template, ctx, shell_keys[url_folder(rel)])
+            old = previous.get(html_rel)
+            if key is not None and isinstance(old, list) and len(old) == 2 and old[0] == key \
+                    and writer.keep(html_rel):
+                self.inputs[html_rel] = old
+                if search_hashes is not None:
+                    search_hashes[html_rel] = bytes.fromhex(old[1]) if old[1] else None
+            else:
+                todo.append((rel, template, ctx))
+        return todo, keys
 
     def remove_shells(self, site_dir: Path) -> None:
         """Delete the shells' own HTML from a site mkdocs built in place (`digest site serve`)."""
@@ -206,18 +240,18 @@ _JOB: tuple | None = None  # what a forked worker stamps (set just before the fo
 
 
 def _forked_part(k: int):
-    plan, shells, site, n = _JOB
-    return _stamp_part(plan, shells, site, k, n)
+    plan, todo, shells, site, n = _JOB
+    return _stamp_part(plan, todo, shells, site, k, n)
 
 
-def _stamp_part(plan: StampPlan, shells: dict[str, Shell], site: Any, k: int, n: int):
+def _stamp_part(plan: StampPlan, todo: list, shells: dict[str, Shell], site: Any, k: int, n: int):
     """Stamp every n-th planned page from the k-th into the folder of writer `site`; returns
     (files written, paths seen, file digests, search hashes, link targets)."""
     writer = DocsWriter(site.root, site.previous)
     links = plan.env.globals["url"]
     before = set(links.targets)
     hashes: dict[str, bytes | None] = {}
-    for rel, template, ctx in plan.pages[k::n]:
+    for rel, template, ctx in todo[k::n]:
         page = plan.render(rel, template, ctx)
         html_rel = output_path(rel)
         writer.text(html_rel, shells[url_folder(rel)].fill(page))

@@ -12,9 +12,11 @@ after it, the new one is. The first build after a real folder (or without a stan
 from hard links of every file of the served one.
 
 Each complete generation's file digests (what `DocsWriter` compares a build's output
-against) are kept beside it as ``gNNNNNN.json``, written just before the flip; a standby's
-are removed before it is touched, so a generation a killed build left half-updated has none
-and the next build compares with its files instead. A real folder at the served path (a site
+against) are kept beside it as ``gNNNNNN.json``, written just before the flip, and the digests of
+what each of its pages was rendered from as ``gNNNNNN.inputs.json`` (pageinputs.py: a build
+renders only the pages whose inputs changed since); a standby's are removed before it is
+touched, so a generation a killed build left half-updated has none and the next build
+compares with its files (and renders every page) instead. A real folder at the served path (a site
 built before this scheme, or a folder a server already serves) is moved into the generations
 on first use. Disk: the two generations share every file that did not change between them.
 """
@@ -34,6 +36,7 @@ from catalog.errors import DigestError
 
 PREFIX = "g"
 DIGESTS_SUFFIX = ".json"
+INPUTS_SUFFIX = ".inputs.json"  # what each page of the generation was rendered from (pageinputs.py)
 
 
 def generations_dir(served: Path) -> Path:
@@ -81,6 +84,8 @@ class Generations:
         self.served = Path(os.path.abspath(served))
         self.root = generations_dir(self.served)
         self.lock_path = self.served.parent / f".{self.served.name}.lock"
+        self.inputs: dict = {}  # what the pages of the generation `begin` started from were rendered from
+        self.exact = False  # whether the digests `begin` returned name every file of the generation
 
     @contextmanager
     def locked(self) -> Iterator["Generations"]:
@@ -106,6 +111,9 @@ class Generations:
 
     def digests_file(self, generation: Path) -> Path:
         return self.root / f"{generation.name}{DIGESTS_SUFFIX}"
+
+    def inputs_file(self, generation: Path) -> Path:
+        return self.root / f"{generation.name}{INPUTS_SUFFIX}"
 
     def _complete(self) -> list[Path]:
         """Generations a build finished (their digests were written just before the flip), oldest first."""
@@ -144,7 +152,7 @@ class Generations:
         live = self.live()
         standby = self._standby(live)
         keep = {g.name for g in (live, standby) if g is not None}
-        keep |= {self.digests_file(g).name for g in (live, standby) if g is not None}
+        keep |= {f(g).name for g in (live, standby) if g is not None for f in (self.digests_file, self.inputs_file)}
         for entry in list(self.root.iterdir()):
             if entry.name not in keep:
                 remove_tree(entry)
@@ -162,7 +170,8 @@ class Generations:
         return f"{PREFIX}{max(numbers, default=0) + 1:06d}"
 
     def begin(self, *, fresh: bool = False, legacy_digests: Path | None = None) -> tuple[Path, dict | None]:
-        """Start the next generation; returns (its folder, the digests of what it holds).
+        """Start the next generation; returns (its folder, the digests of what it holds), and keeps
+        the inputs its pages were rendered from in `self.inputs` ({} when unknown).
 
         The folder is the standby generation renamed (the site of two builds ago: only what
         changed since needs writing), else hard links of every file of the live one (the first
@@ -173,23 +182,34 @@ class Generations:
         live = self.prepare(legacy_digests)
         standby = self._standby(live)
         new = self.root / self._next_name()
+        self.inputs, self.exact = {}, False
         if standby is not None and not fresh:
             digests = _read_json(self.digests_file(standby))
+            self.exact = digests is not None  # nobody writes into a generation that is not served
+            if digests is not None:  # inputs count only beside the digests of a complete generation
+                self.inputs = _read_json(self.inputs_file(standby)) or {}
             self.digests_file(standby).unlink(missing_ok=True)
+            self.inputs_file(standby).unlink(missing_ok=True)
             os.rename(standby, new)
             return new, digests
         if standby is not None:
             remove_tree(standby)
             self.digests_file(standby).unlink(missing_ok=True)
+            self.inputs_file(standby).unlink(missing_ok=True)
         if live is not None and not fresh:
             link_tree(live, new)
-            return new, _read_json(self.digests_file(live))
+            digests = _read_json(self.digests_file(live))
+            self.inputs = (_read_json(self.inputs_file(live)) or {}) if digests is not None else {}
+            return new, digests
         new.mkdir()
+        self.exact = True
         return new, {}
 
-    def commit(self, new: Path, digests_json: str = "{}") -> None:
-        """Serve `new`: its digests are written first (they mark it complete), then the link flips.
-        The generation it replaced stays as the standby for the next build."""
+    def commit(self, new: Path, digests_json: str = "{}", inputs_json: str | None = None) -> None:
+        """Serve `new`: its inputs and digests are written first (the digests mark it complete),
+        then the link flips. The generation it replaced stays as the standby for the next build."""
+        if inputs_json is not None:
+            self.inputs_file(new).write_text(inputs_json, encoding="utf-8")
         self.digests_file(new).write_text(digests_json, encoding="utf-8")
         self._point(new)
 

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from catalog.models import as_utc
 from catalog.sitegen import escape
 from catalog.sitegen.links import PageLinks, page_href
+from catalog.sitegen.search import cjk_terms
 from catalog.sitegen.paths import SITE_SRC
 from reproductions.report import num
 
@@ -28,7 +29,8 @@ def template_env(templates: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # templates do not change during a build; skips a stat per page
     )
-    env.globals.update(href=page_href, url=PageLinks(), memo=Memo())
+    # cjk_terms (jieba) runs when a post page is rendered: a build that renders few pages skips it
+    env.globals.update(href=page_href, url=PageLinks(), memo=Memo(), cjk_terms=cjk_terms)
     env.filters.update(
         inline=escape.md_inline,
         block=escape.md_block,

@@ -68,6 +68,16 @@ class DocsWriter:
         _replace_bytes(target, data)
         self.written += 1
 
+    def keep(self, rel: str) -> bool:
+        """Keep file `rel` as the previous build wrote it, if it did (True) and it is still there."""
+        digest = self.previous.get(rel) if self.previous is not None else None
+        target = self.path(rel)
+        if digest is None or not target.exists():
+            return False
+        self.seen.add(target)
+        self.digests[rel] = digest
+        return True
+
     def copy(self, rel: str, source: Path) -> None:
         target = self.path(rel)
         self.seen.add(target)
@@ -82,9 +92,12 @@ class DocsWriter:
         shutil.copyfile(source, target)
         self.written += 1
 
-    def remove_stale(self, keep: tuple[str, ...] = ()) -> int:
+    def remove_stale(self, keep: tuple[str, ...] = (), known: dict[str, str] | None = None) -> int:
         """Delete every file not written in this run (but the marker, and the top-level folders
-        `keep`), then the folders left empty."""
+        `keep`), then the folders left empty. `known`: every file the folder holds outside `keep`
+        (the digests of the generation it was), so that a site of 100k pages is not walked."""
+        if known is not None:
+            return _remove_known(self, known, keep)
         removed = 0
         folders = []
         for dirpath, dirnames, filenames in os.walk(self.root):
@@ -101,6 +114,24 @@ class DocsWriter:
             if not os.listdir(folder):
                 os.rmdir(folder)
         return removed
+
+
+def _remove_known(writer: "DocsWriter", known: dict[str, str], keep: tuple[str, ...]) -> int:
+    removed = 0
+    for rel in known:
+        path = writer.path(rel)
+        if path in writer.seen or rel.split("/", 1)[0] in keep:
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+        folder = path.parent
+        while folder != writer.root:  # the folders it leaves empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent
+    return removed
 
 
 def _replace_bytes(target: Path, data: bytes) -> None:

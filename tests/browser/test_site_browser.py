@@ -315,9 +315,12 @@ def test_a_sharded_site_finds_old_and_new_posts_and_a_frequent_word_asks_one_sha
     wait_until_idle(driver)
     more = driver.find_element(By.CSS_SELECTOR, ".digest-search__more")
     status = driver.find_element(By.CSS_SELECTOR, ".digest-search__status").text
-    assert more.is_displayed() and "+ results for" in status, status  # 4 of 7 shards asked
-    more.click()
-    wait_until_idle(driver)
+    assert more.is_displayed() and "+ results for" in status, status  # 4 of 10 shards asked
+    for _ in range(3):  # 4 more a press; post, paper and other shards take turns, the oldest post shard is last
+        if not more.is_displayed():
+            break
+        more.click()
+        wait_until_idle(driver)
     old = wait_for_results(driver)
     assert any(h["title"].startswith("An old note") for h in old), old
     status = driver.find_element(By.CSS_SELECTOR, ".digest-search__status").text

@@ -352,7 +352,9 @@ def test_a_build_killed_at_any_point_leaves_a_complete_site(tmp_path):
     left = [p for pid in pids for p in stage_root(out / "site").glob(f"{STAGE_PREFIX}{pid}-*")]
     assert left == []  # the search copies staged by the killed builds are gone
     live = Path(os.readlink(link)).name
-    kept = sorted(p.name for p in gens.iterdir())  # the live generation and the standby, both complete
+    inputs = {p.name for p in gens.iterdir() if p.name.endswith(".inputs.json")}  # what their pages were rendered from
+    kept = sorted(p.name for p in gens.iterdir() if p.name not in inputs)  # the live generation and the standby, both complete
+    assert all(name.removesuffix(".inputs.json") in kept for name in inputs), (inputs, kept)
     assert len(kept) == 4 and live in kept and live + ".json" in kept and all(
         k.endswith(".json") or k + ".json" in kept for k in kept), kept
     # the finished site is the one a build from scratch makes
@@ -370,7 +372,8 @@ def test_an_old_site_folder_becomes_the_first_generation(engine, tmp_path):
     result = build_site(engine, out, run_roots=[])
     assert (out / "site").is_symlink() and "old site" not in (out / "site" / "index.html").read_text()
     assert not (out / "site-digests.json").exists() and result.site_written > 50
-    # the old folder is the standby now, beside the new site, each with its digests
+    # the old folder is the standby now, beside the new site, each with its digests (the new one
+    # with what its pages were rendered from, too)
     assert sorted(p.name for p in (out / ".site.generations").iterdir()) == [
-        "g000001", "g000001.json", "g000002", "g000002.json"]
+        "g000001", "g000001.json", "g000002", "g000002.inputs.json", "g000002.json"]
     assert os.readlink(out / "site").endswith("g000002")

@@ -433,10 +433,11 @@ def article_page(article: str, after: str = "") -> str:
 def test_search_shards_cut_posts_by_date_and_reindex_only_what_changed(tmp_path):
     from catalog.sitegen.search import index_site, plan_shards, read_manifest
 
-    # newest first; cut from the oldest, the newest shard takes the rest and the other pages
-    shards = plan_shards([f"p{i}" for i in range(6, -1, -1)], ["papers/a"], 2)
-    assert [(s.name, s.pages) for s in shards] == [("shard-0003", ["p6", "papers/a"]), ("shard-0002", ["p5", "p4"]),
-                                                   ("shard-0001", ["p3", "p2"]), ("shard-0000", ["p1", "p0"])]
+    # newest first; cut from the oldest, the newest shard takes the rest; the other pages have a shard of their own
+    shards = plan_shards([f"p{i}" for i in range(6, -1, -1)], ["about/a"], 2)
+    assert [(s.name, s.pages) for s in shards] == [("shard-0003", ["p6"]), ("pages", ["about/a"]),
+                                                   ("shard-0002", ["p5", "p4"]), ("shard-0001", ["p3", "p2"]),
+                                                   ("shard-0000", ["p1", "p0"])]
     assert [s.pages for s in plan_shards(["p0"], [], 10)] == [["p0"]]
     assert [s.pages for s in plan_shards([], ["a"], 10)] == [["a"]]
 
