@@ -15,6 +15,7 @@ from typing import Iterable
 from sqlalchemy import Connection, Table
 
 from catalog.db import dialect_insert
+from catalog.ingest_skip import StoredDigests, skipped_facts
 from catalog.ingest_stats import IngestStats
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
@@ -23,7 +24,7 @@ from catalog.source_identity import resolve_or_create, text_fingerprint
 from catalog.source_merge import adopt_route, merge_same_channels
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
-from scrapers.records import PostRecord, SourceRecord
+from scrapers.records import PostRecord, SourceRecord, Unchanged
 
 CHUNK = 2000  # records per batch written (and per batch a parser child sends)
 ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
@@ -32,8 +33,10 @@ ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on P
 class Upserter:
     """Writes batches of records on one connection, caching ids it has looked up."""
 
-    def __init__(self, conn: Connection, stats: IngestStats):
+    def __init__(self, conn: Connection, stats: IngestStats, digests: StoredDigests | None = None):
         self.conn = conn
+        self.digests = digests  # what the reader was told is stored (for the posts it skipped)
+        self.skipped: list[int] = []  # posts whose raw message the reader skipped, unchanged
         self.stats = stats
         self.source_ids: dict[tuple[str, str], int] = {}
         self.tag_ids: dict[str, int] = {}
@@ -48,6 +51,10 @@ class Upserter:
 
     def finish(self) -> None:
         """After the last batch: merge sources now known to be one channel, tie copies to originals."""
+        if self.skipped:
+            tags, arxiv = skipped_facts(self.conn, self.skipped)
+            self.stats._tag_names |= tags
+            self.stats._arxiv |= arxiv
         merges = merge_same_channels(self.conn, self.touched)
         self.stats.sources_merged += len(merges)
         self.stats.merges += [m.as_dict() for m in merges]
@@ -116,22 +123,40 @@ class Upserter:
                                 {"authors": [], "categories": [], "status": PaperStatus.PENDING.value},
                                 "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
-    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str, int | None, str | None]]:
-        """(source id, external id) -> (post id, content hash, views, fingerprint) for the keys already stored."""
+    def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+        """(source id, external id) -> (post id, content hash, views, fingerprint, raw digest) for the keys stored."""
         by_source: dict[int, list[str]] = {}
         for sid, ext in keys:
             by_source.setdefault(sid, []).append(ext)
-        found: dict[tuple[int, str], tuple[int, str, int | None, str | None]] = {}
+        found: dict[tuple[int, str], tuple] = {}
         for sid, exts in by_source.items():
-            for ext, pid, chash, views, fp in select_in(
+            for ext, *row in select_in(
                     self.conn,
-                    f"SELECT external_id, id, content_hash, views, fingerprint FROM post"
+                    f"SELECT external_id, id, content_hash, views, fingerprint, raw_digest FROM post"
                     f" WHERE source_id={int(sid)} AND external_id IN",
                     exts):
-                found[(sid, ext)] = (pid, chash, views, fp)
+                found[(sid, ext)] = tuple(row)
         return found
 
-    def write(self, batch: list[PostRecord]) -> None:
+    def _skip(self, item: Unchanged) -> None:
+        """A message the reader found stored with the same raw digest: counted, nothing written."""
+        sid = self.source_id(item.source)
+        self.stats.posts_unchanged += 1
+        self.touched.setdefault(sid, []).append(item.external_id)
+        if self.digests is not None:
+            self.skipped.append(self.digests.post_ids[(sid, item.external_id)])
+
+    def write(self, batch: list[PostRecord | Unchanged]) -> None:
+        records = []
+        for item in batch:
+            if isinstance(item, Unchanged):
+                self._skip(item)
+            else:
+                records.append(item)
+        if records:
+            self._write_records(records)
+
+    def _write_records(self, batch: list[PostRecord]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
         self._adopt_new_routes(batch)
         latest: dict[tuple[int, str], PostRecord] = {}
@@ -139,7 +164,7 @@ class Upserter:
             latest[(self.source_id(rec.source), rec.external_id)] = rec
         existing = self._stored(latest)
 
-        new_rows, changed, view_updates, other_route = [], [], [], []
+        new_rows, changed, view_updates, other_route, digests = [], [], [], [], []
         for (sid, ext), rec in latest.items():
             chash = rec.content_hash()
             self.stats._tag_names.update(rec.hashtags)
@@ -148,7 +173,7 @@ class Upserter:
             if (sid, ext) not in existing:
                 new_rows.append((sid, rec, chash))
                 continue
-            pid, old_hash, old_views, old_fp = existing[(sid, ext)]
+            pid, old_hash, old_views, old_fp, old_digest = existing[(sid, ext)]
             if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
                 if rec.views is None and old_views is not None:
                     rec = replace(rec, views=old_views)  # an export has no view counts: keep the page's
@@ -161,9 +186,12 @@ class Upserter:
                     view_updates.append((rec.views, pid))
                 if old_hash != chash:
                     other_route.append((pid, rec))
+                elif rec.raw_digest and rec.raw_digest != old_digest:
+                    digests.append((rec.raw_digest, pid))  # next time this message is skipped unread
 
         if view_updates:
             self._many("UPDATE post SET views=? WHERE id=?", view_updates)
+        self._many("UPDATE post SET raw_digest=? WHERE id=?", digests)
         if changed:
             self._update(changed)
         if new_rows:
@@ -191,8 +219,9 @@ class Upserter:
 
     def _post_values(self, rec: PostRecord, chash: str) -> tuple:
         return (rec.url, rec.title, to_naive_utc(rec.published_at), rec.date_precision, rec.text, rec.raw,
-                rec.language, rec.views, rec.forwarded_from, json.dumps(dict(rec.extra), ensure_ascii=False),
-                chash, to_naive_utc(rec.edited_at))
+                rec.language, rec.views, rec.forwarded_from,
+                json.dumps(dict(rec.extra), ensure_ascii=False) if rec.extra else "{}", chash, rec.raw_digest or None,
+                to_naive_utc(rec.edited_at))
 
     def _insert(self, rows: list[tuple[int, PostRecord, str]]) -> None:
         # The fingerprint goes in with the row: a second UPDATE pass would write every new row
@@ -200,8 +229,8 @@ class Upserter:
         fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
         self.conn.exec_driver_sql(
             "INSERT INTO post(source_id, external_id, url, title, published_at, date_precision, text, raw, language,"
-            " views, forwarded_from, extra, content_hash, edited_at, ingested_at, updated_at, fingerprint)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " views, forwarded_from, extra, content_hash, raw_digest, edited_at, ingested_at, updated_at, fingerprint)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now, fp)
              for (sid, rec, chash), fp in zip(rows, fps)])
         self._keep_planner_informed(len(rows))
@@ -226,7 +255,8 @@ class Upserter:
         fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
         self._many(
             "UPDATE post SET url=?, title=?, published_at=?, date_precision=?, text=?, raw=?, language=?, views=?,"
-            " forwarded_from=?, extra=?, content_hash=?, edited_at=?, updated_at=?, fingerprint=? WHERE id=?",
+            " forwarded_from=?, extra=?, content_hash=?, raw_digest=?, edited_at=?, updated_at=?, fingerprint=?"
+            " WHERE id=?",
             [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, fp, pid)
              for (pid, rec, chash), fp in zip(rows, fps)])
         pids = [(pid,) for pid, _, _ in rows]
