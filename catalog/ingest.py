@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
 from catalog.ingest_parser import records_from_child, use_child_parser
+from catalog.ingest_prepare import prepare
 from catalog.ingest_skip import StoredDigests
 from catalog.ingest_stats import IngestStats
 from catalog.ingest_upsert import CHUNK, Upserter
@@ -31,35 +31,6 @@ from scrapers.records import PostRecord, Unchanged
 RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 RETRIES = 8
 RETRY_LOCK = 0x6469_6765_7374  # the advisory lock retried writers take turns on ("digest")
-
-
-def _strings(rec: PostRecord) -> tuple[str, ...]:
-    """Every free-text string a record brings (ids, dates and the like cannot hold a NUL)."""
-    src = rec.source
-    return (rec.text, rec.raw, rec.title, rec.url, rec.forwarded_from or "", src.handle, src.title, src.url,
-            *rec.hashtags, *(link.url for link in rec.links), *(v for pair in rec.extra for v in pair))
-
-
-def _without_nul(value):
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, tuple):
-        return tuple(map(_without_nul, value))
-    if is_dataclass(value):
-        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
-    return value
-
-
-def _storable(rec: PostRecord | Unchanged) -> PostRecord | Unchanged:
-    """`rec` with every NUL character dropped (text, title, raw, links, source...).
-
-    A PostgreSQL text value cannot hold NUL; SQLite's could, but its full-text index and
-    LIKE stop at one. Dropping it on both engines keeps their catalogs the same. (An
-    `Unchanged` message is not written: nothing to clean.)
-    """
-    if isinstance(rec, Unchanged):
-        return rec
-    return _without_nul(rec) if any("\x00" in s for s in _strings(rec)) else rec
 
 
 def _chunks(records: Iterable[PostRecord], size: int) -> Iterator[list[PostRecord]]:
@@ -97,7 +68,7 @@ def _in_one_transaction(engine: Engine, open_records: Callable[[StoredDigests | 
         upserter = Upserter(conn, stats, stored)
         records = open_records(stored)
         try:
-            for batch in _chunks(map(_storable, records), CHUNK):
+            for batch in _chunks(map(prepare, records), CHUNK):
                 upserter.write(batch)
                 if on_progress:
                     on_progress(len(batch))

@@ -1,5 +1,6 @@
 """Parsing a large input file in a forked child process, so that one core parses while this
-one writes: parsing is pure Python and the database write is mostly SQLite.
+one writes: parsing is pure Python and the database write is mostly SQLite. The child also
+prepares each record for the writer (`catalog.ingest_prepare`).
 
 The child asks the parent for the stored raw digests of its source (``("known?", source)``
 on the queue, answered on a second one): the parent's transaction is the one that sees them.
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from catalog.errors import DigestError
+from catalog.ingest_prepare import Prepared, prepare
 from catalog.ingest_upsert import CHUNK
 from scrapers import formats
 from scrapers.errors import ParseError
 from scrapers.digests import KnownDigests
-from scrapers.records import PostRecord, SourceRecord, Unchanged
+from scrapers.records import SourceRecord, Unchanged
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # smaller files are parsed in this process
 
@@ -43,8 +45,9 @@ def _parse_in_child(path: str, format: str | None, queue, answers, ask: bool, pa
                     os._exit(1)
 
     try:
-        batch: list[PostRecord | Unchanged] = []
-        for record in formats.read(path, format, known if ask else None):
+        batch: list[Prepared | Unchanged] = []
+        # prepared here: hashes and search text cost this process, not the writer
+        for record in map(prepare, formats.read(path, format, known if ask else None)):
             batch.append(record)
             if len(batch) >= CHUNK:
                 put(("batch", batch))
@@ -59,7 +62,7 @@ def _parse_in_child(path: str, format: str | None, queue, answers, ask: bool, pa
 
 
 def records_from_child(path: Path, format: str | None,
-                       known: KnownDigests | None = None) -> Iterator[PostRecord | Unchanged]:
+                       known: KnownDigests | None = None) -> Iterator[Prepared | Unchanged]:
     """Records parsed by a forked child process, in order; its errors are re-raised here.
 
     `known` as for `formats.read`: called here, in this process, when the child asks."""

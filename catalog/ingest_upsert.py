@@ -15,12 +15,13 @@ from typing import Iterable
 from sqlalchemy import Connection, Table
 
 from catalog.db import dialect_insert
+from catalog.ingest_prepare import Prepared
 from catalog.ingest_skip import StoredDigests, skipped_facts
 from catalog.ingest_stats import IngestStats
 from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
 from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
 from catalog.source_copies import link_copies
-from catalog.source_identity import resolve_or_create, text_fingerprint
+from catalog.source_identity import resolve_or_create
 from catalog.source_merge import adopt_route, merge_same_channels
 from catalog.sqlutil import select_in
 from catalog.tagging import retag_posts
@@ -80,14 +81,13 @@ class Upserter:
         self.stats._source_keys.add(self.source_ids[key])
         return self.source_ids[key]
 
-    def _adopt_new_routes(self, batch: list[PostRecord]) -> None:
+    def _adopt_new_routes(self, batch: list[Prepared]) -> None:
         """A source this input created, whose first records match a known channel, joins it now."""
         texts: dict[int, dict[str, str]] = {}
-        for rec in batch:
-            sid = self.source_id(rec.source)
-            fp = text_fingerprint(rec.text) if sid in self.unchecked else None
-            if fp:
-                texts.setdefault(sid, {})[rec.external_id] = fp
+        for p in batch:
+            sid = self.source_id(p.record.source)
+            if p.fingerprint and sid in self.unchecked:
+                texts.setdefault(sid, {})[p.record.external_id] = p.fingerprint
         for sid in list(self.unchecked):
             self.unchecked.discard(sid)
             report = adopt_route(self.conn, sid, texts.get(sid, {})) if sid in texts else None
@@ -146,7 +146,7 @@ class Upserter:
         if self.digests is not None:
             self.skipped.append(self.digests.post_ids[(sid, item.external_id)])
 
-    def write(self, batch: list[PostRecord | Unchanged]) -> None:
+    def write(self, batch: list[Prepared | Unchanged]) -> None:
         records = []
         for item in batch:
             if isinstance(item, Unchanged):
@@ -156,28 +156,29 @@ class Upserter:
         if records:
             self._write_records(records)
 
-    def _write_records(self, batch: list[PostRecord]) -> None:
+    def _write_records(self, batch: list[Prepared]) -> None:
         # The last occurrence of an id in one input wins (an export may repeat a message).
         self._adopt_new_routes(batch)
-        latest: dict[tuple[int, str], PostRecord] = {}
-        for rec in batch:
-            latest[(self.source_id(rec.source), rec.external_id)] = rec
+        latest: dict[tuple[int, str], Prepared] = {}
+        for p in batch:
+            latest[(self.source_id(p.record.source), p.record.external_id)] = p
         existing = self._stored(latest)
 
         new_rows, changed, view_updates, other_route, digests = [], [], [], [], []
-        for (sid, ext), rec in latest.items():
-            chash = rec.content_hash()
+        for (sid, ext), p in latest.items():
+            rec, chash = p.record, p.content_hash
             self.stats._tag_names.update(rec.hashtags)
             self.stats._arxiv.update(rec.arxiv_ids)
             self.touched.setdefault(sid, []).append(ext)
             if (sid, ext) not in existing:
-                new_rows.append((sid, rec, chash))
+                new_rows.append((sid, p))
                 continue
             pid, old_hash, old_views, old_fp, old_digest = existing[(sid, ext)]
-            if old_hash != chash and not (old_fp and old_fp == text_fingerprint(rec.text)):
+            if old_hash != chash and not (old_fp and old_fp == p.fingerprint):
                 if rec.views is None and old_views is not None:
-                    rec = replace(rec, views=old_views)  # an export has no view counts: keep the page's
-                changed.append((pid, rec, chash))
+                    # an export has no view counts: keep the page's
+                    p = p._replace(record=replace(rec, views=old_views))
+                changed.append((pid, p))
             else:
                 # The same text: unchanged, or the same post read by another route (an export
                 # after the page). Nothing is overwritten; what the record adds is kept.
@@ -217,26 +218,26 @@ class Upserter:
         self._many("INSERT OR IGNORE INTO post_paper(post_id, paper_id) VALUES (?, ?)",
                    [(pid, paper_ids[a]) for pid, rec in posts for a in rec.arxiv_ids])
 
-    def _post_values(self, rec: PostRecord, chash: str) -> tuple:
+    def _post_values(self, p: Prepared) -> tuple:
+        rec = p.record
         return (rec.url, rec.title, to_naive_utc(rec.published_at), rec.date_precision, rec.text, rec.raw,
                 rec.language, rec.views, rec.forwarded_from,
-                json.dumps(dict(rec.extra), ensure_ascii=False) if rec.extra else "{}", chash, rec.raw_digest or None,
+                json.dumps(dict(rec.extra), ensure_ascii=False) if rec.extra else "{}", p.content_hash,
+                rec.raw_digest or None,
                 to_naive_utc(rec.edited_at))
 
-    def _insert(self, rows: list[tuple[int, PostRecord, str]]) -> None:
+    def _insert(self, rows: list[tuple[int, Prepared]]) -> None:
         # The fingerprint goes in with the row: a second UPDATE pass would write every new row
         # twice (on PostgreSQL a new row version, and a new entry in each of its indexes).
-        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
         self.conn.exec_driver_sql(
             "INSERT INTO post(source_id, external_id, url, title, published_at, date_precision, text, raw, language,"
             " views, forwarded_from, extra, content_hash, raw_digest, edited_at, ingested_at, updated_at, fingerprint)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(sid, rec.external_id, *self._post_values(rec, chash), self.now, self.now, fp)
-             for (sid, rec, chash), fp in zip(rows, fps)])
+            [(sid, p.record.external_id, *self._post_values(p), self.now, self.now, p.fingerprint) for sid, p in rows])
         self._keep_planner_informed(len(rows))
-        stored = self._stored((sid, rec.external_id) for sid, rec, _ in rows)
-        posts = [(stored[(sid, rec.external_id)][0], rec) for sid, rec, _ in rows]
-        self._write_children(posts, fps)
+        stored = self._stored((sid, p.record.external_id) for sid, p in rows)
+        posts = [(stored[(sid, p.record.external_id)][0], p) for sid, p in rows]
+        self._write_children(posts)
         self.stats.posts_new += len(rows)
         self._write_search(posts, insert=True)
 
@@ -251,27 +252,26 @@ class Upserter:
             self.conn.exec_driver_sql("ANALYZE post")
             self._unanalyzed = 0
 
-    def _update(self, rows: list[tuple[int, PostRecord, str]]) -> None:
-        fps = [text_fingerprint(rec.text) for _, rec, _ in rows]
+    def _update(self, rows: list[tuple[int, Prepared]]) -> None:
         self._many(
             "UPDATE post SET url=?, title=?, published_at=?, date_precision=?, text=?, raw=?, language=?, views=?,"
             " forwarded_from=?, extra=?, content_hash=?, raw_digest=?, edited_at=?, updated_at=?, fingerprint=?"
             " WHERE id=?",
-            [(*self._post_values(rec, chash)[:-1], to_naive_utc(rec.edited_at) or self.now, self.now, fp, pid)
-             for (pid, rec, chash), fp in zip(rows, fps)])
-        pids = [(pid,) for pid, _, _ in rows]
+            [(*self._post_values(p)[:-1], to_naive_utc(p.record.edited_at) or self.now, self.now, p.fingerprint, pid)
+             for pid, p in rows])
+        pids = [(pid,) for pid, _ in rows]
         self._many("DELETE FROM post_tag WHERE post_id=? AND origin IN ('hashtag', 'arxiv-category')", pids)
         self._many("DELETE FROM link WHERE post_id=?", pids)
         self._many("DELETE FROM post_paper WHERE post_id=?", pids)
-        posts = [(pid, rec) for pid, rec, _ in rows]
-        self._write_children(posts, fps)
+        self._write_children(rows)
         self.stats.posts_updated += len(rows)
-        self._write_search(posts, insert=False)
+        self._write_search(rows, insert=False)
 
-    def _write_children(self, posts: list[tuple[int, PostRecord]], fps: list[str | None]) -> None:
-        """Tags, papers, links of `posts` (their rows written, with fingerprints `fps`)."""
-        self.written += [(pid, self.source_id(rec.source), fp, dict(rec.extra).get("forwarded_post"))
-                         for (pid, rec), fp in zip(posts, fps)]
+    def _write_children(self, prepared: list[tuple[int, Prepared]]) -> None:
+        """Tags, papers, links of the posts `prepared` (their rows written)."""
+        self.written += [(pid, self.source_id(p.record.source), p.fingerprint, dict(p.record.extra).get("forwarded_post"))
+                         for pid, p in prepared]
+        posts = [(pid, p.record) for pid, p in prepared]
         tag_ids = self.tag_id_map({t for _, rec in posts for t in rec.hashtags})
         paper_ids = self.paper_id_map({a for _, rec in posts for a in rec.arxiv_ids})
         # Plain SQL (ON CONFLICT DO NOTHING reads the same on both engines): these are the most
@@ -286,10 +286,12 @@ class Upserter:
         if self.has_paper_tags:  # papers already synced: their categories tag these posts too
             retag_posts(self.conn, [pid for pid, rec in posts if rec.arxiv_ids])
 
-    def _write_search(self, posts: list[tuple[int, PostRecord]], *, insert: bool) -> None:
-        linked = [pid for pid, rec in posts if rec.arxiv_ids]
+    def _write_search(self, posts: list[tuple[int, Prepared]], *, insert: bool) -> None:
+        linked = [pid for pid, p in posts if p.record.arxiv_ids]
         extra = linked_paper_texts(self.conn, linked) if linked else {}
-        rows = [search_row(pid, rec.title, rec.text, extra.get(pid)) for pid, rec in posts]
+        # The post's own search text was prepared with the record; a linked paper's text changes it.
+        rows = [search_row(pid, p.record.title, p.record.text, extra[pid]) if extra.get(pid) else (*p.search, pid)
+                for pid, p in posts]
         if insert:
             self._many(f"INSERT INTO post_search({SEARCH_COLUMNS}, post_id) VALUES (?, ?, ?, ?, ?)", rows)
             if self.conn.dialect.name == "sqlite":
