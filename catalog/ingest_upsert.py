@@ -12,13 +12,12 @@ import json
 from dataclasses import replace
 from typing import Iterable
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection
 
-from catalog.db import dialect_insert
 from catalog.ingest_prepare import Prepared
 from catalog.ingest_skip import StoredDigests, skipped_facts
 from catalog.ingest_stats import IngestStats
-from catalog.models import Paper, PaperStatus, Tag, to_naive_utc, utcnow
+from catalog.models import PaperStatus, to_naive_utc, utcnow
 from catalog.search import SEARCH_COLUMNS, linked_paper_texts, search_row
 from catalog.source_copies import link_copies
 from catalog.source_identity import resolve_or_create
@@ -29,6 +28,9 @@ from scrapers.records import PostRecord, SourceRecord, Unchanged
 
 CHUNK = 2000  # records per batch written (and per batch a parser child sends)
 ANALYZE_EVERY = 5 * CHUNK  # new posts between planner statistics refreshes on PostgreSQL
+# A paper first named by a post: no metadata yet (the same row the model's defaults make).
+_NEW_PAPER = ("INSERT INTO paper(arxiv_id, authors, categories, status)"
+              f" VALUES (?, '[]', '[]', '{PaperStatus.PENDING.value}') ON CONFLICT DO NOTHING")
 
 
 class Upserter:
@@ -99,29 +101,24 @@ class Upserter:
             self.stats.merges.append(report.as_dict())
             self.stats._follow_merges()
 
-    def _insert_new(self, table: Table, rows: list[dict]) -> None:
-        """INSERT … ON CONFLICT DO NOTHING in the dialect's own syntax: rows already there (ours or a
-        concurrent writer's) are kept as they are."""
-        if rows:
-            self.conn.execute(dialect_insert(self.conn, table).on_conflict_do_nothing(), rows)
+    def _ensure_ids(self, cache: dict[str, int], keys: set[str], insert: str, select_prefix: str) -> dict[str, int]:
+        """Ids of `keys` (rows created by `insert`, one key per row, when missing), cached across batches.
 
-    def _ensure_ids(self, cache: dict[str, int], keys: set[str], table: Table, key: str, defaults: dict,
-                    select_prefix: str) -> dict[str, int]:
-        """Ids of `keys` (rows created when missing), cached across batches."""
+        Rows already there (ours or a concurrent writer's) are kept as they are (ON CONFLICT DO NOTHING)."""
         # Sorted: concurrent writers then take row locks in the same order and cannot deadlock.
         missing = sorted(k for k in keys if k not in cache)
         if missing:
-            self._insert_new(table, [{key: k, **defaults} for k in missing])
+            self._many(insert, [(k,) for k in missing])
             cache.update(select_in(self.conn, select_prefix, missing))
         return cache
 
     def tag_id_map(self, names: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.tag_ids, names, Tag.__table__, "name", {}, "SELECT name, id FROM tag WHERE name IN")
+        return self._ensure_ids(self.tag_ids, names, "INSERT INTO tag(name) VALUES (?) ON CONFLICT DO NOTHING",
+                                "SELECT name, id FROM tag WHERE name IN")
 
     def paper_id_map(self, ids: set[str]) -> dict[str, int]:
-        return self._ensure_ids(self.paper_ids, ids, Paper.__table__, "arxiv_id",
-                                {"authors": [], "categories": [], "status": PaperStatus.PENDING.value},
-                                "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
+        # Plain SQL with the empty JSON lists spelt out: Core encoded two lists per new paper.
+        return self._ensure_ids(self.paper_ids, ids, _NEW_PAPER, "SELECT arxiv_id, id FROM paper WHERE arxiv_id IN")
 
     def _stored(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
         """(source id, external id) -> (post id, content hash, views, fingerprint, raw digest) for the keys stored."""
