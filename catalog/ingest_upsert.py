@@ -140,8 +140,9 @@ class Upserter:
         sid = self.source_id(item.source)
         self.stats.posts_unchanged += 1
         self.touched.setdefault(sid, []).append(item.external_id)
-        if self.digests is not None:
-            self.skipped.append(self.digests.post_ids[(sid, item.external_id)])
+        pid = self.digests.post_ids.get((sid, item.external_id)) if self.digests is not None else None
+        if pid is not None:  # for the run's tag and paper counts
+            self.skipped.append(pid)
 
     def write(self, batch: list[Prepared | Unchanged]) -> None:
         records = []
