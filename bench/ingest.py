@@ -62,7 +62,7 @@ for m in data["messages"]:
         text = m["text"] if isinstance(m["text"], str) else "".join(
             t if isinstance(t, str) else t.get("text", "") for t in m["text"])
         out.write(json.dumps({"id": m["id"], "date": m["date"], "channel": data["name"], "text": text},
-                             ensure_ascii=False) + "\n")
+                             ensure_ascii=False) + "\\n")
 """
 
 
