@@ -114,6 +114,13 @@ def _stem_search_index(conn: Connection) -> None:
     add_stems(conn)
 
 
+def _digest_raw_messages(conn: Connection) -> None:
+    # The raw-message digest a re-ingest compares before analysing (catalog.ingest_skip).
+    from catalog.ingest_skip import add_raw_digest
+
+    add_raw_digest(conn)
+
+
 # Append new migrations at the end; never edit or reorder the ones already released.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_base_schema,
@@ -124,6 +131,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_related,
     _follow_keyed_by_host,
     _stem_search_index,
+    _digest_raw_messages,
 ]
 
 

@@ -11,51 +11,26 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from catalog.dbfaults import fault_kind, retry_once_if_lost, target_of
 from catalog.errors import DigestError
 from catalog.ingest_parser import records_from_child, use_child_parser
+from catalog.ingest_prepare import prepare
+from catalog.ingest_skip import StoredDigests
 from catalog.ingest_stats import IngestStats
 from catalog.ingest_upsert import CHUNK, Upserter
 from scrapers import formats
 from scrapers.errors import ParseError
-from scrapers.records import PostRecord
+from scrapers.records import PostRecord, Unchanged
 
 RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 RETRIES = 8
 RETRY_LOCK = 0x6469_6765_7374  # the advisory lock retried writers take turns on ("digest")
-
-
-def _strings(rec: PostRecord) -> tuple[str, ...]:
-    """Every free-text string a record brings (ids, dates and the like cannot hold a NUL)."""
-    src = rec.source
-    return (rec.text, rec.raw, rec.title, rec.url, rec.forwarded_from or "", src.handle, src.title, src.url,
-            *rec.hashtags, *(link.url for link in rec.links), *(v for pair in rec.extra for v in pair))
-
-
-def _without_nul(value):
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, tuple):
-        return tuple(map(_without_nul, value))
-    if is_dataclass(value):
-        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
-    return value
-
-
-def _storable(rec: PostRecord) -> PostRecord:
-    """`rec` with every NUL character dropped (text, title, raw, links, source...).
-
-    A PostgreSQL text value cannot hold NUL; SQLite's could, but its full-text index and
-    LIKE stop at one. Dropping it on both engines keeps their catalogs the same.
-    """
-    return _without_nul(rec) if any("\x00" in s for s in _strings(rec)) else rec
 
 
 def _chunks(records: Iterable[PostRecord], size: int) -> Iterator[list[PostRecord]]:
@@ -75,15 +50,32 @@ def ingest_records(engine: Engine, records: Iterable[PostRecord], *,
 
     `one_at_a_time` (PostgreSQL): wait until no other such writer is running before writing,
     for a retry after a deadlock (see `ingest_file`)."""
+    return _in_one_transaction(engine, lambda _known: records, on_progress=on_progress, one_at_a_time=one_at_a_time)
+
+
+def _in_one_transaction(engine: Engine, open_records: Callable[[StoredDigests | None], Iterable[PostRecord | Unchanged]],
+                        *,
+                        on_progress: Callable[[int], None] | None, one_at_a_time: bool,
+                        digests: Callable[[Connection], StoredDigests | None] = lambda _conn: None) -> IngestStats:
+    """`ingest_records` of what `open_records` reads once the transaction is open: a reader
+    given the stored digests (made by `digests` on the transaction's connection) compares
+    messages with what this transaction sees."""
     stats = IngestStats(files=1)
     with engine.begin() as conn:
         if one_at_a_time and conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(?)", (RETRY_LOCK,))
-        upserter = Upserter(conn, stats)
-        for batch in _chunks(map(_storable, records), CHUNK):
-            upserter.write(batch)
-            if on_progress:
-                on_progress(len(batch))
+        stored = digests(conn)
+        upserter = Upserter(conn, stats, stored)
+        records = open_records(stored)
+        try:
+            for batch in _chunks(map(prepare, records), CHUNK):
+                upserter.write(batch)
+                if on_progress:
+                    on_progress(len(batch))
+        finally:
+            # Stop the parser now, in this process: left to the garbage collector, a generator of a
+            # failed attempt could be finalised inside the next attempt's forked parser.
+            getattr(records, "close", lambda: None)()
         upserter.finish()
     stats._finish()
     return stats
@@ -136,13 +128,11 @@ def _ingest_file_once(engine: Engine, path: Path, format: str | None,
             formats.by_name(format)  # an unknown name fails here, before any work
         else:
             format = formats.detect(path).NAME
-        records = records_from_child(path, format) if use_child_parser(path) else formats.read(path, format)
-        try:
-            return ingest_records(engine, records, on_progress=on_progress, one_at_a_time=one_at_a_time)
-        finally:
-            # Stop the parser now, in this process: left to the garbage collector, a generator of a
-            # failed attempt could be finalised inside the next attempt's forked parser.
-            getattr(records, "close", lambda: None)()
+        read = records_from_child if use_child_parser(path) else formats.read
+        # The reader is given the digests stored for its source: unchanged messages come back
+        # unanalysed (catalog.ingest_skip).
+        return _in_one_transaction(engine, lambda known: read(path, format, known), on_progress=on_progress,
+                                   one_at_a_time=one_at_a_time, digests=StoredDigests)
     except ParseError as exc:
         raise DigestError(str(exc)) from exc
     except formats.UnknownFormat as exc:  # a bad --format name (not any KeyError: that would hide bugs)

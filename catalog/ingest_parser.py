@@ -1,22 +1,29 @@
 """Parsing a large input file in a forked child process, so that one core parses while this
-one writes: parsing is pure Python and the database write is mostly SQLite."""
+one writes: parsing is pure Python and the database write is mostly SQLite. The child also
+prepares each record for the writer (`catalog.ingest_prepare`).
+
+The child asks the parent for the stored raw digests of its source (``("known?", source)``
+on the queue, answered on a second one): the parent's transaction is the one that sees them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from catalog.errors import DigestError
+from catalog.ingest_prepare import Prepared, prepare
 from catalog.ingest_upsert import CHUNK
 from scrapers import formats
 from scrapers.errors import ParseError
-from scrapers.records import PostRecord
+from scrapers.digests import KnownDigests
+from scrapers.records import SourceRecord, Unchanged
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # smaller files are parsed in this process
 
 
-def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> None:
+def _parse_in_child(path: str, format: str | None, queue, answers, ask: bool, parent_pid: int) -> None:
     import queue as queue_mod
 
     def put(item) -> None:
@@ -28,9 +35,19 @@ def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> No
                 if os.getppid() != parent_pid:
                     os._exit(1)
 
+    def known(source: SourceRecord) -> Mapping[str, str]:
+        put(("known?", source))
+        while True:
+            try:
+                return answers.get(timeout=1.0)
+            except queue_mod.Empty:
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+
     try:
-        batch: list[PostRecord] = []
-        for record in formats.read(path, format):
+        batch: list[Prepared | Unchanged] = []
+        # prepared here: hashes and search text cost this process, not the writer
+        for record in map(prepare, formats.read(path, format, known if ask else None)):
             batch.append(record)
             if len(batch) >= CHUNK:
                 put(("batch", batch))
@@ -44,14 +61,18 @@ def _parse_in_child(path: str, format: str | None, queue, parent_pid: int) -> No
         put(("error", DigestError(f"{path}: {exc.__class__.__name__}: {exc}")))
 
 
-def records_from_child(path: Path, format: str | None) -> Iterator[PostRecord]:
-    """Records parsed by a forked child process, in order; its errors are re-raised here."""
+def records_from_child(path: Path, format: str | None,
+                       known: KnownDigests | None = None) -> Iterator[Prepared | Unchanged]:
+    """Records parsed by a forked child process, in order; its errors are re-raised here.
+
+    `known` as for `formats.read`: called here, in this process, when the child asks."""
     import multiprocessing
     import queue as queue_mod
 
     ctx = multiprocessing.get_context("fork")
-    q = ctx.Queue(maxsize=4)
-    proc = ctx.Process(target=_parse_in_child, args=(str(path), format, q, os.getpid()), daemon=True)
+    q, answers = ctx.Queue(maxsize=4), ctx.Queue(maxsize=1)
+    proc = ctx.Process(target=_parse_in_child, args=(str(path), format, q, answers, known is not None, os.getpid()),
+                       daemon=True)
     proc.start()
     try:
         while True:
@@ -60,6 +81,9 @@ def records_from_child(path: Path, format: str | None) -> Iterator[PostRecord]:
             except queue_mod.Empty:
                 if not proc.is_alive():
                     raise DigestError(f"{path}: the parser process died (exit code {proc.exitcode})") from None
+                continue
+            if kind == "known?":
+                answers.put(dict(known(payload)) if known else {})
                 continue
             if kind == "done":
                 return

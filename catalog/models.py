@@ -115,6 +115,9 @@ class Post(Base):
     # The original when this post is a forward or repost of one in another source (no FK:
     # added by a migration, and cleared by hand when the original goes).
     copy_of_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Digest of the raw message (and analysis) this row was last written from
+    # (`scrapers.digests`); a re-ingest skips the messages whose digest matches. NULL: none known.
+    raw_digest: Mapped[str | None] = mapped_column(String(32))
 
     source: Mapped[Source] = relationship(back_populates="posts")
     tags: Mapped[list[PostTag]] = relationship(back_populates="post", cascade="all, delete-orphan")

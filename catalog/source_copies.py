@@ -11,11 +11,18 @@ from typing import Iterable
 
 from sqlalchemy import Connection, func, or_, select, update
 
-from catalog.models import Post
+from catalog.models import Post, Source
 from catalog.source_identity import find_source_id
 from catalog.sqlutil import chunked
 
-P = Post.__table__
+P, S = Post.__table__, Source.__table__
+
+
+def _other_sources_have_posts(conn: Connection, sid: int) -> bool:
+    """Whether any source but `sid` holds a post (one indexed look-up per source: there are few)."""
+    others = conn.execute(select(S.c.id).where(S.c.id != sid)).scalars().all()
+    return any(conn.execute(select(P.c.id).where(P.c.source_id == other).limit(1)).first() is not None
+               for other in others)
 
 
 def link_copies(conn: Connection, posts: Iterable[tuple[int, int, str | None, str | None]]) -> int:
@@ -28,7 +35,9 @@ def link_copies(conn: Connection, posts: Iterable[tuple[int, int, str | None, st
     """
     made = 0
     fingerprints: set[str] = set()
+    sources: set[int] = set()
     for pid, sid, fp, ref in posts:
+        sources.add(sid)
         if fp:
             fingerprints.add(fp)
         if ref and "/" in ref:
@@ -40,6 +49,8 @@ def link_copies(conn: Connection, posts: Iterable[tuple[int, int, str | None, st
                 if original is not None:
                     made += conn.execute(update(P).where(P.c.id == pid, or_(
                         P.c.copy_of_id.is_(None), P.c.copy_of_id != original)).values(copy_of_id=original)).rowcount
+    if len(sources) == 1 and not _other_sources_have_posts(conn, sources.pop()):
+        return made  # one source holds every post: no text can be in two sources
     shared: list[str] = []  # texts that occur in more than one source: usually none or few
     for part in chunked(sorted(fingerprints)):
         shared += conn.execute(select(P.c.fingerprint).where(P.c.fingerprint.in_(part)).group_by(P.c.fingerprint)

@@ -112,7 +112,7 @@ def _fold(conn: Connection, ours: int, theirs: int) -> bool:
     tags and papers: the union. Returns whether `ours` gained anything.
     """
     cols = (P.c.text, P.c.title, P.c.raw, P.c.url, P.c.views, P.c.edited_at, P.c.content_hash, P.c.language,
-            P.c.forwarded_from, P.c.extra, P.c.fingerprint, P.c.published_at)
+            P.c.forwarded_from, P.c.extra, P.c.fingerprint, P.c.published_at, P.c.raw_digest)
     a = conn.execute(select(*cols).where(P.c.id == ours)).one()._mapping
     b = conn.execute(select(*cols).where(P.c.id == theirs)).one()._mapping
     changes: dict[str, Any] = {}
@@ -123,6 +123,7 @@ def _fold(conn: Connection, ours: int, theirs: int) -> bool:
         for c in ("text", "title", "raw", "content_hash", "language", "fingerprint", "edited_at"):
             if b[c] is not None:
                 changes[c] = b[c]
+        changes["raw_digest"] = b["raw_digest"]  # the raw message the text now comes from
     for c in ("url", "forwarded_from", "published_at", "language"):
         if not a[c] and b[c] and c not in changes:
             changes[c] = b[c]

@@ -15,7 +15,8 @@ from typing import Iterator
 from scrapers import (archive_text, blog_listing, hashtag_dump, mirror_page, telegram_html, telegram_json,
                       tme_preview)
 from scrapers.errors import ParseError
-from scrapers.records import PostRecord
+from scrapers.digests import KnownDigests
+from scrapers.records import PostRecord, Unchanged
 
 SNIFF_BYTES = 64 * 1024
 
@@ -64,7 +65,14 @@ def detect(path: str | Path) -> ModuleType:
                      source=str(path))
 
 
-def read(path: str | Path, format: str | None = None) -> Iterator[PostRecord]:
-    """Parse `path` with the named format, or the detected one."""
+def read(path: str | Path, format: str | None = None,
+         known: KnownDigests | None = None) -> Iterator[PostRecord | Unchanged]:
+    """Parse `path` with the named format, or the detected one.
+
+    `known` gives the stored raw digests of a source (`scrapers.digests`): a format that
+    digests its raw messages (``SKIPS_UNCHANGED``) hands out the messages they match as
+    `Unchanged`, unanalysed; the other formats ignore it and read everything."""
     fmt = by_name(format) if format else detect(path)
+    if known is not None and getattr(fmt, "SKIPS_UNCHANGED", False):
+        return fmt.parse_file(path, known)
     return fmt.parse_file(path)

@@ -40,6 +40,7 @@ class JsonStream:
         self.base = 0  # characters dropped from the front of buf so far
         self.bytes_read = 0
         self.eof = False
+        self.start = 0  # where the last value decoded began in buf (see `last_text`)
 
     # -- buffer
 
@@ -105,8 +106,14 @@ class JsonStream:
                 self._fill(grow)
                 grow *= 2
                 continue
-            self.pos = end
+            self.start, self.pos = self.pos, end
             return value
+
+    def last_text(self) -> str:
+        """The JSON text of the value handed out last, exactly as the file spells it.
+
+        Valid until the next value is read (the buffer moves on then)."""
+        return self.buf[self.start:self.pos]
 
     # -- structure
 

@@ -69,6 +69,9 @@ class PostRecord:
     views: int | None = None
     forwarded_from: str | None = None
     extra: tuple[tuple[str, str], ...] = field(default=())  # format-specific fields (author, readers…)
+    # Digest of the raw message as read and of the analysis that turned it into this record
+    # (`scrapers.digests`); "" where the format computes none. Not part of `content_hash`.
+    raw_digest: str = ""
 
     def content_hash(self) -> str:
         """Hash of what a reader sees; an edit changes it, a re-read does not.
@@ -81,6 +84,18 @@ class PostRecord:
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x1e")
         return h.hexdigest()
+
+
+@_pickled_as_values
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A message the catalog already holds exactly as read (same raw digest): not analysed again.
+
+    Handed out instead of a `PostRecord` only by readers given the stored digests
+    (``formats.read(..., known=...)``)."""
+
+    source: SourceRecord
+    external_id: str
 
 
 def stable_id(*parts: str) -> str:

@@ -11,17 +11,19 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from scrapers.errors import ParseError
+from scrapers.digests import KnownDigests, message_digest
 from scrapers.jsonstream import JsonStream
 from scrapers.normalize import analyze, clean_text, extract_hashtags
-from scrapers.records import PostRecord, SourceRecord
+from scrapers.records import PostRecord, SourceRecord, Unchanged
 
 NAME = "telegram-json"
 _WEB_LINK = re.compile(r"^https?://", re.I)
 _OTHER_SCHEME = re.compile(r"^(?!https?://)[a-z][a-z0-9+.-]*:", re.I)  # tg:, mailto:, …
 DESCRIPTION = "Telegram Desktop JSON export (result.json), streamed message by message"
+SKIPS_UNCHANGED = True  # parse_file takes the stored digests (`known`) and skips what they match
 
 
 def sniff(head: bytes) -> bool:
@@ -30,11 +32,16 @@ def sniff(head: bytes) -> bool:
     return start == b"{" and b'"messages"' in head
 
 
-def parse_file(path: str | Path) -> Iterator[PostRecord]:
+def parse_file(path: str | Path, known: KnownDigests | None = None) -> Iterator[PostRecord | Unchanged]:
     """Stream the export: one message decoded at a time, so memory does not grow with the file.
 
     The chat's ``name``/``id`` come before ``messages`` in every export we know; if a
     file has them after, the messages are held until they arrive (correct, not flat).
+
+    Each record carries the digest of its message's raw JSON text (`scrapers.digests`).
+    With `known` (the stored digests of the export's source, asked once the source is
+    known), a message whose id and digest are stored is handed out as `Unchanged`, before
+    any analysis; only the first message of an id is compared (a repeat may differ).
     """
     path = Path(path)
     try:
@@ -44,26 +51,30 @@ def parse_file(path: str | Path) -> Iterator[PostRecord]:
     with f:
         stream = JsonStream(f, source=str(path))
         header: dict[str, Any] = {}
-        pending: list[Any] = []
+        pending: list[tuple[Any, str]] = []
         source: SourceRecord | None = None
+        stored: dict[str, str] = {}
         index = 0
         for kind, key, value in stream.events("messages"):
             if kind == "key":
                 header[key] = value
                 continue
+            item = (value, message_digest(stream.last_text()))
             if source is None and "id" not in header and "name" not in header:
-                pending.append(value)
+                pending.append(item)
                 continue
             if source is None:
                 source = _source(header, str(path))
-                yield from _records(pending, source, str(path), 0)
+                stored = dict(known(source)) if known else {}
+                yield from _records(pending, source, str(path), 0, stored)
                 index, pending = len(pending), []
-            yield from _records((value,), source, str(path), index)
+            yield from _records((item,), source, str(path), index, stored)
             index += 1
         if source is None:
             if not pending and not isinstance(header.get("messages"), list):
                 raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=str(path))
-            yield from _records(pending, _source(header, str(path)), str(path), 0)
+            source = _source(header, str(path))
+            yield from _records(pending, source, str(path), 0, dict(known(source)) if known else {})
 
 
 def _source(header: dict[str, Any], source_name: str) -> SourceRecord:
@@ -73,10 +84,17 @@ def _source(header: dict[str, Any], source_name: str) -> SourceRecord:
         raise ParseError(exc.message, source=source_name) from None
 
 
-def _records(messages: Any, source: SourceRecord, source_name: str, start: int) -> Iterator[PostRecord]:
-    for index, message in enumerate(messages, start):
+def _records(items: Iterable[tuple[Any, str]], source: SourceRecord, source_name: str, start: int,
+             stored: dict[str, str]) -> Iterator[PostRecord | Unchanged]:
+    """Records of (message, raw digest) pairs; `stored` loses each id it is asked about."""
+    for index, (message, digest) in enumerate(items, start):
+        if stored and isinstance(message, dict):
+            msg_id = message.get("id")
+            if isinstance(msg_id, int) and stored.pop(str(msg_id), None) == digest:
+                yield Unchanged(source, str(msg_id))
+                continue
         try:
-            record = parse_message(message, source)
+            record = parse_message(message, source, digest)
         except ParseError as exc:
             raise ParseError(exc.message, source=source_name, position=f"message #{index}") from None
         if record is not None:
@@ -89,7 +107,7 @@ def parse_export(data: Any, *, source_name: str = "<export>") -> Iterator[PostRe
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=source_name)
-    yield from _records(messages, source_of(data), source_name, 0)
+    yield from _records(((m, "") for m in messages), source_of(data), source_name, 0, {})
 
 
 def source_of(data: dict[str, Any]) -> SourceRecord:
@@ -141,7 +159,7 @@ def headline(text: str, limit: int = 100) -> str:
     return cut.rstrip(" ,.;:") + "…"
 
 
-def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
+def parse_message(message: Any, source: SourceRecord, raw_digest: str = "") -> PostRecord | None:
     if not isinstance(message, dict):
         raise ParseError(f"message is {type(message).__name__}, expected an object")
     if message.get("type", "message") != "message":
@@ -179,4 +197,5 @@ def parse_message(message: Any, source: SourceRecord) -> PostRecord | None:
         links=facts.links,
         language=facts.language,
         forwarded_from=forwarded if isinstance(forwarded, str) else None,
+        raw_digest=raw_digest,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,9 @@ def test_fixture_export_streams_like_json_load():
 
     path = shared_path("fixtures", "telegram", "uponthepathofsalaf_result.json")
     streamed = list(telegram_json.parse_file(path))
-    assert streamed == list(telegram_json.parse_export(json.loads(path.read_bytes())))
+    # A decoded export has no raw text to digest: the digests are the only difference.
+    assert all(r.raw_digest for r in streamed) and len({r.raw_digest for r in streamed}) == len(streamed)
+    assert [replace(r, raw_digest="") for r in streamed] == list(telegram_json.parse_export(json.loads(path.read_bytes())))
     assert len(streamed) == 208
 
 

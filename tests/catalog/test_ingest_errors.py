@@ -22,7 +22,7 @@ def test_unknown_format_name_is_a_digest_error(engine):
 
 
 def test_a_keyerror_inside_a_parser_is_not_reported_as_an_unknown_format(engine, monkeypatch):
-    def buggy(path):
+    def buggy(path, known=None):  # the signature of a reader that skips unchanged messages
         raise KeyError("from_id")  # as a parser bug would: a field it assumed every message has
 
     monkeypatch.setattr(telegram_json, "parse_file", buggy)
@@ -47,7 +47,7 @@ class _Queue:
 
 def test_child_parser_waits_out_a_full_queue():
     q = _Queue([queue.Full(), queue.Full()])
-    _parse_in_child(str(sample_corpus()[0]), None, q, os.getppid())
+    _parse_in_child(str(sample_corpus()[0]), None, q, None, False, os.getppid())
     kinds = [kind for kind, _ in q.items]
     assert kinds[-1] == "done" and "batch" in kinds and "error" not in kinds
 
@@ -56,4 +56,4 @@ def test_child_parser_does_not_swallow_other_queue_errors():
     # Before, any exception from put() was taken for queue.Full and retried forever.
     q = _Queue([ValueError("Queue is closed")] * 2)
     with pytest.raises(ValueError, match="Queue is closed"):
-        _parse_in_child(str(sample_corpus()[0]), None, q, os.getppid())
+        _parse_in_child(str(sample_corpus()[0]), None, q, None, False, os.getppid())
