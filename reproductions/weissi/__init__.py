@@ -91,11 +91,12 @@ CARD = Card(
                 "lambda_n_grid": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]},
         # one H100/H200, the same regime at the full size (not run: no GPU lent): MLP 784-512x4-10,
         # 10k images, 50 epochs at batch 256 (1,950 steps, ~1.5 ms each, launch-bound: ~3 s a model),
-        # 12 tuning models + 4 arms x 8 seeds (28 new) = 40 models ~2 min, PGD-20 on all 10k test images.
+        # 16 tuning models (the cpu preset's grids) + 4 arms x 8 seeds (28 new) = 44 models ~2.5 min, PGD-20 on
+        # all 10k test images.
         "gpu": {**_COMMON, "n_layer": 4, "d_hidden": 512, "train_images": 10000, "epochs": 50, "seeds": 8,
                 "tune_seeds": 1, "batch_size": 256, "lr": 0.1, "pgd_steps": 20, "eval_batch_size": 5000,
-                "l2_grid": [1e-5, 1e-4, 1e-3, 1e-2], "lambda_e_grid": [1e-3, 1e-2, 1e-1, 1.0],
-                "lambda_n_grid": [1e-5, 1e-4, 1e-3]},
+                "l2_grid": [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2], "lambda_e_grid": [1e-3, 1e-2, 1e-1, 1.0],
+                "lambda_n_grid": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]},
     },
     budget_s={"smoke": 60, "cpu": 540, "gpu": 150},  # cpu: sized to ~390 s, slot 9 min
     headline="weissi.accuracy",
