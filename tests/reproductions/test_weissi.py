@@ -258,7 +258,7 @@ def test_card_presets_are_valid_configs():
         cfg = ExperimentConfig.from_dict(CARD.config(preset))
         assert (cfg.arch, cfg.n_layer, cfg.norm, cfg.train_images) == ("mlp", 4, "none", 10000)
         assert len(cfg.seed_list(0)) >= 6 and cfg.tune_seeds >= 1
-        for grid in (cfg.l2_grid, cfg.lambda_e_grid):  # log-spaced, spanning at least three decades
+        for grid in (cfg.l2_grid, cfg.lambda_e_grid, cfg.lambda_n_grid):  # log-spaced, >= three decades each
             ratios = [b / a for a, b in zip(grid, grid[1:])]
             assert max(grid) / min(grid) >= 1e3 * (1 - 1e-9) and max(ratios) == pytest.approx(min(ratios))
     assert CARD.budget_s["gpu"] <= 150 and CARD.budget_s["cpu"] <= 1200
