@@ -188,7 +188,7 @@ def diff_line(folder: Path, mutant: str) -> str:
 
 def postgres_env(env: dict[str, str]) -> object | None:
     sys.path.insert(0, str(REPO / "tests"))
-    from pgserver import PgServer
+    from support.pgserver import PgServer
 
     server = PgServer.from_env() or PgServer.start()
     if server is None:
