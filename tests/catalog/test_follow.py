@@ -250,3 +250,73 @@ def test_sync_builds_the_site_for_its_public_address(server, cli, tmp_path, monk
     assert result.exit_code == 0, result.output
     sitemap = (tmp_path / "out" / "site" / "sitemap.xml").read_text(encoding="utf-8")
     assert "<loc>https://example.org/sync-site/</loc>" in sitemap and sitemap.count("/posts/") >= 7
+
+
+# ---------------------------------------------------------------- the lock's staleness rule, the report (issue 35)
+
+def test_a_lock_is_stale_only_when_old_unreadable_or_its_process_is_gone():
+    """Six hours old, or unreadable, or held by a process of this host that is gone: stale. A recent
+    lock of another host (its process cannot be checked from here) or of a live process: held."""
+    import os
+    import socket
+
+    from catalog.follow import _is_stale
+    from catalog.models import utcnow
+
+    here, now = socket.gethostname(), utcnow()
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    ago = lambda **kw: (now - timedelta(**kw)).isoformat()  # noqa: E731
+    assert _is_stale({"pid": os.getpid(), "host": here, "since": ago(hours=6, minutes=1)})  # old, even if alive
+    assert _is_stale({"pid": dead, "host": "elsewhere", "since": ago(hours=6, minutes=1)})
+    assert not _is_stale({"pid": dead, "host": "elsewhere", "since": ago(hours=5, minutes=59)})
+    assert not _is_stale({"pid": os.getpid(), "host": here, "since": ago(minutes=1)})  # this live process
+    assert _is_stale({"pid": dead, "host": here, "since": ago(minutes=1)})  # gone from this host
+    assert not _is_stale({"pid": "not a pid", "host": here, "since": ago(minutes=1)})  # cannot tell: held
+    for unreadable in ({}, {"pid": dead, "host": here}, {"since": "yesterday"}, {"since": None}):
+        assert _is_stale(unreadable), unreadable
+
+
+def test_a_mirror_channel_is_unfollowed_by_its_address(cli, server):
+    url = f"{server.base}/s/alpha_ch"
+    assert cli("follow", "--mirror", server.host, url).exit_code == 0
+    result = cli("unfollow", url)
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("following", "--json").stdout) == []
+
+
+def test_following_lists_channels_by_name_with_their_post_counts(cli, server):
+    """Followed gamma, beta, alpha. Before a sync: no source, 0 posts, never synced. After: alpha 5
+    posts and gamma 7 (the server's pages), beta (404) failed with its error and none."""
+    urls = {name: f"{server.base}/s/{name}" for name in ("gamma_ch", "beta_ch", "alpha_ch")}
+    assert cli("follow", "--mirror", server.host, *urls.values()).exit_code == 0
+    rows = json.loads(cli("following", "--json").stdout)
+    assert [(r["channel"], r["url"], r["source_id"], r["posts"], r["last_synced_at"], r["last_status"],
+             r["last_error"]) for r in rows] == [
+        (f"@{name}", urls[name], None, 0, None, None, None) for name in ("alpha_ch", "beta_ch", "gamma_ch")]
+    synced_after = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 1
+    rows = json.loads(cli("following", "--json").stdout)
+    assert [(r["channel"], r["posts"], r["last_status"]) for r in rows] == [
+        ("@alpha_ch", 5, "ok"), ("@beta_ch", 0, "failed"), ("@gamma_ch", 7, "ok")]
+    sources = {r["handle"]: r["id"] for r in json.loads(cli("sources", "--json").stdout)}
+    assert [r["source_id"] for r in rows] == [sources["alpha_ch"], None, sources["gamma_ch"]]
+    assert all(datetime.fromisoformat(r["last_synced_at"]) >= synced_after for r in rows)
+    assert [r["last_error"] is None for r in rows] == [True, False, True] and "404" in rows[1]["last_error"]
+
+
+def test_sync_reports_the_papers_left_pending_offline(cli, server):
+    """Two posts name two arXiv papers: offline, both stay pending, with the offline warning."""
+    server.channels["alpha_ch"] = [Msg(1, T0, ["Notes on arXiv:2301.00001 and a result"]),
+                                   Msg(2, T0 + timedelta(hours=1), ["Follow-up on https://arxiv.org/abs/2302.00002"])]
+    cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch", f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arxiv"] == {"fetched": 0, "pending": 2, "warning": "offline: nothing fetched"}
+
+
+def test_sync_with_no_paper_pending_reports_no_warning(cli, server):
+    """gamma's posts name no paper: arXiv has nothing to fetch (no request is made), and says nothing."""
+    cli("follow", "--mirror", server.host, f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arxiv"] == {"fetched": 0, "pending": 0, "warning": ""}
