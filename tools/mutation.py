@@ -80,7 +80,8 @@ MODULES: dict[str, Module] = {
     "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/catalog/test_follow.py", "tests/scrapers/test_fetch.py", BLIND]),
     # idempotent re-runs and edits
     "ingest": Module("catalog/ingest_upsert.py", ["*"], ["tests/catalog/test_ingest.py", "tests/catalog/test_ingest_errors.py",
-                                                 "tests/catalog/test_ingest_fast_paths.py"]),
+                                                 "tests/catalog/test_ingest_fast_paths.py", "tests/catalog/test_ingest_edits.py",
+                                                 "tests/catalog/test_sources.py", BLIND_MERGE]),
 }
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
