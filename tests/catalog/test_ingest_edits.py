@@ -1,5 +1,6 @@
 """An edited post, re-ingested: what it no longer has goes, what it has now comes; counts add up
-over batches (issue 35: survivors of the mutation run over catalog/ingest_upsert.py).
+over batches; one input of two channels keeps them apart (issue 35: survivors of the mutation run
+over catalog/ingest_upsert.py).
 
 Records are built by hand, so every expected tag, link, paper and count is the one written here.
 """
@@ -70,3 +71,15 @@ def test_edits_are_counted_over_every_batch(engine, monkeypatch):
     assert stats.posts_new == 3
     stats = ingest_records(engine, [_post(str(i), f"post {i} other words") for i in range(3)])
     assert (stats.posts_new, stats.posts_updated, stats.posts_unchanged) == (0, 3, 0)
+
+
+def test_one_input_of_two_channels_keeps_each_post_in_its_channel(engine):
+    """Message ids repeat across channels: post 1 of one channel is not post 1 of the other, edited."""
+    stats = ingest_records(engine, [_post("1", "first channel, post one"), _post("1", "second channel, post one", source=OTHER),
+                                    _post("2", "first channel, post two")])
+    assert (stats.posts_new, stats.posts_updated) == (3, 0)
+    with engine.connect() as c:
+        rows = sorted(c.exec_driver_sql("SELECT s.handle, p.external_id, p.text FROM post p"
+                                        " JOIN source s ON s.id = p.source_id").all())
+    assert [tuple(r) for r in rows] == [("edits_ch", "1", "first channel, post one"), ("edits_ch", "2", "first channel, post two"),
+                                        ("elsewhere_ch", "1", "second channel, post one")]
