@@ -320,3 +320,23 @@ def test_sync_with_no_paper_pending_reports_no_warning(cli, server):
     result = cli("sync", "--interval", "0.1", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["arxiv"] == {"fetched": 0, "pending": 0, "warning": ""}
+
+
+def test_a_channel_result_reads_as_one_line_and_the_report_lists_the_failed():
+    from catalog.follow import ChannelResult, SyncReport
+
+    ok = ChannelResult("@alpha_ch", True, pages=1, new=2, updated=1, unchanged=3)
+    two = ChannelResult("@gamma_ch", True, pages=2, new=30)
+    failed = ChannelResult("@beta_ch", False, pages=1, error="HTTP 404 for http://x/s/beta_ch")
+    assert ok.line() == "@alpha_ch: 2 new, 1 updated, 3 unchanged (1 page)"
+    assert two.line() == "@gamma_ch: 30 new, 0 updated, 0 unchanged (2 pages)"
+    assert ChannelResult("@delta_ch", True).line() == "@delta_ch: 0 new, 0 updated, 0 unchanged (0 pages)"
+    assert failed.line() == "@beta_ch: FAILED: HTTP 404 for http://x/s/beta_ch"
+    report = SyncReport([ok, failed, two], arxiv={"fetched": 1}, related=None, site="/srv/site")
+    assert report.failed == [failed]
+    assert report.as_dict() == {
+        "channels": [{"channel": "@alpha_ch", "ok": True, "pages": 1, "new": 2, "updated": 1, "unchanged": 3, "error": ""},
+                     {"channel": "@beta_ch", "ok": False, "pages": 1, "new": 0, "updated": 0, "unchanged": 0,
+                      "error": "HTTP 404 for http://x/s/beta_ch"},
+                     {"channel": "@gamma_ch", "ok": True, "pages": 2, "new": 30, "updated": 0, "unchanged": 0, "error": ""}],
+        "failed": ["@beta_ch"], "arxiv": {"fetched": 1}, "related": None, "site": "/srv/site"}
