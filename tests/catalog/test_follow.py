@@ -340,3 +340,36 @@ def test_a_channel_result_reads_as_one_line_and_the_report_lists_the_failed():
                       "error": "HTTP 404 for http://x/s/beta_ch"},
                      {"channel": "@gamma_ch", "ok": True, "pages": 2, "new": 30, "updated": 0, "unchanged": 0, "error": ""}],
         "failed": ["@beta_ch"], "arxiv": {"fetched": 1}, "related": None, "site": "/srv/site"}
+
+
+def test_release_takes_back_only_this_process_lock(engine):
+    """Another live process's lock is named in the refusal and left in place by this one's release."""
+    import os
+    import socket
+
+    from sqlalchemy import insert, select
+
+    from catalog.errors import DigestError
+    from catalog.follow import acquire_lock, release_lock
+    from catalog.models import Meta, utcnow
+
+    since = utcnow().isoformat()
+    other = {"pid": os.getppid(), "host": socket.gethostname(), "since": since}  # our parent: alive
+    with engine.begin() as c:
+        c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(other)))
+    with pytest.raises(DigestError) as refused:
+        acquire_lock(engine)
+    assert str(refused.value) == (f"another `digest sync` is running on this catalog (pid {os.getppid()} on "
+                                  f"{socket.gethostname()} since {since}); try again later")
+    release_lock(engine)
+    with engine.connect() as c:
+        assert json.loads(c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar()) == other
+        c.execute(Meta.__table__.delete().where(Meta.key == "sync_lock"))  # as if that process released it
+        c.commit()
+    acquire_lock(engine)
+    with engine.connect() as c:
+        mine = json.loads(c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar())
+    assert (mine["pid"], mine["host"]) == (os.getpid(), socket.gethostname())
+    release_lock(engine)
+    with engine.connect() as c:
+        assert c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar() is None
