@@ -77,7 +77,7 @@ MODULES: dict[str, Module] = {
     # the site writer: incremental writes, stale files, the post order the search shards follow
     "generate": Module("catalog/sitegen/writer.py", ["xǁDocsWriterǁ*", "x_load_digests", "x_save_digests"],
                        ["tests/site/test_site.py", BLIND_SITE],
-                       SQLITE_ONLY + " and not browser and (blind_spots or incremental or regenerating or foreign"
+                       SQLITE_ONLY + " and not browser and (blind_spots or incremental or foreign"
                                      " or never_written or shards_cut)"),
     "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", BLIND]),
     "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/catalog/test_follow.py", "tests/scrapers/test_fetch.py", BLIND]),
