@@ -190,3 +190,30 @@ def test_find_feed_by_source_tag_or_paper(feeds):
         with pytest.raises(DigestError) as err:
             find_feed(feeds_list, **kw)
         assert str(err.value) == f"{said}: it is not in the catalog (see `digest sources`, `digest tags`)"
+
+
+def test_names_starting_with_x_are_found_too():
+    """Only the one leading '@' or '#' is dropped from a name, never its first letters."""
+    from catalog.feeds import Feed
+
+    feeds_list = [Feed("feeds/all.atom.xml", "d: latest posts", "", "all"),
+                  Feed("feeds/sources/xformers.atom.xml", "d: Xformers", "sources/xformers/", "source/telegram:Xformers_ch"),
+                  Feed("feeds/tags/xai.atom.xml", "d: #xai", "tags/xai/", "tag/xai")]
+    assert find_feed(feeds_list, source="@Xformers_ch") is feeds_list[1]
+    assert find_feed(feeds_list, tag="#Xai") is feeds_list[2]
+
+
+def test_feed_dates_are_utc_whatever_the_machines_time_zone(feeds, monkeypatch):
+    import time
+
+    by_key, _, _ = feeds
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        rss = ET.fromstring(rss_xml(by_key["tag/sparse"]))
+        atom = _atom(by_key["tag/sparse"])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert rss.findtext("channel/item/pubDate") == "Sat, 01 Jul 2023 09:00:00 GMT"
+    assert atom.findtext(A + "entry/" + A + "published") == "2023-07-01T09:00:00Z"
