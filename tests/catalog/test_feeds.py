@@ -97,6 +97,7 @@ def test_atom_feed_fields_and_entries(feeds):
     assert root.findtext(A + "generator") == "paper-digest"
     beta, alpha = root.findall(A + "entry")
     assert beta.findtext(A + "title") == "Diffusion notes"
+    assert beta.find(A + "link").get("type") == "text/html"
     assert beta.findtext(A + "id") == "tag:paper-digest,2026:post/telegram:beta_ch:2"
     assert _links(beta) == [("alternate", f"../../posts/{slug['Diffusion notes']}/", None),
                             ("related", f"https://arxiv.org/abs/{OLD}", f"arXiv:{OLD}"),
@@ -122,6 +123,7 @@ def test_atom_feed_fields_and_entries(feeds):
 def test_a_feed_updated_by_an_edit_and_a_feed_one_folder_deep(feeds):
     by_key, slug, _ = feeds
     alpha = _atom(by_key["source/telegram:alpha_ch"])
+    assert alpha.findtext(A + "id") == "tag:paper-digest,2026:feed/source/telegram:alpha_ch"  # ':' kept as is
     assert alpha.findtext(A + "updated") == "2023-07-02T10:00:00Z"  # its one post's edit, after its date
     site = _atom(by_key["all"])
     assert _links(site) == [("self", "../feeds/all.atom.xml", None), ("alternate", "../", None)]
@@ -142,6 +144,16 @@ def test_an_empty_feed_and_absolute_links(feeds):
     rss = ET.fromstring(rss_xml(by_key["tag/sparse"], base_url="https://digest.example"))
     assert rss.findtext("channel/link") == "https://digest.example/tags/sparse/"
     assert rss.findtext("channel/item/link") == f"https://digest.example/posts/{slug['Sparse attention']}/"
+
+
+def test_feeds_are_utf8_documents_with_entries_only_between_elements(feeds):
+    by_key, _, _ = feeds
+    for data in (atom_xml(by_key["all"]), rss_xml(by_key["all"])):
+        assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>\n"), data[:60]
+    root = _atom(by_key["all"])
+    assert len(root.findall(A + "entry")) == 2
+    assert all((el.tail or "").strip() == "" for el in root)  # nothing but indentation between elements
+    assert (root.text or "").strip() == ""
 
 
 def test_entries_shared_between_feeds_are_made_once_per_depth(feeds):
@@ -212,8 +224,10 @@ def test_feed_dates_are_utc_whatever_the_machines_time_zone(feeds, monkeypatch):
     try:
         rss = ET.fromstring(rss_xml(by_key["tag/sparse"]))
         atom = _atom(by_key["tag/sparse"])
+        empty = _atom(by_key["all"].__class__("feeds/tags/none.atom.xml", "empty", "tags/none/", "tag/none"))
     finally:
         monkeypatch.undo()
         time.tzset()
     assert rss.findtext("channel/item/pubDate") == "Sat, 01 Jul 2023 09:00:00 GMT"
     assert atom.findtext(A + "entry/" + A + "published") == "2023-07-01T09:00:00Z"
+    assert empty.findtext(A + "updated") == "1970-01-01T00:00:00Z"

@@ -27,6 +27,7 @@ class Site:
         self.broken = {"beta_ch"}
         self.requests: list[str] = []
         self.redirects: dict[str, str] = {}  # channel -> where its page redirects
+        self.not_channels: set[str] = set()  # served as a page that is no channel's
 
 
 @pytest.fixture
@@ -38,6 +39,8 @@ def server():
         name = path.split("?")[0].rstrip("/").split("/")[-1]
         if name in site.redirects:
             return 302, {"Location": site.redirects[name]}, b""
+        if name in site.not_channels:
+            return 200, HTML, b"<html><body><p>Nothing to see here</p></body></html>"
         if name in site.broken or name not in site.channels:
             return 404, {}, b""
         return 200, HTML, tme_page(site.channels[name], username=name, title=name.title()).encode()
@@ -373,3 +376,35 @@ def test_release_takes_back_only_this_process_lock(engine):
     release_lock(engine)
     with engine.connect() as c:
         assert c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar() is None
+
+
+def test_sync_reports_a_page_that_is_no_channel_and_a_refused_address(server, engine):
+    """delta's page holds no message (a parse error); a row written by hand points off the allowed
+    hosts (refused before any request); alpha syncs, its one page counted by the caller's callback."""
+    from sqlalchemy import insert
+
+    from catalog.follow import follow, sync
+    from catalog.models import Follow, utcnow
+
+    server.channels["delta_ch"], server.not_channels = [], {"delta_ch"}
+    follow(engine, [f"{server.base}/s/alpha_ch", f"{server.base}/s/delta_ch"], mirrors=[server.host])
+    with engine.begin() as c:
+        c.execute(insert(Follow).values(handle="evil_ch", host="evil.example", url="https://evil.example/s/evil_ch",
+                                        added_at=utcnow()))
+    started, pages = [], {}
+
+    def on_channel(name: str, max_pages: int):
+        started.append((name, max_pages))
+        return lambda: pages.__setitem__(name, pages.get(name, 0) + 1)
+
+    report = sync(engine, max_pages=3, interval=0.1, arxiv=False, on_channel=on_channel)
+    lines = {c.channel: c.line() for c in report.channels}
+    assert started == [("@alpha_ch", 3), ("@delta_ch", 3), ("@evil_ch", 3)]
+    assert pages == {"@alpha_ch": 1, "@delta_ch": 1}
+    assert lines["@alpha_ch"] == "@alpha_ch: 5 new, 0 updated, 0 unchanged (1 page)"
+    assert lines["@delta_ch"].startswith("@delta_ch: FAILED: ")
+    assert lines["@delta_ch"].endswith(": no tgme_widget_message blocks (is this a t.me/s page?)")
+    assert lines["@evil_ch"] == ("@evil_ch: FAILED: refused https://evil.example/s/evil_ch: not t.me and not a mirror"
+                                 " of this catalog")
+    assert [c.channel for c in report.failed] == ["@delta_ch", "@evil_ch"]
+    assert not any(p.endswith("evil_ch") for p in server.requests)
