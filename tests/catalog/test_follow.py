@@ -379,15 +379,16 @@ def test_release_takes_back_only_this_process_lock(engine):
 
 
 def test_sync_reports_a_page_that_is_no_channel_and_a_refused_address(server, engine):
-    """delta's page holds no message (a parse error); a row written by hand points off the allowed
-    hosts (refused before any request); alpha syncs, its one page counted by the caller's callback."""
+    """delta's page is no channel's (a parse error); beta's is missing (404: one request, no page);
+    a row written by hand points off the allowed hosts (refused before any request); alpha syncs,
+    its one page counted by the caller's callback."""
     from sqlalchemy import insert
 
     from catalog.follow import follow, sync
     from catalog.models import Follow, utcnow
 
     server.channels["delta_ch"], server.not_channels = [], {"delta_ch"}
-    follow(engine, [f"{server.base}/s/alpha_ch", f"{server.base}/s/delta_ch"], mirrors=[server.host])
+    follow(engine, [f"{server.base}/s/{name}" for name in ("alpha_ch", "beta_ch", "delta_ch")], mirrors=[server.host])
     with engine.begin() as c:
         c.execute(insert(Follow).values(handle="evil_ch", host="evil.example", url="https://evil.example/s/evil_ch",
                                         added_at=utcnow()))
@@ -399,12 +400,15 @@ def test_sync_reports_a_page_that_is_no_channel_and_a_refused_address(server, en
 
     report = sync(engine, max_pages=3, interval=0.1, arxiv=False, on_channel=on_channel)
     lines = {c.channel: c.line() for c in report.channels}
-    assert started == [("@alpha_ch", 3), ("@delta_ch", 3), ("@evil_ch", 3)]
-    assert pages == {"@alpha_ch": 1, "@delta_ch": 1}
+    assert started == [("@alpha_ch", 3), ("@beta_ch", 3), ("@delta_ch", 3), ("@evil_ch", 3)]
+    assert pages == {"@alpha_ch": 1, "@delta_ch": 1}  # beta's request got no page (404)
+    assert {c.channel: c.pages for c in report.channels} == {"@alpha_ch": 1, "@beta_ch": 1, "@delta_ch": 1,
+                                                             "@evil_ch": 0}
     assert lines["@alpha_ch"] == "@alpha_ch: 5 new, 0 updated, 0 unchanged (1 page)"
     assert lines["@delta_ch"].startswith("@delta_ch: FAILED: ")
     assert lines["@delta_ch"].endswith(": no tgme_widget_message blocks (is this a t.me/s page?)")
     assert lines["@evil_ch"] == ("@evil_ch: FAILED: refused https://evil.example/s/evil_ch: not t.me and not a mirror"
                                  " of this catalog")
-    assert [c.channel for c in report.failed] == ["@delta_ch", "@evil_ch"]
+    assert lines["@beta_ch"].startswith("@beta_ch: FAILED: ") and "404" in lines["@beta_ch"]
+    assert [c.channel for c in report.failed] == ["@beta_ch", "@delta_ch", "@evil_ch"]
     assert not any(p.endswith("evil_ch") for p in server.requests)
