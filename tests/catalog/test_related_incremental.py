@@ -29,7 +29,7 @@ ZEBRA_NEW = "斑马和袋鼠的迁徙研究续篇"  # the same, a sequel
 
 def _record(ext: int, text: str) -> PostRecord:
     return PostRecord(source=SOURCE, external_id=str(ext), published_at=datetime(2023, 7, 1, tzinfo=timezone.utc),
-                      text=text, title=text, language="zh" if ext > 12 else "en")
+                      text=text, title=text, language="zh" if text[0] >= "\u4e00" else "en")
 
 
 def _lists(engine):
@@ -41,7 +41,9 @@ def _lists(engine):
 
 def test_an_old_post_without_neighbours_takes_in_a_new_one_and_lists_keep_their_length(engine):
     ingest_records(engine, [_record(n, text) for n, text in enumerate(ENGLISH + [ZEBRA_OLD], start=1)])
-    assert rebuild_related(engine, k=3)["mode"] == "full"
+    started, done = [], []
+    assert update_related(engine, k=3, on_start=started.append, progress=done.append)["mode"] == "full"  # no state
+    assert started == [13] and sum(done) == 13
     before = _lists(engine)
     assert before.get(ZEBRA_OLD, []) == []  # nothing in common with any other post
     assert all(len(before[t]) == 3 for t in ENGLISH)
@@ -49,7 +51,8 @@ def test_an_old_post_without_neighbours_takes_in_a_new_one_and_lists_keep_their_
     ingest_records(engine, [_record(14, ZEBRA_NEW)])
     started, done = [], []
     stats = update_related(engine, k=3, on_start=started.append, progress=done.append)
-    assert (stats["mode"], stats["fresh"]) == ("incremental", 1)
+    # two lists written (the old and the new Chinese post's), one pair each
+    assert (stats["mode"], stats["fresh"], stats["lists_changed"], stats["pairs"]) == ("incremental", 1, 2, 2)
     after = _lists(engine)
     assert after[ZEBRA_OLD] == [ZEBRA_NEW] and after[ZEBRA_NEW] == [ZEBRA_OLD]
     assert all(len(after[t]) == 3 for t in ENGLISH)  # k=3 kept, for the new item's scoring too
@@ -58,6 +61,22 @@ def test_an_old_post_without_neighbours_takes_in_a_new_one_and_lists_keep_their_
         items = c.execute(select(func.count()).select_from(Post)).scalar()
     # every item scored once: the fresh one against all, the 13 others against it
     assert started == [items] == [14] and sum(done) == items
+    with Session(engine) as s, s.begin():  # a newer update time, the same text: nothing to score
+        s.get(Post, 1).updated_at = datetime(2030, 1, 1)
+    started.clear()
+    assert update_related(engine, k=3, on_start=started.append)["fresh"] == 0 and started == [0]
+
+
+def test_new_posts_reaching_a_tenth_of_the_last_full_rebuild_start_a_full_one(engine):
+    """20 items at the full rebuild: one new post (1 < 2) is incremental, one more (1 + 1 = 2, a
+    tenth of 20) a full rebuild."""
+    extra = [f"{topic} appendix {n}" for topic in TOPICS for n in ("alpha", "beta")]
+    ingest_records(engine, [_record(n, text) for n, text in enumerate(ENGLISH + extra, start=1)])
+    assert rebuild_related(engine, k=3)["items"] == 20
+    ingest_records(engine, [_record(21, f"{TOPICS[1]} appendix gamma")])
+    assert update_related(engine, k=3)["mode"] == "incremental"
+    ingest_records(engine, [_record(22, f"{TOPICS[2]} appendix gamma")])
+    assert update_related(engine, k=3)["mode"] == "full"  # 1 + 1 = 2 = 10 % of 20
 
 
 def test_every_changed_list_is_replaced_whatever_the_batches(engine, monkeypatch):
