@@ -83,3 +83,23 @@ def test_one_input_of_two_channels_keeps_each_post_in_its_channel(engine):
                                         " JOIN source s ON s.id = p.source_id").all())
     assert [tuple(r) for r in rows] == [("edits_ch", "1", "first channel, post one"), ("edits_ch", "2", "first channel, post two"),
                                         ("elsewhere_ch", "1", "second channel, post one")]
+
+
+def test_the_same_post_read_by_another_route_adds_what_it_lacked(engine):
+    """The same text read again (another route: a page, then an export) with two more links, a tag and a
+    paper: nothing is overwritten, the post takes in the two links after its own, the tag and the paper; read
+    once more the poorer way, it keeps them."""
+    page = _post("1", "Pruning heads: code and paper inside", links=("https://github.com/a/heads",))
+    export = _post("1", "Pruning heads: code and paper inside", tags=("nlp",), papers=("2004.13342",),
+                   links=("https://github.com/a/heads", "https://github.com/b/extra", "https://github.com/c/more"))
+    ingest_records(engine, [page])
+    stats = ingest_records(engine, [export])
+    assert (stats.posts_new, stats.posts_updated, stats.posts_unchanged) == (0, 0, 1)
+    expected = ({"nlp"}, ["https://github.com/a/heads", "https://github.com/b/extra", "https://github.com/c/more"],
+                {"2004.13342"})
+    assert _children(engine, "1") == expected
+    with engine.connect() as c:
+        positions = [r[0] for r in c.exec_driver_sql("SELECT position FROM link ORDER BY position")]
+    assert positions == [0, 1, 2]
+    ingest_records(engine, [page])
+    assert _children(engine, "1") == expected
