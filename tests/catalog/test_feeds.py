@@ -231,3 +231,17 @@ def test_feed_dates_are_utc_whatever_the_machines_time_zone(feeds, monkeypatch):
     assert rss.findtext("channel/item/pubDate") == "Sat, 01 Jul 2023 09:00:00 GMT"
     assert atom.findtext(A + "entry/" + A + "published") == "2023-07-01T09:00:00Z"
     assert empty.findtext(A + "updated") == "1970-01-01T00:00:00Z"
+
+
+def test_a_post_without_paper_or_text_has_a_bare_summary(engine):
+    """No arXiv line without a paper; an empty text is an empty summary; a control character
+    (which XML 1.0 cannot carry) is dropped, not replaced."""
+    ingest_records(engine, [
+        PostRecord(source=BETA, external_id="5", published_at=_utc(2023, 7, 5), title="Bell", text="ring \x07 the bell",
+                   language="en"),
+        PostRecord(source=BETA, external_id="6", published_at=_utc(2023, 7, 6), title="Title only", text="",
+                   language="en")])
+    site = next(f for f in catalog_feeds(Catalog(engine, {})) if f.key == "all")
+    entries = _atom(site).findall(A + "entry")
+    assert [(e.findtext(A + "title"), e.findtext(A + "summary")) for e in entries] == [
+        ("Title only", ""), ("Bell", "ring  the bell")]  # the spaces either side of it stay
