@@ -92,14 +92,18 @@ def test_the_same_post_read_by_another_route_adds_what_it_lacked(engine):
     page = _post("1", "Pruning heads: code and paper inside", links=("https://github.com/a/heads",))
     export = _post("1", "Pruning heads: code and paper inside", tags=("nlp",), papers=("2004.13342",),
                    links=("https://github.com/a/heads", "https://github.com/b/extra", "https://github.com/c/more"))
-    ingest_records(engine, [page])
-    stats = ingest_records(engine, [export])
-    assert (stats.posts_new, stats.posts_updated, stats.posts_unchanged) == (0, 0, 1)
+    bare_page = _post("2", "A second post, with no link on the page")
+    bare_export = _post("2", "A second post, with no link on the page", links=("https://github.com/d/second",))
+    ingest_records(engine, [page, bare_page])
+    stats = ingest_records(engine, [export, bare_export])  # both in one batch
+    assert (stats.posts_new, stats.posts_updated, stats.posts_unchanged) == (0, 0, 2)
+    assert _children(engine, "2") == (set(), ["https://github.com/d/second"], set())
     expected = ({"nlp"}, ["https://github.com/a/heads", "https://github.com/b/extra", "https://github.com/c/more"],
                 {"2004.13342"})
     assert _children(engine, "1") == expected
     with engine.connect() as c:
-        positions = [r[0] for r in c.exec_driver_sql("SELECT position FROM link ORDER BY position")]
-    assert positions == [0, 1, 2]
-    ingest_records(engine, [page])
+        positions = sorted(tuple(r) for r in c.exec_driver_sql("SELECT p.external_id, l.position FROM link l"
+                                                                " JOIN post p ON p.id = l.post_id"))
+    assert positions == [("1", 0), ("1", 1), ("1", 2), ("2", 0)]
+    ingest_records(engine, [page, bare_page])
     assert _children(engine, "1") == expected
