@@ -75,6 +75,7 @@ def test_there_is_a_feed_for_the_site_each_source_tag_and_paper(feeds):
     assert by_key["all"].rss_path == "feeds/all.rss.xml"
     one = {f.key: [p["title"] for p in f.posts] for f in catalog_feeds(cat, limit=1, site_name="Digest")}
     assert one["all"] == ["Diffusion notes"] and one["tag/nlp"] == ["Diffusion notes"]
+    assert one[f"paper/{OLD}"] == ["Diffusion notes"]
     assert next(f for f in catalog_feeds(cat, site_name="Digest") if f.key == "all").title == "Digest: latest posts"
 
 
@@ -241,7 +242,10 @@ def test_a_post_without_paper_or_text_has_a_bare_summary(engine):
                    language="en"),
         PostRecord(source=BETA, external_id="6", published_at=_utc(2023, 7, 6), title="Title only", text="",
                    language="en")])
-    site = next(f for f in catalog_feeds(Catalog(engine, {})) if f.key == "all")
+    cat = Catalog(engine, {})
+    site = next(f for f in catalog_feeds(cat) if f.key == "all")
+    newest = next(f for f in catalog_feeds(cat, limit=1) if f.key == "source/telegram:beta_ch")
+    assert [p["title"] for p in newest.posts] == ["Title only"]  # the newest of beta's two
     entries = _atom(site).findall(A + "entry")
     assert [(e.findtext(A + "title"), e.findtext(A + "summary")) for e in entries] == [
         ("Title only", ""), ("Bell", "ring  the bell")]  # the spaces either side of it stay
