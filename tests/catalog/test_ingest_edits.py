@@ -57,7 +57,8 @@ def test_an_edited_post_has_the_fingerprint_of_its_new_text(engine):
     ingest_records(engine, [_post("1", "A first version of the notes on pruning attention heads")])
     new_text = "The corrected notes on pruning attention heads, with the numbers fixed"
     ingest_records(engine, [_post("1", new_text, edited=datetime(2023, 7, 2, tzinfo=timezone.utc))])
-    ingest_records(engine, [_post("9", new_text, source=OTHER)])
+    stats = ingest_records(engine, [_post("9", new_text, source=OTHER)])
+    assert stats.copies == 1  # found by that fingerprint: a copy of the edited post
     with engine.connect() as c:
         rows = dict(c.exec_driver_sql("SELECT s.handle, p.fingerprint FROM post p JOIN source s ON s.id = p.source_id").all())
     assert rows["edits_ch"] is not None and rows["edits_ch"] == rows["elsewhere_ch"]
@@ -77,7 +78,7 @@ def test_one_input_of_two_channels_keeps_each_post_in_its_channel(engine):
     """Message ids repeat across channels: post 1 of one channel is not post 1 of the other, edited."""
     stats = ingest_records(engine, [_post("1", "first channel, post one"), _post("1", "second channel, post one", source=OTHER),
                                     _post("2", "first channel, post two")])
-    assert (stats.posts_new, stats.posts_updated) == (3, 0)
+    assert (stats.posts_new, stats.posts_updated, stats.as_dict()["sources"]) == (3, 0, 2)
     with engine.connect() as c:
         rows = sorted(c.exec_driver_sql("SELECT s.handle, p.external_id, p.text FROM post p"
                                         " JOIN source s ON s.id = p.source_id").all())
