@@ -79,7 +79,7 @@ MODULES: dict[str, Module] = {
                        ["tests/site/test_site.py", BLIND_SITE],
                        SQLITE_ONLY + " and not browser and (blind_spots or incremental or foreign"
                                      " or never_written or shards_cut)"),
-    "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", BLIND]),
+    "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", "tests/catalog/test_faults_sync.py", BLIND]),
     "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/catalog/test_follow.py", "tests/scrapers/test_fetch.py", BLIND]),
     # idempotent re-runs and edits
     "ingest": Module("catalog/ingest_upsert.py", ["*"], ["tests/catalog/test_ingest.py", "tests/catalog/test_ingest_errors.py",
