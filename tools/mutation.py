@@ -63,21 +63,28 @@ MODULES: dict[str, Module] = {
     "search": Module("catalog/search.py", ["xǁFiltersǁsql", "x_search", "x__fts_ids", "x__substring_ids",
                                            "x__window_floor", "x_parse_date"],
                      ["tests/catalog/test_search.py", "tests/catalog/test_search_tail.py", BLIND]),
-    "search_pg": Module("catalog/search_pg.py", ["x__filters", "x__tsquery", "x__fts_ids", "x__window_floor",
-                                                 "x__substring_ids", "x_ranked_ids"],
-                        ["tests/catalog/test_search.py", "tests/catalog/test_search_tail.py", BLIND], "postgresql", True),
-    "feeds": Module("catalog/feeds.py", ["*"], ["tests/catalog/test_discovery.py", BLIND_SITE], SQLITE_ONLY + " and (feed or site)"),
+    "search_pg": Module("catalog/search_pg.py", ["x__filters", "x__phrase", "x__tsqueries", "x__fts_ids",
+                                                 "x__window_floor", "x__like_pattern", "x__substring_ids",
+                                                 "x_ranked_ids", "x_hit_rows"],
+                        ["tests/catalog/test_search.py", "tests/catalog/test_search_tail.py",
+                         "tests/catalog/test_stemming.py", BLIND], "postgresql", True),
+    "feeds": Module("catalog/feeds.py", ["*"], ["tests/catalog/test_discovery.py", "tests/catalog/test_feeds.py", BLIND_SITE],
+                    SQLITE_ONLY + " and feed and not site_writes"),  # not the whole sample site per mutant
     "related": Module("catalog/related.py", ["x_fresh_rows", "x_merge_neighbours", "x_incremental_update",
                                              "x_update_related", "x_stored_lists", "x__delete_lists"],
-                      ["tests/catalog/test_discovery.py", BLIND], SQLITE_ONLY + " and related"),
+                      ["tests/catalog/test_discovery.py", "tests/catalog/test_related_incremental.py", BLIND],
+                      SQLITE_ONLY + " and related"),
     # the site writer: incremental writes, stale files, the post order the search shards follow
     "generate": Module("catalog/sitegen/writer.py", ["xǁDocsWriterǁ*", "x_load_digests", "x_save_digests"],
-                       ["tests/site/test_site.py", BLIND_SITE], SQLITE_ONLY + " and not browser"),
-    "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", BLIND]),
+                       ["tests/site/test_site.py", BLIND_SITE],
+                       SQLITE_ONLY + " and not browser and (blind_spots or incremental or foreign"
+                                     " or never_written or shards_cut)"),
+    "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", "tests/catalog/test_faults_sync.py", BLIND]),
     "ingest_url": Module("catalog/ingest_url.py", ["*"], ["tests/catalog/test_follow.py", "tests/scrapers/test_fetch.py", BLIND]),
     # idempotent re-runs and edits
     "ingest": Module("catalog/ingest_upsert.py", ["*"], ["tests/catalog/test_ingest.py", "tests/catalog/test_ingest_errors.py",
-                                                 "tests/catalog/test_ingest_fast_paths.py"]),
+                                                 "tests/catalog/test_ingest_fast_paths.py", "tests/catalog/test_ingest_edits.py",
+                                                 "tests/catalog/test_sources.py", BLIND_MERGE]),
 }
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
@@ -171,15 +178,69 @@ def run_module(name: str, module: Module, work: Path, *, exclude: list[str], onl
     return Outcome(statuses, time.perf_counter() - start)
 
 
+def refresh_tests(folder: Path) -> None:
+    """The working tree's tests/ over the scratch copy's (mutmut copies them into mutants/ as it starts)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "tests"],
+                            cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, folder / rel)
+
+
+def run_again(name: str, module: Module, work: Path, *, jobs: int, limit_s: float,
+              env: dict[str, str]) -> dict[str, Outcome]:
+    """The survivors and the mutants not checked of the last run of `name` (its scratch copy under
+    `work`), run again with today's tests: the score before (the last run) and after."""
+    folder = work / name
+    if not (folder / "mutants").exists():
+        raise SystemExit(f"--again: no earlier run of {name} in {folder}")
+    wanted = mutant_globs(module)
+    before = {k: s for k, s in read_statuses(folder, module).items() if any(fnmatch.fnmatch(k, g) for g in wanted)}
+    again = sorted(k for k, s in before.items() if s in ("survived", "no tests", "suspicious", "not checked"))
+    refresh_tests(folder)
+    narrow_config(folder, module, [])
+    start = time.perf_counter()
+    if again:
+        run_mutmut(folder, again, jobs, limit_s, env)
+    now = read_statuses(folder, module)
+    after = {**before, **{k: now[k] for k in again if now.get(k, "not checked") != "not checked"}}
+    return {"before": Outcome(before), "after": Outcome(after, time.perf_counter() - start)}
+
+
+def _function_sources(path: Path) -> dict[str, str]:
+    """Every function of mutmut's mutated copy of a module, by name, as source text."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno]) for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+_SOURCES: dict[Path, dict[str, str]] = {}
+
+
 def diff_line(folder: Path, mutant: str) -> str:
-    """What `mutant` changes (from mutmut show): the differing middle of the line, old -> new."""
-    mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run([str(mutmut), "show", mutant], cwd=folder, capture_output=True, text=True).stdout
-    minus = [ln[1:].strip() for ln in out.splitlines() if ln.startswith("-") and not ln.startswith("---")]
-    plus = [ln[1:].strip() for ln in out.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
-    if not minus or not plus:
-        return "line removed: " + (minus or plus or ["?"])[0][:120]
-    old, new = minus[0], plus[0]
+    """What `mutant` changes: the differing middle of its first changed line, old -> new (read from
+    the mutated copy itself: `mutmut show` takes seconds a mutant on a loaded machine)."""
+    module, name = mutant.rsplit(".", 1)
+    path = folder / "mutants" / (module.replace(".", "/") + ".py")
+    if path not in _SOURCES:
+        _SOURCES[path] = _function_sources(path)
+    functions = _SOURCES[path]
+    old_src, new_src = functions.get(name.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"), functions.get(name)
+    if old_src is None or new_src is None:
+        return "?"
+    old_lines = [ln.strip() for ln in old_src.splitlines()[1:]]  # the def lines differ by name
+    new_lines = [ln.strip() for ln in new_src.splitlines()[1:]]
+    changed = [(o, n) for o, n in zip(old_lines, new_lines) if o != n]
+    if not changed:
+        if len(old_lines) == len(new_lines):
+            return "signature: " + new_src.splitlines()[0].strip()[:160]
+        gone = [ln for ln in old_lines if ln not in new_lines]
+        return "line removed: " + (gone or ["?"])[0][:120]
+    old, new = changed[0]
     head = len(os.path.commonprefix([old, new]))
     tail = len(os.path.commonprefix([old[head:][::-1], new[head:][::-1]]))
     context = old[max(0, head - 30):head]
@@ -188,7 +249,7 @@ def diff_line(folder: Path, mutant: str) -> str:
 
 def postgres_env(env: dict[str, str]) -> object | None:
     sys.path.insert(0, str(REPO / "tests"))
-    from pgserver import PgServer
+    from support.pgserver import PgServer
 
     server = PgServer.from_env() or PgServer.start()
     if server is None:
@@ -204,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="test files left out of a first run, to report the score before and after them")
     ap.add_argument("--functions", nargs="+", metavar="GLOB",
                     help="only these functions (mutmut names, e.g. x__fold 'xǁFiltersǁ*'), instead of MODULES'")
+    ap.add_argument("--again", action="store_true",
+                    help="run the survivors and the mutants not checked of the last run again (same scratch "
+                         "copies), with the tests as they are now: the score before and after")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit-min", type=float, default=15.0, help="per module and run (default 15)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/digest-mutation"))
@@ -225,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
                 module = Module(module.file, args.functions, module.tests, module.select, module.postgres)
             print(f"== {name} ({module.file})", flush=True)
             phases: dict[str, Outcome] = {}
-            if args.before:
+            if args.again:
+                phases = run_again(name, module, args.work / "after", jobs=args.jobs, limit_s=args.limit_min * 60,
+                                   env=env)
+            elif args.before:
                 phases["before"] = run_module(name, module, args.work / "before", exclude=args.before, only=None,
                                               jobs=args.jobs, limit_s=args.limit_min * 60, env=env)
                 again = phases["before"].survivors()

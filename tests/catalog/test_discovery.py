@@ -455,6 +455,13 @@ def _delete_a_post(engine, _folder) -> None:
         _delete_posts(conn, [post_id_by_title(engine, "Self-attention в 15 строк")])
 
 
+def _fetch_a_papers_abstract(engine, _folder) -> None:  # its text changed, and no new post discusses it
+    with Session(engine) as s, s.begin():
+        paper = s.scalars(select(Paper).where(Paper.arxiv_id == "2004.13342")).one()
+        paper.abstract = (paper.abstract or "") + " We also prune whole layers."
+        paper.fetched_at = datetime(2030, 1, 1)
+
+
 def _add_too_many(engine, folder) -> None:  # 5 of 44 items: past INCREMENTAL_MAX
     add_posts(engine, folder, [f"{NEW_POSTS[1]} Часть {i}." for i in range(5)])
 
@@ -474,8 +481,8 @@ def _add_to_lists_of_an_older_version(engine, folder) -> None:  # one whose stat
     add_posts(engine, folder, NEW_POSTS[1:])
 
 
-@pytest.mark.parametrize("change", [_edit_a_post, _delete_a_post, _add_too_many, _add_after_an_edit,
-                                    _add_to_lists_of_an_older_version])
+@pytest.mark.parametrize("change", [_edit_a_post, _delete_a_post, _fetch_a_papers_abstract, _add_too_many,
+                                    _add_after_an_edit, _add_to_lists_of_an_older_version])
 def test_related_rebuilds_fully_after_an_edit_a_deletion_or_many_new_posts(sample_engine, tmp_path, change):
     from catalog.related import ensure_related, rebuild_related
 

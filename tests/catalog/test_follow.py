@@ -27,6 +27,7 @@ class Site:
         self.broken = {"beta_ch"}
         self.requests: list[str] = []
         self.redirects: dict[str, str] = {}  # channel -> where its page redirects
+        self.not_channels: set[str] = set()  # served as a page that is no channel's
 
 
 @pytest.fixture
@@ -38,6 +39,8 @@ def server():
         name = path.split("?")[0].rstrip("/").split("/")[-1]
         if name in site.redirects:
             return 302, {"Location": site.redirects[name]}, b""
+        if name in site.not_channels:
+            return 200, HTML, b"<html><body><p>Nothing to see here</p></body></html>"
         if name in site.broken or name not in site.channels:
             return 404, {}, b""
         return 200, HTML, tme_page(site.channels[name], username=name, title=name.title()).encode()
@@ -250,3 +253,162 @@ def test_sync_builds_the_site_for_its_public_address(server, cli, tmp_path, monk
     assert result.exit_code == 0, result.output
     sitemap = (tmp_path / "out" / "site" / "sitemap.xml").read_text(encoding="utf-8")
     assert "<loc>https://example.org/sync-site/</loc>" in sitemap and sitemap.count("/posts/") >= 7
+
+
+# ---------------------------------------------------------------- the lock's staleness rule, the report (issue 35)
+
+def test_a_lock_is_stale_only_when_old_unreadable_or_its_process_is_gone():
+    """Six hours old, or unreadable, or held by a process of this host that is gone: stale. A recent
+    lock of another host (its process cannot be checked from here) or of a live process: held."""
+    import os
+    import socket
+
+    from catalog.follow import _is_stale
+    from catalog.models import utcnow
+
+    here, now = socket.gethostname(), utcnow()
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    ago = lambda **kw: (now - timedelta(**kw)).isoformat()  # noqa: E731
+    assert _is_stale({"pid": os.getpid(), "host": here, "since": ago(hours=6, minutes=1)})  # old, even if alive
+    assert _is_stale({"pid": dead, "host": "elsewhere", "since": ago(hours=6, minutes=1)})
+    assert not _is_stale({"pid": dead, "host": "elsewhere", "since": ago(hours=5, minutes=59)})
+    assert not _is_stale({"pid": os.getpid(), "host": here, "since": ago(minutes=1)})  # this live process
+    assert _is_stale({"pid": dead, "host": here, "since": ago(minutes=1)})  # gone from this host
+    assert not _is_stale({"pid": "not a pid", "host": here, "since": ago(minutes=1)})  # cannot tell: held
+    for unreadable in ({}, {"pid": dead, "host": here}, {"since": "yesterday"}, {"since": None}):
+        assert _is_stale(unreadable), unreadable
+
+
+def test_a_mirror_channel_is_unfollowed_by_its_address(cli, server):
+    url = f"{server.base}/s/alpha_ch"
+    assert cli("follow", "--mirror", server.host, url).exit_code == 0
+    result = cli("unfollow", url)
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("following", "--json").stdout) == []
+
+
+def test_following_lists_channels_by_name_with_their_post_counts(cli, server):
+    """Followed gamma, beta, alpha. Before a sync: no source, 0 posts, never synced. After: alpha 5
+    posts and gamma 7 (the server's pages), beta (404) failed with its error and none."""
+    urls = {name: f"{server.base}/s/{name}" for name in ("gamma_ch", "beta_ch", "alpha_ch")}
+    assert cli("follow", "--mirror", server.host, *urls.values()).exit_code == 0
+    rows = json.loads(cli("following", "--json").stdout)
+    assert [(r["channel"], r["url"], r["source_id"], r["posts"], r["last_synced_at"], r["last_status"],
+             r["last_error"]) for r in rows] == [
+        (f"@{name}", urls[name], None, 0, None, None, None) for name in ("alpha_ch", "beta_ch", "gamma_ch")]
+    synced_after = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    assert cli("sync", "--interval", "0.1", "--no-arxiv").exit_code == 1
+    rows = json.loads(cli("following", "--json").stdout)
+    assert [(r["channel"], r["posts"], r["last_status"]) for r in rows] == [
+        ("@alpha_ch", 5, "ok"), ("@beta_ch", 0, "failed"), ("@gamma_ch", 7, "ok")]
+    sources = {r["handle"]: r["id"] for r in json.loads(cli("sources", "--json").stdout)}
+    assert [r["source_id"] for r in rows] == [sources["alpha_ch"], None, sources["gamma_ch"]]
+    assert all(datetime.fromisoformat(r["last_synced_at"]) >= synced_after for r in rows)
+    assert [r["last_error"] is None for r in rows] == [True, False, True] and "404" in rows[1]["last_error"]
+
+
+def test_sync_reports_the_papers_left_pending_offline(cli, server):
+    """Two posts name two arXiv papers: offline, both stay pending, with the offline warning."""
+    server.channels["alpha_ch"] = [Msg(1, T0, ["Notes on arXiv:2301.00001 and a result"]),
+                                   Msg(2, T0 + timedelta(hours=1), ["Follow-up on https://arxiv.org/abs/2302.00002"])]
+    cli("follow", "--mirror", server.host, f"{server.base}/s/alpha_ch", f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arxiv"] == {"fetched": 0, "pending": 2, "warning": "offline: nothing fetched"}
+
+
+def test_sync_with_no_paper_pending_reports_no_warning(cli, server):
+    """gamma's posts name no paper: arXiv has nothing to fetch (no request is made), and says nothing."""
+    cli("follow", "--mirror", server.host, f"{server.base}/s/gamma_ch")
+    result = cli("sync", "--interval", "0.1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arxiv"] == {"fetched": 0, "pending": 0, "warning": ""}
+
+
+def test_a_channel_result_reads_as_one_line_and_the_report_lists_the_failed():
+    from catalog.follow import ChannelResult, SyncReport
+
+    ok = ChannelResult("@alpha_ch", True, pages=1, new=2, updated=1, unchanged=3)
+    two = ChannelResult("@gamma_ch", True, pages=2, new=30)
+    failed = ChannelResult("@beta_ch", False, pages=1, error="HTTP 404 for http://x/s/beta_ch")
+    assert ok.line() == "@alpha_ch: 2 new, 1 updated, 3 unchanged (1 page)"
+    assert two.line() == "@gamma_ch: 30 new, 0 updated, 0 unchanged (2 pages)"
+    assert ChannelResult("@delta_ch", True).line() == "@delta_ch: 0 new, 0 updated, 0 unchanged (0 pages)"
+    assert failed.line() == "@beta_ch: FAILED: HTTP 404 for http://x/s/beta_ch"
+    report = SyncReport([ok, failed, two], arxiv={"fetched": 1}, related=None, site="/srv/site")
+    assert report.failed == [failed]
+    assert report.as_dict() == {
+        "channels": [{"channel": "@alpha_ch", "ok": True, "pages": 1, "new": 2, "updated": 1, "unchanged": 3, "error": ""},
+                     {"channel": "@beta_ch", "ok": False, "pages": 1, "new": 0, "updated": 0, "unchanged": 0,
+                      "error": "HTTP 404 for http://x/s/beta_ch"},
+                     {"channel": "@gamma_ch", "ok": True, "pages": 2, "new": 30, "updated": 0, "unchanged": 0, "error": ""}],
+        "failed": ["@beta_ch"], "arxiv": {"fetched": 1}, "related": None, "site": "/srv/site"}
+
+
+def test_release_takes_back_only_this_process_lock(engine):
+    """Another live process's lock is named in the refusal and left in place by this one's release."""
+    import os
+    import socket
+
+    from sqlalchemy import insert, select
+
+    from catalog.errors import DigestError
+    from catalog.follow import acquire_lock, release_lock
+    from catalog.models import Meta, utcnow
+
+    since = utcnow().isoformat()
+    other = {"pid": os.getppid(), "host": socket.gethostname(), "since": since}  # our parent: alive
+    with engine.begin() as c:
+        c.execute(insert(Meta).values(key="sync_lock", value=json.dumps(other)))
+    with pytest.raises(DigestError) as refused:
+        acquire_lock(engine)
+    assert str(refused.value) == (f"another `digest sync` is running on this catalog (pid {os.getppid()} on "
+                                  f"{socket.gethostname()} since {since}); try again later")
+    release_lock(engine)
+    with engine.connect() as c:
+        assert json.loads(c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar()) == other
+        c.execute(Meta.__table__.delete().where(Meta.key == "sync_lock"))  # as if that process released it
+        c.commit()
+    acquire_lock(engine)
+    with engine.connect() as c:
+        mine = json.loads(c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar())
+    assert (mine["pid"], mine["host"]) == (os.getpid(), socket.gethostname())
+    release_lock(engine)
+    with engine.connect() as c:
+        assert c.execute(select(Meta.value).where(Meta.key == "sync_lock")).scalar() is None
+
+
+def test_sync_reports_a_page_that_is_no_channel_and_a_refused_address(server, engine):
+    """delta's page is no channel's (a parse error); beta's is missing (404: one request, no page);
+    a row written by hand points off the allowed hosts (refused before any request); alpha syncs,
+    its one page counted by the caller's callback."""
+    from sqlalchemy import insert
+
+    from catalog.follow import follow, sync
+    from catalog.models import Follow, utcnow
+
+    server.channels["delta_ch"], server.not_channels = [], {"delta_ch"}
+    follow(engine, [f"{server.base}/s/{name}" for name in ("alpha_ch", "beta_ch", "delta_ch")], mirrors=[server.host])
+    with engine.begin() as c:
+        c.execute(insert(Follow).values(handle="evil_ch", host="evil.example", url="https://evil.example/s/evil_ch",
+                                        added_at=utcnow()))
+    started, pages = [], {}
+
+    def on_channel(name: str, max_pages: int):
+        started.append((name, max_pages))
+        return lambda: pages.__setitem__(name, pages.get(name, 0) + 1)
+
+    report = sync(engine, max_pages=3, interval=0.1, arxiv=False, on_channel=on_channel)
+    lines = {c.channel: c.line() for c in report.channels}
+    assert started == [("@alpha_ch", 3), ("@beta_ch", 3), ("@delta_ch", 3), ("@evil_ch", 3)]
+    assert pages == {"@alpha_ch": 1, "@delta_ch": 1}  # beta's request got no page (404)
+    assert {c.channel: c.pages for c in report.channels} == {"@alpha_ch": 1, "@beta_ch": 1, "@delta_ch": 1,
+                                                             "@evil_ch": 0}
+    assert lines["@alpha_ch"] == "@alpha_ch: 5 new, 0 updated, 0 unchanged (1 page)"
+    assert lines["@delta_ch"].startswith("@delta_ch: FAILED: ")
+    assert lines["@delta_ch"].endswith(": no tgme_widget_message blocks (is this a t.me/s page?)")
+    assert lines["@evil_ch"] == ("@evil_ch: FAILED: refused https://evil.example/s/evil_ch: not t.me and not a mirror"
+                                 " of this catalog")
+    assert lines["@beta_ch"].startswith("@beta_ch: FAILED: ") and "404" in lines["@beta_ch"]
+    assert [c.channel for c in report.failed] == ["@beta_ch", "@delta_ch", "@evil_ch"]
+    assert not any(p.endswith("evil_ch") for p in server.requests)

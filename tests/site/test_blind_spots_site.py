@@ -218,3 +218,40 @@ def test_docs_writer_copies_a_file_again_only_when_it_changed(tmp_path):
     os.utime(source, (stamp + 10, stamp + 10))
     writer.copy("runs/plot.png", source)
     assert writer.written == 3 and target.read_bytes() == b"png-33"
+
+
+def test_stale_files_are_all_counted_and_digests_saved_in_one_stable_form(tmp_path):
+    """Three files left from an earlier build: three removed. The digests file is the same bytes for the
+    same digests whatever order they were recorded in (sorted keys, no spaces)."""
+    from catalog.sitegen.writer import DocsWriter, load_digests, save_digests
+
+    site = tmp_path / "site"
+    for rel in ("old/a.html", "old/b.html", "c.xml", "kept.html"):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(rel)
+    writer = DocsWriter(site)
+    writer.text("kept.html", "kept.html")
+    assert writer.written == 0 and writer.remove_stale() == 3
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == ["kept.html"]
+    save_digests(tmp_path / "d1.json", {"posts/b/index.html": "bb", "index.html": "aa"})
+    save_digests(tmp_path / "d2.json", {"index.html": "aa", "posts/b/index.html": "bb"})
+    assert (tmp_path / "d1.json").read_bytes() == (tmp_path / "d2.json").read_bytes() == \
+        b'{"index.html":"aa","posts/b/index.html":"bb"}'
+    assert load_digests(tmp_path / "d1.json") == {"index.html": "aa", "posts/b/index.html": "bb"}
+
+
+def test_a_copy_as_new_as_its_source_is_kept(tmp_path):
+    """Same size and the same modification time as the source: not copied again."""
+    import os
+
+    from catalog.sitegen.writer import DocsWriter
+
+    source = tmp_path / "plot.png"
+    source.write_bytes(b"png-1")
+    writer = DocsWriter(tmp_path / "docs")
+    writer.copy("runs/plot.png", source)
+    target = tmp_path / "docs" / "runs" / "plot.png"
+    stamp = source.stat().st_mtime
+    os.utime(target, (stamp, stamp))
+    writer.copy("runs/plot.png", source)
+    assert writer.written == 1
