@@ -98,8 +98,8 @@ def _is_stale(holder: dict[str, Any]) -> bool:
             os.kill(int(holder["pid"]), 0)
         except ProcessLookupError:
             return True  # the process that took it is gone
-        except (PermissionError, ValueError, TypeError):
-            return False
+        except (KeyError, PermissionError, ValueError, TypeError):
+            return False  # no readable pid: cannot tell, so held until it is old
     return False
 
 

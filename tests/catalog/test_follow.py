@@ -275,6 +275,8 @@ def test_a_lock_is_stale_only_when_old_unreadable_or_its_process_is_gone():
     assert not _is_stale({"pid": os.getpid(), "host": here, "since": ago(minutes=1)})  # this live process
     assert _is_stale({"pid": dead, "host": here, "since": ago(minutes=1)})  # gone from this host
     assert not _is_stale({"pid": "not a pid", "host": here, "since": ago(minutes=1)})  # cannot tell: held
+    assert not _is_stale({"host": here, "since": ago(minutes=1)})  # no pid (a hand-written row): held, no KeyError
+    assert _is_stale({"host": here, "since": ago(hours=6, minutes=1)})
     for unreadable in ({}, {"pid": dead, "host": here}, {"since": "yesterday"}, {"since": None}):
         assert _is_stale(unreadable), unreadable
 
