@@ -76,7 +76,8 @@ MODULES: dict[str, Module] = {
                       SQLITE_ONLY + " and related"),
     # the site writer: incremental writes, stale files, the post order the search shards follow
     "generate": Module("catalog/sitegen/writer.py", ["xǁDocsWriterǁ*", "x_load_digests", "x_save_digests"],
-                       ["tests/site/test_site.py", BLIND_SITE],
+                       ["tests/site/test_site.py", "tests/site/test_incremental.py", "tests/site/test_shards.py",
+                        BLIND_SITE],
                        SQLITE_ONLY + " and not browser and (blind_spots or incremental or foreign"
                                      " or never_written or shards_cut)"),
     "follow": Module("catalog/follow.py", ["*"], ["tests/catalog/test_follow.py", "tests/catalog/test_faults_sync.py", BLIND]),
