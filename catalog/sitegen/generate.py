@@ -53,8 +53,9 @@ class GenerateStats:
     post_pages: list[str] = field(default_factory=list)  # HTML of each post, newest first (search shards)
     post_keys: list[str] = field(default_factory=list)  # their sort keys (shards.py)
     paper_pages: list[tuple[str, str]] = field(default_factory=list)  # (sort key, HTML) of each paper
-    plan: StampPlan | None = None  # the pages to stamp into their folder's shell after mkdocs
-    feeds: list = field(default_factory=list)  # the feeds the builder writes into the site (feeds_in_docs=False)
+    # Left out of repr: they hold every page's context (a repr of them in a traceback ran to gigabytes).
+    plan: StampPlan | None = field(default=None, repr=False)  # the pages to stamp into their folder's shell after mkdocs
+    feeds: list = field(default_factory=list, repr=False)  # the feeds the builder writes into the site (feeds_in_docs=False)
     rendered: int = 0  # stamped pages rendered (the others' inputs had not changed)
 
 

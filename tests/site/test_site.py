@@ -352,7 +352,7 @@ def test_hostile_post_is_inert_text(built):
 def pagefind_fragments(site: Path) -> list[dict]:
     """Every page record of the Pagefind bundles, all shards (gzip, then a signature, then JSON)."""
     out = []
-    for path in (site / "pagefind").glob("shard-*/fragment/*.pf_fragment"):
+    for path in (site / "pagefind").glob("*/fragment/*.pf_fragment"):
         data = gzip.decompress(path.read_bytes()).decode("utf-8")
         assert data.startswith("pagefind_dcd")
         out.append(json.loads(data[len("pagefind_dcd"):]))
@@ -411,7 +411,8 @@ def test_the_builders_search_hashes_match_the_search_copies_of_the_pages(built):
 def test_search_index_is_chunked_and_holds_posts_and_papers_not_lists(built):
     site = built["site"]
     manifest = json.loads((site / "pagefind" / "shards.json").read_text(encoding="utf-8"))
-    assert [s["path"] for s in manifest["shards"]] == ["shard-0000/"]  # a small site is one shard
+    # a small site: one shard of posts, one of papers, one of the other searched pages
+    assert [s["path"] for s in manifest["shards"]] == ["shard-0000/", "papers-0000/", "pages/"]
     entry = json.loads((site / "pagefind" / "shard-0000" / "pagefind-entry.json").read_text(encoding="utf-8"))
     # one index per language, each stemmed or segmented its own way (see catalog/sitegen/search.py)
     assert sorted(entry["languages"]) == ["en", "ru", "zh"]
