@@ -50,6 +50,11 @@ class Feed:
     def rss_path(self) -> str:
         return self.path.removesuffix(".atom.xml") + ".rss.xml"
 
+    @property
+    def paths(self) -> list[str]:
+        """The files this feed is written to: its Atom feed, and the RSS twin of the "all" feed."""
+        return [self.path] + ([self.rss_path] if self.key == "all" else [])
+
 
 def _dated(posts: Iterable[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     dated = [p for p in posts if p.get("published") is not None]

@@ -83,7 +83,7 @@ def records_from_child(path: Path, format: str | None,
                     raise DigestError(f"{path}: the parser process died (exit code {proc.exitcode})") from None
                 continue
             if kind == "known?":
-                answers.put(dict(known(payload)) if known else {})
+                answers.put(known(payload))  # asked only when `known` is given; a fresh dict
                 continue
             if kind == "done":
                 return

@@ -239,7 +239,7 @@ def _window_floor(conn: Connection, alone: str, matches: str, where: str, params
     # Without the join the planner walks post_search backwards by id and stops at the offset
     # (a frequent word is dense, so that is a few thousand rows), or takes the GIN index for a rare one.
     floor = newest(alone, "", rank_window, params)
-    if floor is None or not where:
+    if floor is None:  # (`where` is never empty here: unfiltered searches take _newest_ranked)
         return floor
     scan_floor = newest(alone, "", filter_scan, params)
     scan = "" if scan_floor is None else " AND s.post_id > :scan_floor"

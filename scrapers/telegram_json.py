@@ -65,7 +65,7 @@ def parse_file(path: str | Path, known: KnownDigests | None = None) -> Iterator[
                 continue
             if source is None:
                 source = _source(header, str(path))
-                stored = dict(known(source)) if known else {}
+                stored = _stored(known, source)
                 yield from _records(pending, source, str(path), 0, stored)
                 index, pending = len(pending), []
             yield from _records((item,), source, str(path), index, stored)
@@ -74,7 +74,12 @@ def parse_file(path: str | Path, known: KnownDigests | None = None) -> Iterator[
             if not pending and not isinstance(header.get("messages"), list):
                 raise ParseError("no 'messages' list (is this a Telegram Desktop export?)", source=str(path))
             source = _source(header, str(path))
-            yield from _records(pending, source, str(path), 0, dict(known(source)) if known else {})
+            yield from _records(pending, source, str(path), 0, _stored(known, source))
+
+
+def _stored(known: Any, source: SourceRecord) -> dict[str, str]:
+    """The stored digests of `source`'s messages, as a dict of our own (_records pops from it)."""
+    return dict(known(source)) if known else {}
 
 
 def _source(header: dict[str, Any], source_name: str) -> SourceRecord:

@@ -246,11 +246,10 @@ def _feed_check(keys: Inputs, site: DocsWriter, site_url: str, previous: dict, i
     the files kept) when the generation being updated wrote it from the same inputs."""
     def unchanged(feed) -> bool:
         key = keys.feed_key(feed, site_url)
-        paths = [feed.path] + ([feed.rss_path] if feed.key == "all" else [])
-        for path in paths:
+        for path in feed.paths:
             inputs[path] = [key, None]
         old = previous.get(feed.path)
-        return isinstance(old, list) and old[:1] == [key] and all([site.keep(path) for path in paths])
+        return isinstance(old, list) and old[:1] == [key] and all([site.keep(path) for path in feed.paths])
     return unchanged
 
 

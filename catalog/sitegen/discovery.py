@@ -80,9 +80,10 @@ def write_feeds(writer: Any, feeds: list[Feed], base_url: str = "",
     for feed in feeds:
         if unchanged is not None and unchanged(feed):
             continue
-        writer.text(feed.path, atom_xml(feed, base_url=base_url, entries=entries).decode("utf-8"))
-        if feed.key == "all":
-            writer.text(feed.rss_path, rss_xml(feed, base_url=base_url).decode("utf-8"))
+        atom_path, *rss_paths = feed.paths
+        writer.text(atom_path, atom_xml(feed, base_url=base_url, entries=entries).decode("utf-8"))
+        for rss_path in rss_paths:
+            writer.text(rss_path, rss_xml(feed, base_url=base_url).decode("utf-8"))
 
 
 def write_discussed(engine: Engine, cat: Any, page: Callable[..., None]) -> None:

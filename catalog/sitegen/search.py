@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.errors import DigestError
-from catalog.sitegen.shards import PAGES, PAPERS, POSTS, cut, interleave
+from catalog.sitegen.shards import PAGES, PAPERS, POSTS, PREFIX, cut, interleave
 
 BUNDLE = "pagefind"
 MANIFEST = "shards.json"
@@ -197,7 +197,7 @@ def index_site(site_dir: Path, posts: Sequence[str] | None = None, *, shard_post
     for entry in entries:
         entry["languages"] = shard_languages(out / entry["path"])
     keep = {entry["path"].rstrip("/") for entry in entries}
-    for stale in [*out.glob("shard-*"), *out.glob("papers-*"), *out.glob(PAGES)]:
+    for stale in [*(p for prefix in PREFIX.values() for p in out.glob(f"{prefix}-*")), *out.glob(PAGES)]:
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
     manifest = {"version": MANIFEST_VERSION, "order": "newest shard first; by relevance within a shard",
