@@ -300,6 +300,13 @@ class RunContext:
 
         return all_reduce_sum(values, self)
 
+    def examples_per_rank(self) -> list[int]:
+        """The training examples each process has seen, in rank order (a collective: every rank
+        calls it)."""
+        from reproductions.distributed import gather_ints
+
+        return gather_ints(self.examples_seen, self.device)
+
     def barrier(self) -> None:
         """Wait for every process (e.g. so none leaves before rank 0 has written its files)."""
         from reproductions.distributed import barrier

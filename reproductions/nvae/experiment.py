@@ -26,8 +26,6 @@ import statistics
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from reproductions.api import RunContext
 from reproductions.nvae.batches import BatchStream, Data, load_data
 from reproductions.nvae.config import (ABLATIONS, ARMS, ConfigError, ExperimentConfig, arm_model_config,
@@ -65,13 +63,6 @@ def _combine(per_seed: list[dict], several: bool) -> dict:
         out["seeds_trained"] = len(per_seed)
     return out
 
-
-def _examples_per_rank(ctx: RunContext) -> list[int]:
-    if ctx.world_size == 1:
-        return [ctx.examples_seen]
-    counts = torch.zeros(ctx.world_size, dtype=torch.float64)
-    counts[ctx.rank] = ctx.examples_seen
-    return [int(v) for v in ctx.sum_over_ranks(counts).tolist()]
 
 
 def _note_plan(cfg: ExperimentConfig, data: Data, ctx: RunContext) -> None:
@@ -148,7 +139,7 @@ def _result(cfg: ExperimentConfig, done: dict[str, dict], ctx: RunContext) -> di
     result["gap_nats"] = round(statistics.fmean(main_nll) - PAPER_NLL, 3)
     if several:
         result["seeds"] = seeds
-    result["examples_per_rank"] = _examples_per_rank(ctx)
+    result["examples_per_rank"] = ctx.examples_per_rank()
     return result
 
 

@@ -51,12 +51,6 @@ def comparisons(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def examples_per_rank(ctx: RunContext) -> list[int]:
-    """Training examples each rank processed (a one-hot vector per rank, summed)."""
-    mine = [float(ctx.examples_seen) if r == ctx.rank else 0.0 for r in range(ctx.world_size)]
-    return [int(round(v)) for v in ctx.sum_over_ranks(mine)]
-
-
 def over_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """{arm: {metric: number}} per seed -> {arm: {metric: {"mean", "std", "per_seed"}}} (same seed order)."""
     out: dict[str, Any] = {}
@@ -134,7 +128,7 @@ def run(config: dict, ctx: RunContext) -> dict[str, Any]:
             write_demos(ctx.out_dir, {a: models[a] for a in ("vae", "optimus") if a in models}, vocab, test_words,
                         cfg.demo_sentences, cfg.demo_max_tokens, ctx.device, seed)
     result = over_seeds(per_seed) if cfg.seeds else per_seed[0]
-    ctx.note("examples_per_rank", examples_per_rank(ctx))
+    ctx.note("examples_per_rank", ctx.examples_per_rank())
     if ctx.is_main:
         plot_curves(ctx.out_dir / "metrics.jsonl", ctx.out_dir / "optimus_curves.png", seeds[-1], cfg.pretrain_steps)
         (ctx.out_dir / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

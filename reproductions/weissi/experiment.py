@@ -212,6 +212,5 @@ def run(config: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     metrics["lambdas"] = {"l2": cfg.l2_lambda, "weissi_lambda_e": cfg.weissi_lambda_e,
                           "weissi_lambda_n": cfg.weissi_lambda_n}
     metrics["frontier"] = frontier
-    metrics["examples_per_rank"] = [round(ctx.sum_over_ranks([ctx.examples_seen if r == ctx.rank else 0])[0])
-                                    for r in range(ctx.world_size)]
+    metrics["examples_per_rank"] = ctx.examples_per_rank()
     return metrics
